@@ -1,0 +1,5 @@
+// mtpkit compiled core: MTP energies, forces, virials, parameter gradients.
+#pragma once
+namespace mtpkit {
+int core_version();
+}
