@@ -65,6 +65,11 @@ class MTP:
     active_set:
         Optional MaxVol active set attached to the potential (see
         :mod:`mtpkit.active_learning`); ``None`` when absent.
+    trained:
+        ``False`` for an untrained template (an MLIP ``.mtp`` file without
+        coefficients; its coefficients hold MLIP's default initial values and
+        :func:`mtpkit.potentials.mtp_io.write_mtp` writes it back as a
+        template). :meth:`with_params` returns a trained copy.
     """
 
     species_count: int
@@ -84,6 +89,7 @@ class MTP:
     potential_tag: str = ""
     version: str = "1.1.0"
     active_set: object | None = field(default=None, repr=False)
+    trained: bool = True
 
     def __post_init__(self) -> None:
         self.radial_coeffs = np.ascontiguousarray(self.radial_coeffs, dtype=np.float64)
@@ -135,7 +141,7 @@ class MTP:
         )
 
     def with_params(self, params: npt.ArrayLike) -> "MTP":
-        """A copy with parameters from a vector in :meth:`get_params` order."""
+        """A copy with parameters from a vector in :meth:`get_params` order (marked trained)."""
         p = np.asarray(params, dtype=np.float64)
         if p.shape != (self.n_params,):
             raise ValueError(f"expected {self.n_params} parameters, got shape {p.shape}")
@@ -146,6 +152,7 @@ class MTP:
             radial_coeffs=p[:nr].reshape(self.radial_coeffs.shape).copy(),
             species_coeffs=p[nr : nr + ns].copy(),
             moment_coeffs=p[nr + ns :].copy(),
+            trained=True,
         )
 
     def copy(self) -> "MTP":
