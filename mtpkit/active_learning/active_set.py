@@ -1,0 +1,297 @@
+"""MaxVol active set (Goreinov et al. 2010; Podryabinkin & Shapeev 2017).
+
+The active set is a square matrix ``A`` (``n x n``) whose rows are "equations"
+picked from the training data: energy-gradient rows of whole configurations
+(configuration mode) or site-energy-gradient rows of single atoms
+(neighbourhood mode). The extrapolation grade of any row ``b`` is
+
+    gamma(b) = max_j |c_j|,   c = b A^-1,
+
+so rows that lie inside the span of the active set (interpolation) grade
+``<= 1`` and rows outside it grade ``> 1``.
+
+The basis ``n`` is either all MTP parameters (``basis="all"``: radial,
+species and moment coefficients in :meth:`MTP.get_params` order, as MLIP-3
+does) or only the linear coefficients (``basis="linear"``: one-hot species,
+then the basis functions ``B_k``).
+
+MLIP-3's conventions are followed so that an ``.almtp`` active set reads and
+writes unchanged: ``A`` starts as ``init_value * I`` (``1e-6``), rows are
+swapped in greedily while some candidate coefficient exceeds ``threshold``
+(``1.001``), ``A^-1`` is updated by Sherman-Morrison; MLIP stores the
+*transpose* of ``A^-1`` (its ``invA``); in configuration mode an energy row is
+multiplied by ``energy_weight / N^(weight_scaling/2)`` (defaults 1 and 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Mode = Literal["configuration", "neighborhood"]
+Basis = Literal["all", "linear"]
+
+MODES: tuple[str, ...] = ("configuration", "neighborhood")
+BASES: tuple[str, ...] = ("all", "linear")
+
+#: MLIP-3 defaults (``cfg_selection.h``).
+INIT_VALUE = 1e-6
+SELECT_THRESHOLD = 1.001
+
+
+def row_grades(rows: npt.ArrayLike, inv_A: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``max_j |(row A^-1)_j|`` for each row of ``rows`` (``(m, n)``); dimensionless."""
+    r = np.atleast_2d(np.asarray(rows, dtype=np.float64))
+    if r.shape[0] == 0:
+        return np.zeros(0)
+    return np.abs(r @ inv_A).max(axis=1)
+
+
+@dataclass
+class SwapResult:
+    """What one MaxVol run did.
+
+    Attributes
+    ----------
+    swaps:
+        Number of row swaps made.
+    entered:
+        Candidate row indices that are in the active set at the end.
+    max_grade_before:
+        Largest candidate grade before any swap.
+    """
+
+    swaps: int
+    entered: npt.NDArray[np.int64]
+    max_grade_before: float
+
+
+@dataclass
+class ActiveSet:
+    """A MaxVol active set.
+
+    Attributes
+    ----------
+    mode:
+        ``"configuration"`` (one energy row per configuration) or
+        ``"neighborhood"`` (one site-energy row per atom).
+    basis:
+        ``"all"`` (gradients with respect to all MTP parameters, MLIP-3's
+        choice) or ``"linear"`` (linear coefficients only).
+    A:
+        ``(n, n)`` matrix whose rows are the active rows.
+    inv_A:
+        ``A^-1`` (true inverse, ``A @ inv_A = I``).
+    sources:
+        ``(n, 2)`` integers: for each row of ``A``, the index of its source
+        configuration in :attr:`configurations` and the equation (atom) index
+        inside it; ``-1 -1`` for rows still at their initial value.
+    configurations:
+        The source configurations (ASE ``Atoms``), in index order.
+    energy_weight, site_en_weight, weight_scaling:
+        MLIP's selection weights (configuration mode scales an energy row by
+        ``energy_weight / N**(weight_scaling / 2)``).
+    init_value, threshold:
+        Initial diagonal of ``A`` and the swap threshold of MaxVol.
+    """
+
+    mode: Mode
+    basis: Basis
+    A: npt.NDArray[np.float64]
+    inv_A: npt.NDArray[np.float64]
+    sources: npt.NDArray[np.int64]
+    configurations: list = field(default_factory=list)
+    energy_weight: float = 1.0
+    site_en_weight: float = 0.0
+    weight_scaling: int = 2
+    init_value: float = INIT_VALUE
+    threshold: float = SELECT_THRESHOLD
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.basis not in BASES:
+            raise ValueError(f"basis must be one of {BASES}, got {self.basis!r}")
+        self.A = np.ascontiguousarray(self.A, dtype=np.float64)
+        self.inv_A = np.ascontiguousarray(self.inv_A, dtype=np.float64)
+        n = self.A.shape[0]
+        if self.A.shape != (n, n) or self.inv_A.shape != (n, n):
+            raise ValueError(f"A {self.A.shape} and inv_A {self.inv_A.shape} must be square and equal")
+        self.sources = np.asarray(self.sources, dtype=np.int64).reshape(n, 2)
+
+    # --- construction ---------------------------------------------------------------
+    @classmethod
+    def empty(cls, n: int, mode: Mode = "neighborhood", basis: Basis = "all",
+              init_value: float = INIT_VALUE, threshold: float = SELECT_THRESHOLD,
+              weight_scaling: int = 2) -> "ActiveSet":
+        """An active set of size ``n`` at its initial value ``init_value * I``."""
+        return cls(
+            mode=mode, basis=basis,
+            A=np.eye(n) * init_value, inv_A=np.eye(n) / init_value,
+            sources=np.full((n, 2), -1, dtype=np.int64), configurations=[],
+            energy_weight=1.0 if mode == "configuration" else 0.0,
+            site_en_weight=1.0 if mode == "neighborhood" else 0.0,
+            weight_scaling=weight_scaling, init_value=init_value, threshold=threshold,
+        )
+
+    @property
+    def size(self) -> int:
+        """Number of rows ``n``."""
+        return int(self.A.shape[0])
+
+    @property
+    def filled(self) -> int:
+        """How many rows hold real equations (not the initial ``init_value`` rows)."""
+        return int(np.count_nonzero(self.sources[:, 0] >= 0))
+
+    def log_abs_det(self) -> float:
+        """``log |det A|`` (natural log)."""
+        return float(np.linalg.slogdet(self.A)[1])
+
+    # --- grades ------------------------------------------------------------------------
+    def grades(self, rows: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Extrapolation grade of each row (``(m, n)``)."""
+        rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
+        if rows.shape[1] != self.size:
+            raise ValueError(f"rows have {rows.shape[1]} columns, the active set has {self.size}")
+        return row_grades(rows, self.inv_A)
+
+    # --- MaxVol ------------------------------------------------------------------------
+    def maxvol(self, rows: npt.ArrayLike, row_owner: npt.ArrayLike | None = None,
+               max_new_owners: int | None = None, threshold: float | None = None,
+               max_swaps: int | None = None) -> SwapResult:
+        """Swap candidate ``rows`` into the active set while some grade exceeds ``threshold``.
+
+        Greedy MaxVol exactly as MLIP does it: take the largest ``|c_ij|`` of
+        ``C = rows A^-1``; if it exceeds the threshold, row ``i`` replaces row
+        ``j`` of ``A`` (which becomes a candidate itself, so it may come back),
+        ``A^-1`` and ``C`` are updated by Sherman-Morrison; repeat. Each swap
+        multiplies ``|det A|`` by ``|c_ij|``.
+
+        Parameters
+        ----------
+        rows:
+            ``(m, n)`` candidate rows.
+        row_owner:
+            For each candidate row, an integer owner id (e.g. configuration
+            index); required with ``max_new_owners``.
+        max_new_owners:
+            At most this many distinct owners may have rows in ``A`` at the
+            end; once reached, rows of other owners are no longer swapped in.
+        threshold:
+            Swap threshold (default :attr:`threshold`).
+        max_swaps:
+            Stop after this many swaps.
+
+        Returns
+        -------
+        SwapResult
+            ``entered`` indexes the candidate rows now in ``A``; the caller maps
+            them to owners. Sources of rows that entered are set to
+            ``(-2 - i, -2 - i)`` placeholders that :meth:`commit_sources` fills in.
+        """
+        B = np.array(np.atleast_2d(rows), dtype=np.float64)  # own copy: displaced rows go here
+        m, n = B.shape
+        if n != self.size:
+            raise ValueError(f"rows have {n} columns, the active set has {self.size}")
+        thr = self.threshold if threshold is None else float(threshold)
+        if m == 0:
+            return SwapResult(0, np.zeros(0, np.int64), 0.0)
+        owner = (np.arange(m) if row_owner is None else np.asarray(row_owner, dtype=np.int64)).copy()
+        if owner.shape != (m,):
+            raise ValueError("row_owner must have one entry per row")
+        # candidate slot -> what it currently holds: >=0 candidate row index, <0 encoded old A row
+        holds = np.arange(m, dtype=np.int64)
+        # active row -> candidate index (or -1 when it is an original row)
+        a_from = np.full(n, -1, dtype=np.int64)
+        a_owner = np.full(n, -1, dtype=np.int64)
+        old_rows: list[tuple[npt.NDArray[np.float64], tuple[int, int]]] = []
+        C = B @ self.inv_A
+        eligible = np.ones(m, dtype=bool)
+        max_before = float(np.abs(C).max())
+        swaps = 0
+        limit = np.inf if max_swaps is None else max_swaps
+        while swaps < limit:
+            absC = np.abs(C)
+            if not eligible.all():
+                absC[~eligible] = 0.0
+            flat = int(np.argmax(absC))
+            i, j = divmod(flat, n)
+            cij = C[i, j]
+            if abs(cij) <= thr:
+                break
+            c = C[i].copy()
+            # Sherman-Morrison: A' = A + e_j (b - a_j)^T,  c = b A^-1,  a_j A^-1 = e_j
+            u = c.copy()
+            u[j] -= 1.0
+            col = self.inv_A[:, j].copy()
+            self.inv_A -= np.outer(col, u) / cij
+            colC = C[:, j].copy()
+            C -= np.outer(colC, u) / cij
+            # the displaced row a_j becomes candidate slot i: its coefficients are e_j - u / c_j
+            displaced_row = self.A[j].copy()
+            displaced_src = (int(self.sources[j, 0]), int(self.sources[j, 1]))
+            displaced_cand = int(a_from[j])
+            displaced_owner = int(a_owner[j])
+            self.A[j] = B[i]
+            a_from[j] = holds[i]
+            a_owner[j] = owner[i]
+            self.sources[j] = (-2 - holds[i], -2 - holds[i]) if holds[i] >= 0 else old_rows[-1 - holds[i]][1]
+            if holds[i] < 0:  # an original row came back
+                a_from[j] = -1
+                a_owner[j] = -1
+            B[i] = displaced_row
+            C[i] = -u / cij
+            C[i, j] += 1.0
+            if displaced_cand >= 0:
+                holds[i] = displaced_cand
+                owner[i] = displaced_owner
+            else:
+                old_rows.append((displaced_row, displaced_src))
+                holds[i] = -len(old_rows)
+                owner[i] = -1
+            swaps += 1
+            if max_new_owners is not None:
+                present = set(int(o) for o in a_owner[a_owner >= 0])
+                if len(present) >= max_new_owners:
+                    allowed = np.isin(owner, list(present)) | (owner < 0)
+                    eligible = allowed
+                else:
+                    eligible[:] = True
+        entered = np.sort(a_from[a_from >= 0])
+        return SwapResult(swaps, entered, max_before)
+
+    def commit_sources(self, candidate_to_source: dict[int, tuple[int, int]]) -> None:
+        """Replace the placeholders left by :meth:`maxvol` with ``(configuration, equation)``."""
+        for r in range(self.size):
+            if self.sources[r, 0] <= -2:
+                cand = -2 - int(self.sources[r, 0])
+                self.sources[r] = candidate_to_source[cand]
+
+    def refresh_inverse(self) -> float:
+        """Recompute ``A^-1`` from ``A`` (removes Sherman-Morrison drift); returns max change."""
+        new = np.linalg.inv(self.A)
+        delta = float(np.abs(new - self.inv_A).max())
+        self.inv_A = new
+        return delta
+
+    def prune_configurations(self) -> None:
+        """Drop source configurations that no longer own an active row; renumber sources."""
+        used = sorted(set(int(s) for s in self.sources[:, 0] if s >= 0))
+        remap = {old: new for new, old in enumerate(used)}
+        self.configurations = [self.configurations[k] for k in used]
+        for r in range(self.size):
+            if self.sources[r, 0] >= 0:
+                self.sources[r, 0] = remap[int(self.sources[r, 0])]
+
+    def copy(self) -> "ActiveSet":
+        """A deep copy of the matrices (configurations are shared)."""
+        return ActiveSet(
+            mode=self.mode, basis=self.basis, A=self.A.copy(), inv_A=self.inv_A.copy(),
+            sources=self.sources.copy(), configurations=list(self.configurations),
+            energy_weight=self.energy_weight, site_en_weight=self.site_en_weight,
+            weight_scaling=self.weight_scaling, init_value=self.init_value, threshold=self.threshold,
+        )

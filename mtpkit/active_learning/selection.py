@@ -1,0 +1,120 @@
+"""Building an active set and D-optimal selection from a pool (MLIP's ``select-add``).
+
+Both work on *row blocks*: one ``(k_i, n)`` array per configuration (``k_i = 1``
+in configuration mode, the number of atoms in neighbourhood mode), as made by
+:func:`mtpkit.active_learning.grades.row_blocks`. Everything here is plain
+linear algebra on those arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from mtpkit.active_learning.active_set import INIT_VALUE, SELECT_THRESHOLD, ActiveSet, Basis, Mode
+
+
+def _stack(blocks: Sequence[npt.ArrayLike], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, owner (block index) and equation index within its block."""
+    arrays = [np.atleast_2d(np.asarray(b, dtype=np.float64)) for b in blocks]
+    for k, a in enumerate(arrays):
+        if a.size and a.shape[1] != n:
+            raise ValueError(f"row block {k} has {a.shape[1]} columns, expected {n}")
+    arrays = [a if a.size else np.zeros((0, n)) for a in arrays]
+    if not arrays:
+        return np.zeros((0, n)), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    rows = np.vstack(arrays)
+    owner = np.concatenate([np.full(a.shape[0], k, np.int64) for k, a in enumerate(arrays)])
+    eqn = np.concatenate([np.arange(a.shape[0], dtype=np.int64) for a in arrays])
+    return rows, owner, eqn
+
+
+def build_active_set(blocks: Sequence[npt.ArrayLike], configurations: Sequence | None = None,
+                     mode: Mode = "neighborhood", basis: Basis = "all",
+                     init_value: float = INIT_VALUE, threshold: float = SELECT_THRESHOLD,
+                     weight_scaling: int = 2, n: int | None = None) -> ActiveSet:
+    """MaxVol active set over all rows of ``blocks``, started from ``init_value * I``.
+
+    This is what ``mlp select`` does with a whole training set in one batch.
+    ``configurations[k]`` is the configuration of ``blocks[k]``; only those
+    that own an active row are kept in :attr:`ActiveSet.configurations`.
+    """
+    if n is None:
+        sizes = [np.atleast_2d(b).shape[1] for b in blocks if np.size(b)]
+        if not sizes:
+            raise ValueError("no rows to build an active set from")
+        n = sizes[0]
+    rows, owner, eqn = _stack(blocks, n)
+    aset = ActiveSet.empty(n, mode=mode, basis=basis, init_value=init_value, threshold=threshold,
+                           weight_scaling=weight_scaling)
+    res = aset.maxvol(rows, row_owner=owner)
+    aset.configurations = list(configurations) if configurations is not None else [None] * len(blocks)
+    aset.commit_sources({int(c): (int(owner[c]), int(eqn[c])) for c in res.entered})
+    aset.prune_configurations()
+    return aset
+
+
+@dataclass
+class Selection:
+    """Result of :func:`select_add`.
+
+    Attributes
+    ----------
+    selected:
+        Indices (into the pool) of the configurations chosen, in increasing order.
+    active_set:
+        The updated active set (a new object; the input is not changed); the
+        chosen configurations are appended to its ``configurations``.
+    grades:
+        Grade of every pool configuration against the *input* active set.
+    log_det_gain:
+        ``log|det A_new| - log|det A_old|`` (natural log, >= 0).
+    """
+
+    selected: npt.NDArray[np.int64]
+    active_set: ActiveSet
+    grades: npt.NDArray[np.float64]
+    log_det_gain: float
+
+
+def block_grades(active_set: ActiveSet, blocks: Sequence[npt.ArrayLike]) -> npt.NDArray[np.float64]:
+    """Grade of each block: the maximum over its rows (0 for an empty block)."""
+    rows, owner, _ = _stack(blocks, active_set.size)
+    out = np.zeros(len(blocks))
+    if rows.shape[0]:
+        np.maximum.at(out, owner, active_set.grades(rows))
+    return out
+
+
+def select_add(active_set: ActiveSet, blocks: Sequence[npt.ArrayLike], configurations: Sequence | None = None,
+               limit: int | None = None, threshold: float | None = None) -> Selection:
+    """D-optimal choice of pool configurations to add to the training set.
+
+    MaxVol swaps pool rows into a copy of ``active_set`` while any grade
+    exceeds the threshold, each swap being the one that increases
+    ``|det A|`` most; the configurations owning rows in the final matrix are
+    selected. With ``limit``, once that many pool configurations own rows,
+    only their rows (and displaced old rows) may still enter, so at most
+    ``limit`` configurations are chosen and they are the ones the greedy
+    volume maximisation reached first.
+    """
+    if limit is not None and limit < 0:
+        raise ValueError("limit must be >= 0")
+    grades = block_grades(active_set, blocks)
+    new = active_set.copy()
+    if limit == 0 or not len(blocks):
+        return Selection(np.zeros(0, np.int64), new, grades, 0.0)
+    rows, owner, eqn = _stack(blocks, active_set.size)
+    before = new.log_abs_det()
+    res = new.maxvol(rows, row_owner=owner, max_new_owners=limit, threshold=threshold)
+    chosen = np.unique(owner[res.entered])
+    base = len(new.configurations)
+    index_of = {int(k): base + t for t, k in enumerate(chosen)}
+    confs = list(configurations) if configurations is not None else [None] * len(blocks)
+    new.configurations = list(new.configurations) + [confs[int(k)] for k in chosen]
+    new.commit_sources({int(c): (index_of[int(owner[c])], int(eqn[c])) for c in res.entered})
+    new.prune_configurations()
+    return Selection(chosen.astype(np.int64), new, grades, new.log_abs_det() - before)
