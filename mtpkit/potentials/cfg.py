@@ -1,0 +1,465 @@
+"""MLIP ``.cfg`` configuration files <-> ASE ``Atoms``.
+
+One configuration::
+
+    BEGIN_CFG
+     Size
+        <number of atoms>
+     Supercell                      (absent: non-periodic; one row per periodic direction)
+        <a_x a_y a_z>  (Å) ...
+     AtomData:  id type cartes_x cartes_y cartes_z fx fy fz [site_en] [charge] [nbh_grades] ...
+        ...                         (any subset/order of columns; direct_x.. instead of cartes_x..)
+     Energy
+        <total energy, eV>
+     PlusStress:  xx yy zz yz xz xy
+        <virial, eV>                (= -V * ASE stress; positive under compression)
+     Feature   <key>\\t<value>       (any number; go to atoms.info)
+    END_CFG
+
+``type`` is the 0-based MLIP species index: with ``species`` given it is
+mapped to ``species[type]`` (a chemical symbol or atomic number); without,
+atoms get placeholder atomic numbers equal to the type (X, H, He, ...). The
+type is always kept in ``atoms.arrays["mtp_type"]``.
+
+Labels become a :class:`~ase.calculators.singlepoint.SinglePointCalculator`
+with ``energy``/``free_energy`` (eV), ``forces`` (eV/Å), ``stress`` (ASE
+Voigt, eV/Å^3, only when the file has ``PlusStress`` and a cell) and
+``energies`` (from ``site_en``). ``nbh_grades`` and ``charge`` columns go to
+``atoms.arrays``. Writing uses MLIP's own fixed-width layout, so a file MLIP
+wrote is reproduced byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.data import atomic_numbers, chemical_symbols
+
+from mtpkit.errors import InputFileError, UserError
+from mtpkit.io_utils import atomic_open
+
+__all__ = ["read_cfg", "iter_cfg", "read_cfg_text", "write_cfg", "format_cfg", "species_numbers",
+           "default_species"]
+
+_CARTES = ("cartes_x", "cartes_y", "cartes_z")
+_DIRECT = ("direct_x", "direct_y", "direct_z")
+_FORCES = ("fx", "fy", "fz")
+_VOIGT = ("xx", "yy", "zz", "yz", "xz", "xy")
+
+
+def species_numbers(species: Sequence[str | int] | None) -> list[int] | None:
+    """Atomic numbers for a species list given as symbols or numbers (``None`` passes through)."""
+    if species is None:
+        return None
+    out = []
+    for s in species:
+        if isinstance(s, (int, np.integer)):
+            if not 0 <= int(s) < len(chemical_symbols):
+                raise UserError(f"unknown atomic number {s} in species")
+            out.append(int(s))
+        else:
+            name = str(s).strip()
+            if name not in atomic_numbers:
+                raise UserError(f"unknown chemical symbol {name!r} in species")
+            out.append(atomic_numbers[name])
+    if len(set(out)) != len(out):
+        raise UserError(f"species {list(species)} contains duplicates")
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _lines_of(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    try:
+        fh = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the generator
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from None
+    with fh:
+        yield from enumerate(fh, start=1)
+
+
+def iter_cfg(path: str | os.PathLike, species: Sequence[str | int] | None = None) -> Iterator[Atoms]:
+    """Yield the configurations of a ``.cfg`` file one by one (constant memory)."""
+    yield from _parse(_lines_of(path), os.fspath(path), species_numbers(species))
+
+
+def read_cfg(path: str | os.PathLike, species: Sequence[str | int] | None = None) -> list[Atoms]:
+    """All configurations of a ``.cfg`` file as ASE ``Atoms`` with labels attached.
+
+    Raises
+    ------
+    InputFileError
+        Naming file, line and field (malformed or NaN numbers, a type beyond
+        ``species``, wrong column counts, missing blocks).
+    """
+    return list(iter_cfg(path, species))
+
+
+def read_cfg_text(text: str, species: Sequence[str | int] | None = None,
+                  path: str | os.PathLike | None = None) -> list[Atoms]:
+    """Parse ``.cfg`` text (e.g. the selected set stored in an ``.almtp``)."""
+    lines = enumerate(text.splitlines(keepends=True), start=1)
+    return list(_parse(lines, "<text>" if path is None else os.fspath(path), species_numbers(species)))
+
+
+def _num(path: str, text: str, lineno: int, field: str, kind=float):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise InputFileError(path, f"malformed number {text!r}", line=lineno, field=field) from None
+    if kind is float and not math.isfinite(value):
+        raise InputFileError(path, f"non-finite value {text!r}", line=lineno, field=field)
+    return value
+
+
+def _feature_value(text: str) -> int | float | str:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value if math.isfinite(value) else text
+
+
+def _parse(lines: Iterator[tuple[int, str]], path: str, numbers: list[int] | None) -> Iterator[Atoms]:
+    it = iter(lines)
+
+    def nxt(what: str) -> tuple[int, str]:
+        for lineno, line in it:
+            if line.strip():
+                return lineno, line
+        raise InputFileError(path, f"unexpected end of file while reading {what}")
+
+    for lineno, line in it:
+        s = line.strip()
+        if not s:
+            continue
+        if s != "BEGIN_CFG":
+            raise InputFileError(path, f"expected BEGIN_CFG, got {s[:40]!r}", line=lineno)
+        yield _parse_one(nxt, path, lineno, numbers)
+
+
+def _parse_one(nxt, path: str, begin_line: int, numbers: list[int] | None) -> Atoms:
+    size: int | None = None
+    cell_rows: list[list[float]] = []
+    columns: dict[str, np.ndarray] = {}
+    energy: float | None = None
+    virial: dict[str, float] | None = None
+    features: dict[str, int | float | str] = {}
+    raw_features: dict[str, str] = {}
+    while True:
+        lineno, line = nxt("a configuration")
+        words = line.split()
+        head = words[0]
+        if head == "END_CFG":
+            break
+        if head == "Size":
+            ln, value = nxt("Size")
+            size = _num(path, value.strip(), ln, "Size", int)
+            if size < 0:
+                raise InputFileError(path, f"negative Size {size}", line=ln, field="Size")
+        elif head in ("Supercell", "SuperCell"):
+            # one to three rows follow; stop at the next keyword
+            while True:
+                ln, row = nxt("Supercell")
+                parts = row.split()
+                try:
+                    float(parts[0])
+                except ValueError:
+                    nxt = _pushback(nxt, (ln, row))
+                    break
+                if len(parts) != 3:
+                    raise InputFileError(path, f"a Supercell row needs 3 numbers, got {len(parts)}",
+                                         line=ln, field="Supercell")
+                cell_rows.append([_num(path, p, ln, "Supercell") for p in parts])
+                if len(cell_rows) == 3:
+                    break
+        elif head in ("AtomData:", "Atomic_data:"):
+            if size is None:
+                raise InputFileError(path, "AtomData before Size", line=lineno, field="AtomData")
+            names = words[1:]
+            if "type" not in names:
+                raise InputFileError(path, "AtomData has no 'type' column", line=lineno, field="type")
+            if len(set(names)) != len(names):
+                raise InputFileError(path, "AtomData has duplicate columns", line=lineno, field="AtomData")
+            data = np.empty((size, len(names)))
+            for i in range(size):
+                ln, row = nxt("AtomData")
+                parts = row.split()
+                if len(parts) != len(names):
+                    raise InputFileError(path, f"atom row has {len(parts)} columns, header has {len(names)}",
+                                         line=ln, field="AtomData")
+                for c, (name, p) in enumerate(zip(names, parts)):
+                    if name == "ghost":
+                        data[i, c] = 1.0 if p.lower() == "true" else 0.0
+                    else:
+                        data[i, c] = _num(path, p, ln, name)
+            columns = {name: data[:, c] for c, name in enumerate(names)}
+            columns["_line"] = np.array([lineno])
+        elif head == "Energy":
+            ln, value = nxt("Energy")
+            energy = _num(path, value.split()[0], ln, "Energy")
+        elif head == "PlusStress:" or head == "PlusStress":
+            keys = words[1:]
+            if sorted(keys) != sorted(_VOIGT):
+                raise InputFileError(path, f"PlusStress needs columns {' '.join(_VOIGT)}, got {keys}",
+                                     line=lineno, field="PlusStress")
+            ln, value = nxt("PlusStress")
+            parts = value.split()
+            if len(parts) != 6:
+                raise InputFileError(path, f"PlusStress needs 6 numbers, got {len(parts)}", line=ln,
+                                     field="PlusStress")
+            virial = {k: _num(path, p, ln, f"PlusStress {k}") for k, p in zip(keys, parts)}
+        elif head == "Feature":
+            rest = line.strip()[len("Feature"):].lstrip()
+            key, _, value = rest.partition("\t") if "\t" in rest else rest.partition(" ")
+            key, value = key.strip(), value.strip()
+            if not key:
+                raise InputFileError(path, "Feature without a key", line=lineno, field="Feature")
+            if key in raw_features:  # MLIP splits multi-line values over repeated lines
+                raw_features[key] += "\n" + value
+            else:
+                raw_features[key] = value
+        else:
+            raise InputFileError(path, f"unknown block {head!r}", line=lineno)
+
+    for key, value in raw_features.items():
+        features[key] = _feature_value(value)
+    if size is None:
+        raise InputFileError(path, "configuration without Size", line=begin_line, field="Size")
+    if size and not columns:
+        raise InputFileError(path, "configuration without AtomData", line=begin_line, field="AtomData")
+    return _build_atoms(path, begin_line, size, cell_rows, columns, energy, virial, features, numbers)
+
+
+def _pushback(nxt, item):
+    """Return a line getter that first yields ``item`` again."""
+    pending = [item]
+
+    def getter(what: str):
+        if pending:
+            return pending.pop()
+        return nxt(what)
+
+    return getter
+
+
+def _build_atoms(path, begin_line, size, cell_rows, columns, energy, virial, features, numbers) -> Atoms:
+    line = int(columns.pop("_line", [begin_line])[0])
+    types = columns.get("type", np.zeros(0)).astype(np.int64)
+    if np.any(columns.get("type", np.zeros(0)) != types):
+        raise InputFileError(path, "non-integer type", line=line, field="type")
+    if types.size and types.min() < 0:
+        raise InputFileError(path, f"negative type {types.min()}", line=line, field="type")
+    if numbers is None:
+        z = types.copy()
+        if z.size and z.max() >= len(chemical_symbols):
+            raise InputFileError(path, f"type {z.max()} too large", line=line, field="type")
+    else:
+        if types.size and types.max() >= len(numbers):
+            bad = int(np.argmax(types >= len(numbers)))
+            raise InputFileError(
+                path, f"type {types[bad]} of atom {bad + 1} is beyond the {len(numbers)} species given",
+                line=line + 1 + bad, field="type")
+        z = np.array(numbers, dtype=np.int64)[types] if types.size else types
+    cell = np.zeros((3, 3))
+    pbc = [False, False, False]
+    for a, row in enumerate(cell_rows):
+        cell[a] = row
+        pbc[a] = True
+    if all(c in columns for c in _CARTES):
+        atoms = Atoms(numbers=z, positions=np.column_stack([columns[c] for c in _CARTES]), cell=cell, pbc=pbc)
+    elif all(c in columns for c in _DIRECT):
+        if len(cell_rows) != 3:
+            raise InputFileError(path, "direct coordinates need a 3-row Supercell", line=line,
+                                 field="direct_x")
+        atoms = Atoms(numbers=z, scaled_positions=np.column_stack([columns[c] for c in _DIRECT]),
+                      cell=cell, pbc=pbc)
+    elif size == 0:
+        atoms = Atoms(cell=cell, pbc=pbc)
+    else:
+        raise InputFileError(path, "AtomData needs cartes_x/y/z or direct_x/y/z", line=line,
+                             field="AtomData")
+    atoms.arrays["mtp_type"] = types
+    results: dict[str, object] = {}
+    if energy is not None:
+        results["energy"] = energy
+        results["free_energy"] = energy
+    if all(c in columns for c in _FORCES):
+        results["forces"] = np.column_stack([columns[c] for c in _FORCES])
+    if "site_en" in columns:
+        results["energies"] = columns["site_en"].copy()
+    if virial is not None and len(cell_rows) == 3 and atoms.cell.volume > 0:
+        v = np.array([virial[k] for k in _VOIGT])
+        results["stress"] = -v / atoms.cell.volume
+    known = {"id", "type", "site_en", *_CARTES, *_DIRECT, *_FORCES}
+    for name, col in columns.items():
+        if name in known:
+            continue
+        key = "charges" if name == "charge" else name
+        atoms.arrays[key] = col.copy()
+    atoms.info.update(features)
+    if results or virial is not None:
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        if virial is not None:
+            # kept as read (MLIP order xx yy zz yz xz xy, eV), also for non-periodic configurations
+            atoms.calc.results["virial"] = np.array([virial[k] for k in _VOIGT])
+    return atoms
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _types_of(atoms: Atoms, numbers: list[int] | None, index: int) -> np.ndarray:
+    if numbers is None:
+        if "mtp_type" not in atoms.arrays:
+            raise UserError(f"configuration {index}: no species list given and no 'mtp_type' array; "
+                            "pass species=[...] to map chemical symbols to MLIP types")
+        return np.asarray(atoms.arrays["mtp_type"], dtype=np.int64)
+    lookup = {z: t for t, z in enumerate(numbers)}
+    try:
+        return np.array([lookup[z] for z in atoms.numbers], dtype=np.int64)
+    except KeyError as exc:
+        raise UserError(f"configuration {index}: element {chemical_symbols[exc.args[0]]} is not in species "
+                        f"{[chemical_symbols[z] for z in numbers]}") from None
+
+
+def _feature_text(value: object) -> str | None:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        fixed = f"{v:f}"  # MLIP's to_string(double)
+        return fixed if float(fixed) == v else repr(v)
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def format_cfg(atoms: Atoms, species: Sequence[str | int] | None = None, *, index: int = 0,
+               lossless: bool = False) -> str:
+    """One configuration in MLIP's ``.cfg`` layout.
+
+    ``lossless=True`` writes every float as ``%.16e`` instead of MLIP's fixed
+    widths (6 decimals for positions and forces, 5 for the virial).
+    """
+    return _format(atoms, species_numbers(species), index, lossless)
+
+
+def _format(atoms: Atoms, numbers: list[int] | None, index: int, lossless: bool) -> str:
+    types = _types_of(atoms, numbers, index)
+
+    def f(x: float, width: int, prec: int) -> str:
+        return f"{x:.16e}" if lossless else f"{x:{width}.{prec}f}"
+
+    results = atoms.calc.results if atoms.calc is not None else {}
+    out = ["BEGIN_CFG", " Size", f"    {len(atoms)}"]
+    periodic = bool(np.any(atoms.pbc))
+    if periodic:
+        out.append(" Supercell")
+        for row in np.asarray(atoms.cell):
+            out.append("    " + " ".join(f(x, 13, 6) for x in row))
+    forces = results.get("forces")
+    site = results.get("energies")
+    charges = atoms.arrays.get("charges")
+    grades = atoms.arrays.get("nbh_grades")
+    if len(atoms) > 0:
+        header = " AtomData:  id type       cartes_x      cartes_y      cartes_z"
+        if site is not None:
+            header += "            site_en"
+        if forces is not None:
+            header += "           fx          fy          fz"
+        if charges is not None:
+            header += "      charge"
+        if grades is not None:
+            header += "       nbh_grades"
+        out.append(header)
+        pos = atoms.positions
+        for i in range(len(atoms)):
+            row = f"    {i + 1:10d} {types[i]:4d}  " + " ".join(f(x, 13, 6) for x in pos[i])
+            if site is not None:
+                row += "  " + f(site[i], 17, 12)
+            if forces is not None:
+                row += "  " + " ".join(f(x, 11, 6) for x in forces[i])
+            if charges is not None:
+                row += "    " + f(charges[i], 8, 4)
+            if grades is not None:
+                row += "  " + f(grades[i], 15, 5)
+            out.append(row)
+    energy = results.get("free_energy", results.get("energy"))
+    if energy is not None:
+        out += [" Energy", "    " + f(float(energy), 20, 12)]
+    virial = None
+    if "stress" in results and periodic and atoms.cell.volume > 0:
+        from ase.stress import full_3x3_to_voigt_6_stress
+
+        stress = np.asarray(results["stress"], dtype=float)
+        if stress.shape == (3, 3):
+            stress = full_3x3_to_voigt_6_stress(stress)
+        virial = -stress * atoms.cell.volume
+        if "virial" in results and np.allclose(results["virial"], virial, rtol=1e-12, atol=1e-12):
+            virial = np.asarray(results["virial"])  # the exact numbers that were read
+    elif "virial" in results:
+        virial = np.asarray(results["virial"])
+    if virial is not None:
+        out.append(" PlusStress:  xx          yy          zz          yz          xz          xy")
+        out.append("     " + " ".join(f(x, 11, 5) for x in virial))
+    for key in sorted(atoms.info):
+        text = _feature_text(atoms.info[key])
+        if text is None or not key or any(c.isspace() for c in key):
+            continue
+        for part in text.split("\n"):
+            out.append(f" Feature   {key}\t{part}")
+    out.append("END_CFG")
+    return "\n".join(out) + "\n\n"
+
+
+def write_cfg(path: str | os.PathLike, images: Atoms | Iterable[Atoms],
+              species: Sequence[str | int] | None = None, *, lossless: bool = False) -> int:
+    """Write configurations atomically in MLIP's ``.cfg`` layout; returns how many.
+
+    ``species[t]`` is the chemical symbol (or atomic number) of MLIP type
+    ``t``; without it, ``atoms.arrays["mtp_type"]`` gives the types. NaN
+    energies, forces or stresses raise :class:`~mtpkit.errors.UserError`.
+    """
+    numbers = species_numbers(species)
+    if isinstance(images, Atoms):
+        images = [images]
+    count = 0
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        for i, atoms in enumerate(images):
+            _check_finite(atoms, i)
+            fh.write(_format(atoms, numbers, i, lossless))
+            count += 1
+    return count
+
+
+def _check_finite(atoms: Atoms, index: int) -> None:
+    if not np.all(np.isfinite(atoms.positions)):
+        raise UserError(f"configuration {index}: non-finite positions")
+    if atoms.calc is None:
+        return
+    for key in ("energy", "free_energy", "forces", "stress"):
+        value = atoms.calc.results.get(key)
+        if value is not None and not np.all(np.isfinite(value)):
+            raise UserError(f"configuration {index}: non-finite {key}")
+
+
+def default_species(images: Iterable[Atoms]) -> list[str]:
+    """Chemical symbols in order of first appearance (a species list for :func:`write_cfg`)."""
+    seen: dict[int, None] = {}
+    for atoms in images:
+        for z in atoms.numbers:
+            seen.setdefault(int(z), None)
+    return [chemical_symbols[z] for z in seen]
