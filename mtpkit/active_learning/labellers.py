@@ -1,0 +1,365 @@
+"""Labellers: turn configurations into energies (eV), forces (eV/Å) and stresses (eV/Å^3).
+
+A labeller is described by a plain, picklable :class:`LabellerSpec` (a kind
+and keyword arguments) so that labelling can run in worker processes or on a
+Dask cluster; the ASE calculator is built lazily inside the worker.
+
+Kinds
+-----
+``chgnet``     CHGNet, model 0.3.0 (weights ship in the ``chgnet`` wheel; CPU).
+``sevennet``   SevenNet-0 (``sevenn``; model ``7net-0``).
+``gpaw``       GPAW plane-wave DFT (``mode_ecut`` eV, ``kpts``, ``xc``, ...).
+``emt``, ``lj``, ``morse``   ASE's cheap analytic calculators (tests, demos).
+``ase``        Any ASE calculator: ``calculator = "package.module:Class"`` and
+               ``parameters = {...}`` passed to its constructor.
+
+A label is *quarantined* (never trained on, listed with its reason) when the
+calculation raises, when SCF convergence fails, or when energy, forces or
+stress are not finite. Batch DFT on clusters is :class:`BatchLabeller`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from mtpkit.errors import UserError
+
+KINDS = ("chgnet", "sevennet", "gpaw", "emt", "lj", "morse", "ase")
+
+#: extra modules each kind needs, and the pip extra that installs them
+_REQUIRES = {
+    "chgnet": ("chgnet", "pip install 'mtpkit[chgnet]'"),
+    "sevennet": ("sevenn", "pip install 'mtpkit[sevennet]'"),
+    "gpaw": ("gpaw", "apt-get install libxc-dev && pip install 'mtpkit[gpaw]'"),
+}
+
+
+class LabelError(RuntimeError):
+    """A labelling calculation that failed; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LabellerSpec:
+    """What labels configurations, as plain data.
+
+    Attributes
+    ----------
+    kind:
+        One of :data:`KINDS`.
+    parameters:
+        Keyword arguments of the calculator (kind-specific).
+    calculator:
+        ``"module:Class"`` for ``kind = "ase"``.
+    stress:
+        Whether to request the stress (periodic cells only).
+    """
+
+    kind: str
+    parameters: dict = field(default_factory=dict)
+    calculator: str = ""
+    stress: bool = True
+
+    def check(self, key: str = "labeller") -> None:
+        """Raise :class:`UserError` naming ``key`` if the labeller cannot be used here.
+
+        Imports the calculator's package (not the model weights), so that a
+        campaign fails before any work starts.
+        """
+        if self.kind not in KINDS:
+            raise UserError(f"{key}.kind: unknown labeller {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if self.kind in _REQUIRES:
+            module, how = _REQUIRES[self.kind]
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # ImportError or a broken install
+                raise UserError(f"{key}.kind = {self.kind!r}: cannot import {module!r} ({exc}); "
+                                f"install it with: {how}") from None
+        if self.kind == "ase":
+            if not self.calculator or ":" not in self.calculator:
+                raise UserError(f"{key}.calculator: give the ASE calculator as 'package.module:Class'")
+            _import_object(self.calculator, f"{key}.calculator")
+
+
+def _import_object(path: str, key: str) -> Any:
+    module, _, name = path.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:
+        raise UserError(f"{key}: cannot import {path!r} ({exc})") from None
+    return obj
+
+
+def make_calculator(spec: LabellerSpec):
+    """Build the ASE calculator of ``spec`` (loads model weights; may be slow)."""
+    p = dict(spec.parameters)
+    if spec.kind == "chgnet":
+        from chgnet.model import CHGNet
+        from chgnet.model.dynamics import CHGNetCalculator
+
+        model = CHGNet.load(model_name=str(p.pop("model", "0.3.0")), verbose=False)
+        return CHGNetCalculator(model, use_device=p.pop("device", "cpu"), **p)
+    if spec.kind == "sevennet":
+        from sevenn.calculator import SevenNetCalculator
+
+        return SevenNetCalculator(p.pop("model", "7net-0"), device=p.pop("device", "cpu"), **p)
+    if spec.kind == "gpaw":
+        from gpaw import GPAW, PW
+
+        ecut = float(p.pop("mode_ecut", 300.0))
+        p.setdefault("xc", "PBE")
+        p.setdefault("kpts", (2, 2, 2))
+        p.setdefault("txt", None)
+        return GPAW(mode=PW(ecut), **p)
+    if spec.kind == "emt":
+        from ase.calculators.emt import EMT
+
+        return EMT(**p)
+    if spec.kind == "lj":
+        from ase.calculators.lj import LennardJones
+
+        return LennardJones(**p)
+    if spec.kind == "morse":
+        from ase.calculators.morse import MorsePotential
+
+        return MorsePotential(**p)
+    if spec.kind == "ase":
+        cls = _import_object(spec.calculator, "labeller.calculator")
+        return cls(**p)
+    raise UserError(f"labeller.kind: unknown labeller {spec.kind!r}")
+
+
+def check_label(energy: float, forces: np.ndarray, stress: np.ndarray | None, natoms: int) -> str | None:
+    """Why a label must not be trained on, or ``None`` when it is fine."""
+    if energy is None or not math.isfinite(float(energy)):
+        return f"energy is not finite ({energy})"
+    f = np.asarray(forces, dtype=float)
+    if f.shape != (natoms, 3):
+        return f"forces have shape {f.shape}, expected ({natoms}, 3)"
+    if not np.all(np.isfinite(f)):
+        return "forces contain NaN or inf"
+    if stress is not None:
+        s = np.asarray(stress, dtype=float)
+        if s.size not in (6, 9) or not np.all(np.isfinite(s)):
+            return "stress is not a finite 6- or 9-vector"
+    return None
+
+
+def labelled_copy(atoms: Atoms, energy: float, forces: np.ndarray, stress: np.ndarray | None) -> Atoms:
+    """A copy of ``atoms`` carrying the label as a :class:`SinglePointCalculator`."""
+    out = atoms.copy()
+    out.calc = None
+    results: dict[str, Any] = {"energy": float(energy), "forces": np.asarray(forces, dtype=float)}
+    if stress is not None:
+        s = np.asarray(stress, dtype=float)
+        if s.size == 9:
+            s = s.reshape(3, 3)[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        results["stress"] = s
+    out.calc = SinglePointCalculator(out, **results)
+    return out
+
+
+_CALC_CACHE: dict[str, Any] = {}
+
+
+def _cached_calculator(spec: LabellerSpec):
+    key = repr(spec)
+    if key not in _CALC_CACHE:
+        _CALC_CACHE[key] = make_calculator(spec)
+    return _CALC_CACHE[key]
+
+
+def label_one(spec: LabellerSpec, atoms: Atoms) -> tuple[Atoms | None, str | None]:
+    """Label one configuration: ``(labelled copy, None)`` or ``(None, reason)``.
+
+    Never raises for a failing calculation: the reason (exception type and
+    message, SCF non-convergence, non-finite numbers) is returned instead so
+    the caller can quarantine it. Calculators are cached per process.
+    """
+    work = atoms.copy()
+    try:
+        calc = _cached_calculator(spec)
+        work.calc = calc
+        energy = work.get_potential_energy()
+        forces = work.get_forces()
+        stress = work.get_stress() if spec.stress and work.pbc.all() else None
+        if spec.kind == "gpaw":
+            scf = getattr(calc, "scf", None)
+            if scf is not None and getattr(scf, "converged", True) is False:
+                return None, "GPAW SCF did not converge"
+    except Exception as exc:  # a failed calculation is data, not a crash
+        name = type(exc).__name__
+        if "Convergence" in name:
+            return None, f"SCF did not converge ({name}: {exc})"
+        return None, f"{name}: {exc}"
+    finally:
+        work.calc = None
+    reason = check_label(energy, forces, stress, len(atoms))
+    if reason:
+        return None, reason
+    return labelled_copy(atoms, energy, forces, stress), None
+
+
+# --------------------------------------------------------------------------- batch (clusters)
+
+
+@dataclass
+class BatchLabeller:
+    """One job folder per configuration for VASP or Quantum ESPRESSO on a cluster.
+
+    :meth:`prepare` writes the inputs with ASE's writers and a ``job.sh`` from
+    the user's template (``{name}``, ``{folder}``, ``{natoms}`` are filled in);
+    :meth:`submit` runs ``submit_command`` (e.g. ``sbatch job.sh``) inside the
+    folder; :meth:`ingest` reads ``vasprun.xml``/``OUTCAR`` or the ``pw``
+    output with ASE's readers once the job finished.
+
+    Attributes
+    ----------
+    code:
+        ``"vasp"`` or ``"qe"``.
+    job_template:
+        Text of the job script.
+    submit_command:
+        Command run in the job folder to submit it (split like a shell would).
+    input_parameters:
+        VASP: INCAR tags (``{"encut": 520, "ediff": 1e-6, ...}``), written with
+        :class:`ase.calculators.vasp.Vasp`'s input writer when available, else
+        as a plain INCAR. QE: ``input_data``, ``pseudopotentials``, ``kpts``
+        for :func:`ase.io.espresso.write_espresso_in`.
+    """
+
+    code: str
+    job_template: str
+    submit_command: str = "sbatch job.sh"
+    input_parameters: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.code not in ("vasp", "qe"):
+            raise UserError(f"labeller.code: must be 'vasp' or 'qe', got {self.code!r}")
+
+    def prepare(self, atoms: Atoms, folder: str | os.PathLike, name: str) -> Path:
+        """Write the job folder (inputs + ``job.sh``); returns it."""
+        from ase.io import write
+
+        d = Path(folder)
+        d.mkdir(parents=True, exist_ok=True)
+        p = dict(self.input_parameters)
+        if self.code == "vasp":
+            write(d / "POSCAR", atoms, format="vasp", direct=True, sort=False)
+            kpts = p.pop("kpts", None)
+            incar = "".join(f"{k.upper()} = {_incar_value(v)}\n" for k, v in sorted(p.items()))
+            (d / "INCAR").write_text(incar)
+            if kpts is not None:
+                k = [int(x) for x in kpts]
+                (d / "KPOINTS").write_text(f"auto\n0\nGamma\n{k[0]} {k[1]} {k[2]}\n0 0 0\n")
+        else:
+            write(d / "pw.in", atoms, format="espresso-in",
+                  input_data=p.get("input_data", {"control": {"tprnfor": True, "tstress": True}}),
+                  pseudopotentials=p.get("pseudopotentials", {}),
+                  kpts=tuple(p.get("kpts", (1, 1, 1))))
+        script = self.job_template.format(name=name, folder=str(d.resolve()), natoms=len(atoms))
+        (d / "job.sh").write_text(script)
+        os.chmod(d / "job.sh", 0o755)
+        return d
+
+    def submit(self, folder: str | os.PathLike) -> str:
+        """Run the submit command inside ``folder``; returns its standard output."""
+        proc = subprocess.run(shlex.split(self.submit_command), cwd=folder, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise LabelError(f"submit command failed ({proc.returncode}): {proc.stderr.strip()}")
+        (Path(folder) / ".submitted").write_text(proc.stdout)
+        return proc.stdout
+
+    def ingest(self, atoms: Atoms, folder: str | os.PathLike) -> tuple[Atoms | None, str | None]:
+        """Read a finished job: ``(labelled copy, None)``, ``(None, reason)`` or ``(None, "pending")``."""
+        d = Path(folder)
+        try:
+            if self.code == "vasp":
+                return self._ingest_vasp(atoms, d)
+            return self._ingest_qe(atoms, d)
+        except LabelError as exc:
+            return None, exc.reason
+
+    def _ingest_vasp(self, atoms: Atoms, d: Path) -> tuple[Atoms | None, str | None]:
+        from ase.io import read
+
+        outcar = d / "OUTCAR"
+        vasprun = d / "vasprun.xml"
+        if not outcar.exists() and not vasprun.exists():
+            return None, "pending"
+        if outcar.exists():
+            text = outcar.read_text(errors="replace")
+            if "EDIFF was not reached" in text:
+                raise LabelError("VASP electronic loop did not converge (EDIFF was not reached)")
+            if "General timing and accounting" not in text:
+                return None, "pending"
+        try:
+            res = read(vasprun if vasprun.exists() else outcar, index=-1)
+        except Exception as exc:
+            raise LabelError(f"cannot read VASP output: {type(exc).__name__}: {exc}") from None
+        return self._finish(atoms, res)
+
+    def _ingest_qe(self, atoms: Atoms, d: Path) -> tuple[Atoms | None, str | None]:
+        from ase.io import read
+
+        out = next((d / n for n in ("pw.out", "espresso.pwo", "pw.pwo") if (d / n).exists()), None)
+        if out is None:
+            return None, "pending"
+        text = out.read_text(errors="replace")
+        if "convergence NOT achieved" in text:
+            raise LabelError("QE SCF did not converge (convergence NOT achieved)")
+        if "JOB DONE" not in text:
+            return None, "pending"
+        try:
+            res = read(out, format="espresso-out", index=-1)
+        except Exception as exc:
+            raise LabelError(f"cannot read pw output: {type(exc).__name__}: {exc}") from None
+        return self._finish(atoms, res)
+
+    @staticmethod
+    def _finish(atoms: Atoms, res: Atoms) -> tuple[Atoms | None, str | None]:
+        if len(res) != len(atoms) or not np.array_equal(res.numbers, atoms.numbers):
+            raise LabelError("output structure does not match the submitted one (atoms or order differ)")
+        energy = res.get_potential_energy()
+        forces = res.get_forces()
+        try:
+            stress = res.get_stress()
+        except Exception:
+            stress = None
+        reason = check_label(energy, forces, stress, len(atoms))
+        if reason:
+            return None, reason
+        return labelled_copy(atoms, energy, forces, stress), None
+
+
+def _incar_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return ".TRUE." if v else ".FALSE."
+    if isinstance(v, (list, tuple)):
+        return " ".join(str(x) for x in v)
+    return str(v)
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of ``text``."""
+    return _SAFE.sub("_", text)
