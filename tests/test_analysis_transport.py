@@ -1,0 +1,153 @@
+"""Transport: synthetic random walks with known D, vibrating solid, DiffusionAnalyzer agreement, bad input."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from analysis_synthetic import lattice_walk  # noqa: E402
+
+from mtpkit.analysis.trajectory import iter_unwrapped, open_trajectory, write_lammps_dump  # noqa: E402
+from mtpkit.analysis.transport import analyze_temperature, load_replica  # noqa: E402
+from mtpkit.errors import UserError  # noqa: E402
+
+TYPES = ["Na", "Cl"]
+
+
+def _write_walk(tmp_path, seed, rate=1e-3, hop=3.0, n_frames=3001, dt=10.0, name=None):
+    sym, cell, pos = lattice_walk(64, 32, n_frames, dt, rate, hop, seed=seed)
+    path = tmp_path / (name or f"walk{seed}.dump")
+    write_lammps_dump(path, sym, cell, pos, type_map=TYPES)
+    return path, sym, cell, pos
+
+
+def test_random_walk_gives_a2_gamma_over_6(tmp_path):
+    rate, hop = 1e-3, 3.0  # hops per fs, Å
+    reps = [load_replica(_write_walk(tmp_path, s, rate, hop)[0], "Na", 600.0, 10.0, type_map=TYPES)
+            for s in range(4)]
+    res = analyze_temperature(reps, fit_window_ps=(1.0, 10.0))
+    expected = hop**2 * rate / 6 * 0.1  # Å²/fs -> cm²/s
+    assert res.D_err > 0
+    assert abs(res.D - expected) < 3 * res.D_err, (res.D, res.D_err, expected)
+    assert abs(res.D - expected) / expected < 0.1
+    # independent hops: collective (charge) D equals the tracer D within its (larger) error
+    assert abs(res.D_charge - expected) < 3 * res.D_charge_err + 0.2 * expected
+    assert res.fit_window_ps[0] >= 1.0 and res.fit_window_ps[1] <= 10.0
+    assert len(res.D_replicas) == 4 and res.D_replica_sem > 0
+    # Nernst–Einstein with the mean volume: σ = N e² D / (V k T)
+    e, kB = 1.602176634e-19, 1.380649e-23
+    n_per_cm3 = 64 / (20.0**3 * 1e-24)
+    assert res.sigma == pytest.approx(n_per_cm3 * e**2 * res.D / (kB * 600.0), rel=1e-6)
+
+
+def test_vibrating_solid_has_no_diffusion(tmp_path):
+    path, *_ = _write_walk(tmp_path, 7, rate=0.0)
+    res = analyze_temperature([load_replica(path, "Na", 400.0, 10.0, type_map=TYPES)])
+    assert res.D < 1e-9  # cm²/s; hopping at 1/ps would give 1.5e-4
+    assert res.sigma < 1e-5  # S/cm floor
+    assert any("one replica" in n for n in res.notes)
+
+
+def test_agrees_with_diffusionanalyzer_directly(tmp_path):
+    from pymatgen.analysis.diffusion.analyzer import DiffusionAnalyzer
+    from pymatgen.core import Lattice, Structure
+
+    path, sym, cell, pos = _write_walk(tmp_path, 3, n_frames=1501)
+    ours = analyze_temperature([load_replica(path, "Na", 700.0, 10.0, type_map=TYPES)])
+    # the naive way: every atom's displacement from the file, the initial structure's volume
+    traj = open_trajectory(path, type_map=TYPES)
+    frames = [f.positions for f in iter_unwrapped(traj)]
+    disp = np.stack(frames, axis=1) - frames[0][:, None, :]
+    structure = Structure(Lattice(cell), sym, frames[0], coords_are_cartesian=True)
+    da = DiffusionAnalyzer(structure, disp, "Na", 700.0, time_step=10.0, step_skip=1, smoothed="max")
+    assert ours.D == pytest.approx(da.diffusivity, rel=1e-9)
+    assert ours.D_charge == pytest.approx(da.chg_diffusivity, rel=1e-9)
+    assert ours.sigma == pytest.approx(da.conductivity / 1000.0, rel=1e-9)  # mS/cm -> S/cm
+    assert ours.haven_ratio == pytest.approx(da.haven_ratio, rel=1e-9)
+    assert ours.D_fit_err == pytest.approx(da.diffusivity_std_dev, rel=1e-9)
+
+
+def test_max_frames_bounds_memory_and_keeps_D(tmp_path):
+    path, *_ = _write_walk(tmp_path, 4, n_frames=3001)
+    full = load_replica(path, "Na", 600.0, 10.0, type_map=TYPES)
+    small = load_replica(path, "Na", 600.0, 10.0, type_map=TYPES, max_frames=700)
+    assert small.stride == 5 and small.n_frames == 601 and small.frame_interval_fs == 50.0
+    assert small.disp.nbytes < full.disp.nbytes / 4
+    d_full = analyze_temperature([full], fit_window_ps=(1, 10)).D
+    d_small = analyze_temperature([small], fit_window_ps=(1, 10))
+    assert abs(d_small.D - d_full) / d_full < 0.05
+    assert any("every 5th" in n for n in d_small.notes)
+
+
+def test_npt_mean_volume_and_triclinic(tmp_path):
+    sym, cell, pos = lattice_walk(16, 16, 400, 10.0, 1e-3, 3.0, seed=5)
+    tri = np.array([[20.0, 0, 0], [3.0, 19.0, 0], [-2.0, 1.5, 21.0]])
+    scale = 1 + 0.01 * np.sin(np.arange(400) / 20.0)
+    cells = tri[None] * scale[:, None, None]
+    path = tmp_path / "npt.dump"
+    write_lammps_dump(path, sym, cells, pos, type_map=TYPES)
+    traj = open_trajectory(path, type_map=TYPES)
+    f = next(traj.frames(start=10))
+    assert np.allclose(f.cell, cells[10], atol=1e-8)
+    rep = load_replica(path, "Na", 500.0, 10.0, type_map=TYPES)
+    vols = np.abs(np.linalg.det(cells))
+    assert rep.mean_volume_A3 == pytest.approx(vols.mean(), rel=1e-9)
+
+
+def _write_wrapped(path, sym, pos, box=10.0):
+    wrapped = pos % box
+    lines = []
+    for k in range(len(pos)):
+        lines += ["ITEM: TIMESTEP", str(k), "ITEM: NUMBER OF ATOMS", str(len(sym)),
+                  "ITEM: BOX BOUNDS pp pp pp", f"0 {box}", f"0 {box}", f"0 {box}",
+                  "ITEM: ATOMS id element x y z"]
+        lines += [f"{i + 1} {s} {x:.6f} {y:.6f} {z:.6f}" for i, (s, (x, y, z)) in enumerate(zip(sym, wrapped[k]))]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_wrapped_coordinates_are_unwrapped_and_long_jumps_rejected(tmp_path):
+    sym, cell, pos = lattice_walk(8, 8, 200, 10.0, 2e-3, 2.0, seed=6, cell_A=10.0)
+    path = tmp_path / "wrapped.dump"
+    _write_wrapped(path, sym, pos)
+    traj = open_trajectory(path)
+    assert not traj.unwrapped and traj.symbols == sym
+    got = np.stack([f.positions for f in iter_unwrapped(traj)])
+    assert np.allclose(got - got[0], pos - pos[0], atol=1e-5)
+    # one Na moving 4.5 Å (0.45 of the cell) between two saved frames: ambiguous when wrapped
+    jumpy = pos[:3].copy()
+    jumpy[2:, 0, 0] += 4.5
+    _write_wrapped(tmp_path / "jump.dump", sym, jumpy)
+    with pytest.raises(UserError, match="dump interval is too long"):
+        list(iter_unwrapped(open_trajectory(tmp_path / "jump.dump")))
+    # unwrapped coordinates: a jump over half the cell between saved frames is rejected too
+    jumpy[2:, 0, 0] += 2.0
+    write_lammps_dump(tmp_path / "jump_u.dump", sym, cell, jumpy, type_map=TYPES)
+    with pytest.raises(UserError, match="more than half a cell"):
+        list(iter_unwrapped(open_trajectory(tmp_path / "jump_u.dump", type_map=TYPES)))
+
+
+def test_bad_input_messages(tmp_path):
+    path, *_ = _write_walk(tmp_path, 8, n_frames=60)
+    with pytest.raises(UserError, match="no K atoms"):
+        load_replica(path, "K", 600.0, 10.0, type_map=TYPES)
+    with pytest.raises(UserError, match="--type-map"):
+        load_replica(path, "Na", 600.0, 10.0)
+    with pytest.raises(UserError, match="fewer than"):
+        load_replica(path, "Na", 600.0, 10.0, type_map=TYPES, min_frames=100)
+    short = load_replica(path, "Na", 600.0, 10.0, type_map=TYPES)
+    with pytest.raises(UserError, match="too few"):
+        analyze_temperature([short])  # 0.59 ps < the 1 ps minimum lag
+    a = load_replica(_write_walk(tmp_path, 9, n_frames=400)[0], "Na", 600.0, 10.0, type_map=TYPES)
+    b = load_replica(_write_walk(tmp_path, 10, n_frames=400)[0], "Na", 650.0, 10.0, type_map=TYPES)
+    with pytest.raises(UserError, match="different temperatures"):
+        analyze_temperature([a, b])
+    # a truncated last frame (run still going) is dropped and reported
+    text = (tmp_path / "walk9.dump").read_text()
+    cut = tmp_path / "cut.dump"
+    cut.write_text(text[: len(text) - 500])
+    rep = load_replica(cut, "Na", 600.0, 10.0, type_map=TYPES)
+    assert rep.truncated and rep.n_frames == 399
