@@ -30,6 +30,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from scipy.linalg.blas import dger, idamax
 
 Mode = Literal["configuration", "neighborhood"]
 Basis = Literal["all", "linear"]
@@ -209,17 +210,21 @@ class ActiveSet:
         a_from = np.full(n, -1, dtype=np.int64)
         a_owner = np.full(n, -1, dtype=np.int64)
         old_rows: list[tuple[npt.NDArray[np.float64], tuple[int, int]]] = []
-        C = B @ self.inv_A
-        eligible = np.ones(m, dtype=bool)
-        max_before = float(np.abs(C).max())
+        # C = B A^-1 kept column-major (m x n Fortran) so that BLAS idamax/dger work in place
+        C = np.asfortranarray(B @ self.inv_A)
+        flatC = C.ravel(order="K")
+        eligible: npt.NDArray[np.bool_] | None = None
+        max_before = float(np.abs(flatC[idamax(flatC)]))
         swaps = 0
         limit = np.inf if max_swaps is None else max_swaps
         while swaps < limit:
-            absC = np.abs(C)
-            if not eligible.all():
+            if eligible is None:
+                k = int(idamax(flatC))
+            else:
+                absC = np.abs(C)
                 absC[~eligible] = 0.0
-            flat = int(np.argmax(absC))
-            i, j = divmod(flat, n)
+                k = int(np.argmax(absC.ravel(order="F")))
+            j, i = divmod(k, m)
             cij = C[i, j]
             if abs(cij) <= thr:
                 break
@@ -230,19 +235,22 @@ class ActiveSet:
             col = self.inv_A[:, j].copy()
             self.inv_A -= np.outer(col, u) / cij
             colC = C[:, j].copy()
-            C -= np.outer(colC, u) / cij
+            C = dger(-1.0 / cij, colC, u, a=C, overwrite_a=1)
+            flatC = C.ravel(order="K")
             # the displaced row a_j becomes candidate slot i: its coefficients are e_j - u / c_j
             displaced_row = self.A[j].copy()
             displaced_src = (int(self.sources[j, 0]), int(self.sources[j, 1]))
             displaced_cand = int(a_from[j])
             displaced_owner = int(a_owner[j])
             self.A[j] = B[i]
-            a_from[j] = holds[i]
-            a_owner[j] = owner[i]
-            self.sources[j] = (-2 - holds[i], -2 - holds[i]) if holds[i] >= 0 else old_rows[-1 - holds[i]][1]
-            if holds[i] < 0:  # an original row came back
+            if holds[i] >= 0:
+                a_from[j] = holds[i]
+                a_owner[j] = owner[i]
+                self.sources[j] = (-2 - holds[i], -2 - holds[i])
+            else:  # an original row came back
                 a_from[j] = -1
                 a_owner[j] = -1
+                self.sources[j] = old_rows[-1 - holds[i]][1]
             B[i] = displaced_row
             C[i] = -u / cij
             C[i, j] += 1.0
@@ -255,12 +263,8 @@ class ActiveSet:
                 owner[i] = -1
             swaps += 1
             if max_new_owners is not None:
-                present = set(int(o) for o in a_owner[a_owner >= 0])
-                if len(present) >= max_new_owners:
-                    allowed = np.isin(owner, list(present)) | (owner < 0)
-                    eligible = allowed
-                else:
-                    eligible[:] = True
+                present = np.unique(a_owner[a_owner >= 0])
+                eligible = (np.isin(owner, present) | (owner < 0)) if present.size >= max_new_owners else None
         entered = np.sort(a_from[a_from >= 0])
         return SwapResult(swaps, entered, max_before)
 
@@ -295,3 +299,85 @@ class ActiveSet:
             energy_weight=self.energy_weight, site_en_weight=self.site_en_weight,
             weight_scaling=self.weight_scaling, init_value=self.init_value, threshold=self.threshold,
         )
+
+
+# --------------------------------------------------------------------------- MLIP-3 (.almtp) form
+
+
+def to_mlip(active_set: ActiveSet, species=None):
+    """The MLIP-3 ``#MVS_v1.1`` form (:class:`mtpkit.potentials.mtp_io.ActiveSet`).
+
+    ``invA`` is stored transposed, as MLIP does; the source configurations
+    become the selected-configuration text (lossless floats), each tagged with
+    the ``selected_eqn_inds`` feature like MLIP's own.
+    """
+    from mtpkit.potentials.cfg import format_cfg
+    from mtpkit.potentials.mtp_io import ActiveSet as MLIPActiveSet
+
+    if active_set.basis != "all":
+        raise ValueError("only an active set over all parameters can be stored in an .almtp "
+                         "(MLIP-3's basis); keep a 'linear' one in the campaign state instead")
+    texts = []
+    for k, atoms in enumerate(active_set.configurations):
+        if atoms is None:
+            raise ValueError(f"active-set source configuration {k} is unknown; cannot store it")
+        a = atoms.copy()
+        a.calc = atoms.calc
+        eqns = sorted(int(e) for c, e in active_set.sources if c == k)
+        a.info = {key: v for key, v in atoms.info.items() if isinstance(v, (int, float, str))}
+        a.info["selected_eqn_inds"] = ",".join(str(e) for e in eqns)
+        texts.append(format_cfg(a, species, index=k, lossless=True))
+    return MLIPActiveSet(
+        energy_weight=float(active_set.energy_weight), force_weight=0.0, stress_weight=0.0,
+        site_en_weight=float(active_set.site_en_weight), weight_scaling=int(active_set.weight_scaling),
+        A=active_set.A.copy(), invA=active_set.inv_A.T.copy(),
+        links=active_set.sources.copy(), selected_cfgs="".join(texts),
+    )
+
+
+def from_mlip(mlip, species=None, basis: Basis = "all") -> ActiveSet:
+    """Our :class:`ActiveSet` from MLIP-3's stored form (as read by ``mtp_io``).
+
+    Raises ``ValueError`` for selection by forces or stresses, or a mixed
+    energy + site-energy selection: those grade rows we do not produce.
+    """
+    from mtpkit.potentials.cfg import read_cfg_text
+
+    if mlip.force_weight != 0 or mlip.stress_weight != 0:
+        raise ValueError("the active set selects by forces/stresses (force_weight or stress_weight != 0); "
+                         "only energy (configuration) or site-energy (neighbourhood) selection is supported")
+    if mlip.site_en_weight != 0 and mlip.energy_weight != 0:
+        raise ValueError("the active set mixes energy and site-energy equations; choose one mode")
+    mode: Mode = "neighborhood" if mlip.site_en_weight != 0 else "configuration"
+    configs = read_cfg_text(mlip.selected_cfgs, species) if mlip.selected_cfgs.strip() else []
+    links = np.asarray(mlip.links, dtype=np.int64).reshape(-1, 2)
+    n = mlip.A.shape[0]
+    if links.shape[0] != n:
+        links = np.full((n, 2), -1, dtype=np.int64)
+    return ActiveSet(
+        mode=mode, basis=basis, A=np.array(mlip.A, dtype=np.float64),
+        inv_A=np.array(mlip.invA, dtype=np.float64).T.copy(), sources=links, configurations=configs,
+        energy_weight=float(mlip.energy_weight), site_en_weight=float(mlip.site_en_weight),
+        weight_scaling=int(mlip.weight_scaling),
+    )
+
+
+def save_npz(path, active_set: ActiveSet) -> None:
+    """Store matrices and metadata (not configurations) atomically as ``.npz``."""
+    from mtpkit.io_utils import atomic_open
+
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, A=active_set.A, inv_A=active_set.inv_A, sources=active_set.sources,
+                 meta=np.array([active_set.mode, active_set.basis]),
+                 weights=np.array([active_set.energy_weight, active_set.site_en_weight,
+                                   active_set.weight_scaling, active_set.init_value, active_set.threshold]))
+
+
+def load_npz(path, configurations=None) -> ActiveSet:
+    """Read what :func:`save_npz` wrote."""
+    with np.load(path, allow_pickle=False) as z:
+        mode, basis = (str(x) for x in z["meta"])
+        ew, sw, ws, iv, th = (float(x) for x in z["weights"])
+        return ActiveSet(mode=mode, basis=basis, A=z["A"], inv_A=z["inv_A"], sources=z["sources"],
+                         configurations=list(configurations or []), energy_weight=ew, site_en_weight=sw,
+                         weight_scaling=int(ws), init_value=iv, threshold=th)
