@@ -92,11 +92,17 @@ def plugin_path() -> Path:
     UserError
         When the plugin was not built (mtpkit installed without its compiled parts).
     """
-    path = Path(__file__).resolve().parent.parent / "lib" / PLUGIN_NAME
-    if not path.is_file():
-        raise UserError(f"the mtpkit LAMMPS plugin was not built: {path} is missing "
-                        "(reinstall mtpkit with `pip install .`)")
-    return path
+    import importlib.util
+
+    candidates = [Path(__file__).resolve().parent.parent / "lib" / PLUGIN_NAME]
+    core = importlib.util.find_spec("mtpkit._core")  # editable installs keep built files apart
+    if core is not None and core.origin:
+        candidates.insert(0, Path(core.origin).resolve().parent / "lib" / PLUGIN_NAME)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise UserError(f"the mtpkit LAMMPS plugin was not built: {candidates[-1]} is missing "
+                    "(reinstall mtpkit with `pip install .`)")
 
 
 def plugin_dir() -> str:
