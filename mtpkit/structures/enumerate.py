@@ -18,7 +18,14 @@ checks the result with pymatgen's ``StructureMatcher``.
 
 Counts (computed, see tests): 115 distinct of 880 in the cell doubled along a
 (also b, c and a+b+c), 120 in the (a±b) cell, 110 in the (a±c) and (b±c) cells;
-800 in all seven.  Nothing is cached globally.
+800 in all seven.  A full pairwise ``StructureMatcher`` grouping of the 115
+a-cell orderings (slow test) also gives 115.  Sebti et al. report 229; mtpkit does
+not reproduce that number: it is neither the per-cell count (110–120), nor the
+seven-cell total, nor the count under any order-4 subgroup of the 8 operations
+(220, 230 or 240); it is close to two cells' worth (2 × 115 = 230, 120 + 110 =
+230), e.g. two Y/Zr arrangements, but the study's exact cell and sublattice
+definition were not available to check.  Runs in about a second for all seven
+cells; nothing is cached.
 
 Tags of each ordering:
 
@@ -208,7 +215,7 @@ def enumerate_orderings(cells: Iterable[str] | None = None, *, sro_cutoff: float
     seven (``None``).  ``["a"]`` restricts to the shared 37-atom cell (doubled along
     a; 115 orderings, all mixed-TM with Y chains).  Each orbit is represented by its
     first member in (Y site, vacancies) lexicographic order.  Returned sorted by
-    cell (in the given order) then Ewald energy.  Takes about a second per cell.
+    cell (in the given order) then Ewald energy.  Under a second for all seven cells.
     """
     from mtpkit.analysis.sro import warren_cowley
 
