@@ -1,0 +1,102 @@
+"""`mtpkit conductivity` end to end on synthetic hopping trajectories (explicit files and a sweep)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from analysis_synthetic import lattice_walk  # noqa: E402
+
+from mtpkit.analysis.arrhenius import K_B_EV  # noqa: E402
+from mtpkit.analysis.trajectory import write_lammps_dump  # noqa: E402
+from mtpkit.cli import main  # noqa: E402
+
+EA = 0.25  # eV
+TEMPS = [400.0, 500.0, 600.0, 700.0]
+
+
+def _rate(T):  # hops per fs, 1/ps at 700 K
+    return 1e-3 * np.exp(-EA / K_B_EV * (1 / T - 1 / 700.0))
+
+
+def _walk_file(path, T, seed, n_frames=1201, dt=20.0):
+    sym, cell, pos = lattice_walk(64, 32, n_frames, dt, _rate(T), 3.0, seed=seed)
+    write_lammps_dump(path, sym, cell, pos, type_map=["Na", "Cl"])
+    return path
+
+
+def test_cli_explicit_trajectories_results_json(tmp_path):
+    argv = ["conductivity"]
+    for T in TEMPS:
+        for r in range(2):
+            argv += ["--trajectory", str(_walk_file(tmp_path / f"t{T:g}_{r}.dump", T, int(T) + r)),
+                     "--temperature", str(T)]
+    out = tmp_path / "out"
+    argv += ["--frame-interval-fs", "20", "--species", "Na", "--type-map", "Na", "Cl", "--output", str(out),
+             "--fit-window", "1", "8", "--workers", "2"]
+    assert main(argv) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert [t["temperature_K"] for t in doc["temperatures"]] == TEMPS
+    for t in doc["temperatures"]:
+        expected = 9.0 * _rate(t["temperature_K"]) / 6 * 0.1
+        assert abs(t["D"] - expected) < 4 * t["D_err"] + 0.15 * expected
+        assert t["sigma"] > 0 and t["sigma_err"] > 0 and len(t["replicas"]) == 2
+        assert t["fit_window_ps"][0] >= 1.0 and t["fit_window_ps"][1] <= 8.0
+    reg = doc["arrhenius"]["one_regime"]["regimes"][0]
+    assert abs(reg["Ea_eV"] - EA) < 3 * reg["Ea_err_eV"] + 0.02
+    assert doc["sigma_293K"]["value"] > 0 and doc["sigma_293K"]["err"] > 0
+    for name in ("transport.csv", "msd.csv", "results.md", "msd.png", "msd.svg", "arrhenius.png",
+                 "arrhenius.svg"):
+        assert (out / name).stat().st_size > 0, name
+    assert "Ea (eV)" in (out / "results.md").read_text()
+
+
+def _run_folder(folder: Path, T: float, seed: int, status: str, thermo_T: float | None = None):
+    folder.mkdir(parents=True)
+    _walk_file(folder / "traj.dump", T, seed, n_frames=301)
+    (folder / "state.json").write_text(json.dumps({
+        "step": 1000, "steps": 1000, "done": status == "done", "status": status,
+        "settings": {"temperature": T, "timestep": 2.0, "dump_every": 10}}))
+    (folder / "structure.data").write_text("x\n\n2 atom types\n\nMasses\n\n1 22.98976928\n2 35.453\n\n"
+                                           "Atoms # atomic\n\n")
+    tt = T if thermo_T is None else thermo_T
+    (folder / "thermo.dat").write_text("# step time_ps T(K) PE(eV)\n" + "".join(
+        f"{k} {k / 1000} {tt + (k % 3 - 1)} 0\n" for k in range(10)))
+
+
+def test_cli_sweep_partial_and_inconsistent_temperature(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    for T in (500.0, 600.0):
+        for r in range(2):
+            _run_folder(sweep / "nyzc" / f"T{T:g}" / f"r{r}", T, int(T) + r, "done")
+    _run_folder(sweep / "nyzc" / "T700" / "r0", 700.0, 7, "running")
+    assert main(["conductivity", str(sweep), "--species", "Na", "--no-plots", "--workers", "1"]) == 0
+    doc = json.loads((sweep / "conductivity" / "results.json").read_text())
+    assert doc["partial"] is True and len(doc["skipped"]) == 1
+    assert "not finished" in doc["skipped"][0]["reason"]
+    assert doc["systems"][0]["label"] == "nyzc"
+    assert [t["temperature_K"] for t in doc["temperatures"]] == [500.0, 600.0]
+    assert "partial sweep" in (sweep / "conductivity" / "results.md").read_text().lower()
+    # a replica whose thermostat held 560 K instead of 500 K
+    bad = tmp_path / "bad"
+    _run_folder(bad / "s" / "T500" / "r0", 500.0, 1, "done")
+    _run_folder(bad / "s" / "T500" / "r1", 500.0, 2, "done", thermo_T=560.0)
+    assert main(["conductivity", str(bad), "--no-plots", "--workers", "1"]) == 2
+    assert "inconsistent temperatures" in capsys.readouterr().err
+
+
+def test_cli_bad_input(tmp_path, capsys):
+    path = _walk_file(tmp_path / "a.dump", 600.0, 1, n_frames=30)
+    assert main(["conductivity", "--trajectory", str(path), "--temperature", "600", "--frame-interval-fs",
+                 "20", "--type-map", "Na", "Cl", "--species", "Li", "-o", str(tmp_path / "o")]) == 2
+    assert "no Li atoms" in capsys.readouterr().err
+    assert main(["conductivity", "--trajectory", str(path), "--frame-interval-fs", "20"]) == 2
+    assert "--temperature" in capsys.readouterr().err
+    assert main(["conductivity", "--trajectory", str(path), "--temperature", "600", "--frame-interval-fs",
+                 "20", "--type-map", "Na", "Cl", "-o", str(tmp_path / "o")]) == 2
+    assert "too few" in capsys.readouterr().err
