@@ -176,7 +176,7 @@ def nyzc75_frame(cell: str = "a", parent: Any | None = None) -> Any:
         from mtpkit.errors import UserError
 
         raise UserError(f"unknown NYZC75 cell {cell!r}; choose one of {sorted(NYZC75_CELLS)}")
-    st = (parent or na3ycl6_p21n()).copy()
+    st = (parent if parent is not None else na3ycl6_p21n()).copy()
     matrix = np.array(NYZC75_CELLS[cell], int)
     if round(np.linalg.det(matrix)) != 2:
         raise AssertionError(f"cell {cell!r} matrix must have determinant +2")
