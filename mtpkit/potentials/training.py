@@ -1,0 +1,622 @@
+"""Fitting a Moment Tensor Potential to energies, forces and stresses.
+
+The loss
+--------
+For training configurations ``c`` with ``N_c`` atoms, reference total energy
+``E*_c`` (eV), forces ``F*_ci`` (eV/Å) and virial ``V*_c = -volume * stress``
+(3x3, eV), and the MTP's ``E_c``, ``F_ci``, ``V_c``::
+
+    L = (1 / W) * sum_c w_c * [ w_E * p_c * (E_c - E*_c)^2
+                              + w_F * q_c * sum_i |F_ci - F*_ci|^2
+                              + w_S * p_c * s_c * sum_ab (V_c,ab - V*_c,ab)^2 ]
+
+* ``w_E, w_F, w_S``: ``energy_weight``, ``force_weight``, ``stress_weight``
+  (MLIP's defaults 1, 0.01, 0.001; ``w_F`` carries Å^2 so that every term is
+  in eV^2).
+* ``w_c >= 0``: per-configuration weight (argument ``weights``, else
+  ``atoms.info["weight"]`` -- a cfg ``Feature weight`` line -- else 1);
+  ``W = sum_c w_c``, so ``L`` is a weighted mean over configurations.
+* ``s_c``: 1 if configuration ``c`` has a stress label and a 3D cell, else 0
+  (its stress term is switched off, and a log line says for how many).
+* ``p_c, q_c`` follow MLIP's ``--weighting``: ``"vibrations"`` (default)
+  ``p_c = 1/N_c, q_c = 1``, so the energy term is
+  ``N_c * (E_c/N_c - E*_c/N_c)^2``, an error of the energy per atom;
+  ``"molecules"`` ``p_c = 1, q_c = 1/N_c``; ``"structures"``
+  ``p_c = 1/N_c^2, q_c = 1/N_c`` (squared per-atom energy error, mean
+  squared force error per atom).
+
+The compiled core evaluates it as ``sum_c a_c dE^2 + b_c |dF|^2 + d_c |dV|^2``
+with ``a_c = w_c w_E p_c / W``, ``b_c = w_c w_F q_c / W``,
+``d_c = w_c w_S p_c s_c / W`` (:func:`loss_coefficients`).
+
+The fit
+-------
+1. ``min_dist`` is reset to the smallest interatomic distance of the
+   training set, as MLIP does (for a warm start it is only ever lowered).
+2. Untrained templates get random radial coefficients (uniform in
+   ``[-init_radial_scale, init_radial_scale]``, seeded); a trained initial
+   potential is a warm start.
+3. Species and moment coefficients, on which energies, forces and virials
+   depend linearly, are solved by ridge-regularised linear least squares of
+   the same loss.
+4. L-BFGS (scipy's L-BFGS-B) over all parameters with the analytic gradient
+   of the compiled core; progress lines, atomic checkpoints and early stopping
+   on the validation loss.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from ase import Atoms
+
+from mtpkit.errors import UserError
+from mtpkit.potentials.model import MTP
+from mtpkit.potentials.report import (
+    Labels,
+    Predictions,
+    config_name,
+    error_metrics,
+    extract_labels,
+    predict,
+    write_report,
+)
+from mtpkit.potentials.train_config import TrainConfig
+
+Log = Callable[[str], None]
+
+
+def _core():
+    from mtpkit.potentials import core
+
+    return core
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def types_for_images(images: Sequence[Atoms], species: Sequence[str] | None, species_count: int,
+                     source: str | os.PathLike | None = None) -> list[npt.NDArray[np.int64]]:
+    """MLIP type index (0-based) of every atom of every configuration.
+
+    With ``species`` (chemical symbol of type 0, 1, ...), symbols are mapped;
+    without, ``atoms.arrays["mtp_type"]`` (set by :func:`mtpkit.read_cfg`
+    when no species are given) is used. Raises :class:`UserError` naming the
+    configuration for an unknown symbol or a type outside ``0..species_count-1``.
+    """
+    out = []
+    index = {s: k for k, s in enumerate(species)} if species is not None else None
+    for k, atoms in enumerate(images):
+        if index is not None:
+            try:
+                t = np.array([index[s] for s in atoms.get_chemical_symbols()], dtype=np.int64)
+            except KeyError as exc:
+                raise UserError(f"{config_name(source, k)}: species {exc.args[0]!r} is not in the "
+                                f"species list {','.join(species)}") from None
+        elif "mtp_type" in atoms.arrays:
+            t = np.asarray(atoms.arrays["mtp_type"], dtype=np.int64)
+        else:
+            raise UserError(f"{config_name(source, k)}: atoms carry no MLIP types; give the species "
+                            "(chemical symbol of each type index)")
+        if t.size and (t.min() < 0 or t.max() >= species_count):
+            bad = int(t[(t < 0) | (t >= species_count)][0])
+            raise UserError(f"{config_name(source, k)}: type {bad} is outside 0..{species_count - 1} "
+                            f"(the potential has species_count = {species_count})")
+        out.append(t)
+    return out
+
+
+def config_weights(images: Sequence[Atoms], weights: Sequence[float] | None = None,
+                   source: str | os.PathLike | None = None) -> npt.NDArray[np.float64]:
+    """Per-configuration weights ``w_c``: ``weights`` if given, else
+    ``atoms.info["weight"]`` (a cfg ``Feature weight`` line), else 1."""
+    n = len(images)
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if w.size != n:
+            raise UserError(f"got {w.size} configuration weights for {n} configurations")
+        raw = list(w)
+    else:
+        raw = [atoms.info.get("weight", 1.0) for atoms in images]
+    out = np.empty(n)
+    for k, v in enumerate(raw):
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            raise UserError(f"{config_name(source, k)}: weight {v!r} is not a number") from None
+        if not math.isfinite(out[k]) or out[k] < 0:
+            raise UserError(f"{config_name(source, k)}: weight {v!r} must be finite and >= 0")
+    if n and out.sum() <= 0:
+        raise UserError("all configuration weights are zero")
+    return out
+
+
+def loss_coefficients(labels: Labels, weights: npt.ArrayLike, config: TrainConfig
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-configuration ``(a_c, b_c, d_c)`` of the loss (see the module docstring)."""
+    w = np.asarray(weights, dtype=np.float64)
+    n = labels.natoms.astype(np.float64)
+    if config.weighting == "vibrations":
+        p, q = 1.0 / n, np.ones_like(n)
+    elif config.weighting == "molecules":
+        p, q = np.ones_like(n), 1.0 / n
+    else:  # structures
+        p, q = 1.0 / n**2, 1.0 / n
+    wn = w / w.sum()
+    a = wn * config.energy_weight * p
+    b = wn * config.force_weight * q
+    d = wn * config.stress_weight * p * labels.has_stress
+    return a, b, d
+
+
+def loss_from_predictions(pred: Predictions, labels: Labels, a: np.ndarray, b: np.ndarray,
+                          d: np.ndarray) -> float:
+    """The loss ``sum_c a_c dE^2 + b_c |dF|^2 + d_c |dV|^2`` of given predictions."""
+    total = 0.0
+    for c in range(len(labels)):
+        total += a[c] * (pred.energy[c] - labels.energy[c]) ** 2
+        if b[c]:
+            total += b[c] * float(np.sum((pred.forces[c] - labels.forces[c]) ** 2))
+        if d[c]:
+            total += d[c] * float(np.sum((pred.virial[c] - labels.virial[c]) ** 2))
+    return float(total)
+
+
+def smallest_distance(images: Sequence[Atoms], cutoff: float) -> tuple[float, int]:
+    """Smallest interatomic distance (Å, periodic images included) within
+    ``cutoff`` over all configurations, and the configuration index
+    (``(inf, -1)`` when no pair is closer than ``cutoff``)."""
+    from ase.neighborlist import neighbor_list
+
+    best, where = math.inf, -1
+    for k, atoms in enumerate(images):
+        if len(atoms) == 0:
+            continue
+        d = neighbor_list("d", atoms, cutoff)
+        if d.size and d.min() < best:
+            best, where = float(d.min()), k
+    return best, where
+
+
+def split_indices(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random (seeded) split of ``range(n)`` into sorted train and validation indices."""
+    if valid_fraction <= 0 or n < 2:
+        return np.arange(n), np.arange(0)
+    n_valid = min(n - 1, max(1, int(round(valid_fraction * n))))
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
+
+
+def resolve_init(init: Any, species: Sequence[str] | None, images: Sequence[Atoms]
+                 ) -> tuple[MTP, list[str] | None]:
+    """The initial MTP and species list from ``init``: an :class:`MTP`, a
+    :class:`~mtpkit.potentials.potential.Potential` (anything with ``.mtp``),
+    a path to a ``.mtp``/``.almtp`` file, or an integer template level."""
+    pot_species = None
+    if isinstance(init, MTP):
+        mtp = init.copy()
+    elif hasattr(init, "mtp") and isinstance(init.mtp, MTP):
+        mtp = init.mtp.copy()
+        pot_species = getattr(init, "species", None)
+    elif isinstance(init, (int, np.integer)) and not isinstance(init, bool):
+        from mtpkit.potentials.templates import make_template
+
+        if species is not None:
+            count = len(species)
+        else:
+            types = [np.asarray(a.arrays["mtp_type"]) for a in images if "mtp_type" in a.arrays]
+            if len(types) != len(images) or not types:
+                raise UserError("a template level needs the species list (or typed cfg configurations)")
+            count = int(max(int(t.max()) for t in types if t.size)) + 1
+        mtp = make_template(int(init), count)
+    elif isinstance(init, (str, os.PathLike)):
+        from mtpkit.potentials.potential import load_potential
+
+        pot = load_potential(init)
+        mtp = pot.mtp.copy()
+        pot_species = getattr(pot, "species", None)
+    else:
+        raise UserError(f"cannot start training from {type(init).__name__}: give an MTP, a Potential, "
+                        "a .mtp path or a template level")
+    if species is None and pot_species:
+        species = list(pot_species)
+    if species is not None:
+        species = list(species)
+        if len(species) > mtp.species_count:
+            raise UserError(f"{len(species)} species given ({','.join(species)}) but the potential has "
+                            f"species_count = {mtp.species_count}")
+        if len(set(species)) != len(species):
+            raise UserError(f"species list {','.join(species)} repeats a symbol")
+    return mtp, species
+
+
+# --------------------------------------------------------------------------- linear fit
+
+
+def fit_linear(mtp: MTP, tset: Any, labels: Labels, a: np.ndarray, b: np.ndarray, d: np.ndarray,
+               ridge: float) -> MTP:
+    """Species and moment coefficients minimising the loss for fixed radial
+    coefficients (ridge-regularised normal equations, columns scaled to unit
+    diagonal so that ``ridge`` is relative)."""
+    from scipy.linalg import LinAlgError, lstsq, solve
+
+    rows = _core().linear_rows(mtp, tset)
+    n_lin = mtp.species_count + mtp.alpha_scalar_moments
+    G = np.zeros((n_lin, n_lin))
+    r = np.zeros(n_lin)
+    for c, (e_row, f_rows, v_rows) in enumerate(_iter_linear_rows(rows, len(labels), n_lin)):
+        if a[c]:
+            G += a[c] * np.outer(e_row, e_row)
+            r += a[c] * e_row * labels.energy[c]
+        if b[c]:
+            fr = f_rows.reshape(-1, n_lin)
+            G += b[c] * fr.T @ fr
+            r += b[c] * fr.T @ labels.forces[c].reshape(-1)
+        if d[c]:
+            vr = v_rows.reshape(9, n_lin)
+            G += d[c] * vr.T @ vr
+            r += d[c] * vr.T @ labels.virial[c].reshape(-1)
+    diag = np.sqrt(np.diag(G))
+    diag[~(diag > 0)] = 1.0
+    Gs = G / np.outer(diag, diag) + ridge * np.eye(n_lin)
+    rs = r / diag
+    try:
+        z = solve(Gs, rs, assume_a="pos")
+    except LinAlgError:
+        z = lstsq(Gs, rs)[0]
+    x = z / diag
+    p = mtp.get_params()
+    p[mtp.radial_coeffs.size:] = x
+    return mtp.with_params(p)
+
+
+def _iter_linear_rows(rows: Any, n_configs: int, n_lin: int):
+    """Normalise the core's design rows to ``(energy row (n_lin,), force rows
+    (N, 3, n_lin), virial rows (3, 3, n_lin))`` per configuration."""
+    if isinstance(rows, dict) or hasattr(rows, "energy"):
+        get = rows.__getitem__ if isinstance(rows, dict) else lambda k: getattr(rows, k)
+        energy, forces, virial = get("energy"), get("forces"), get("virial")
+        offsets = get("offsets") if (isinstance(rows, dict) and "offsets" in rows) or \
+            hasattr(rows, "offsets") else None
+        forces = np.asarray(forces)
+        for c in range(n_configs):
+            f = forces[offsets[c]:offsets[c + 1]] if offsets is not None else forces[c]
+            yield (np.asarray(energy[c]).reshape(n_lin), np.asarray(f).reshape(-1, 3, n_lin),
+                   np.asarray(virial[c]).reshape(3, 3, n_lin))
+        return
+    for c, (e, f, v) in enumerate(rows):
+        yield np.asarray(e).reshape(n_lin), np.asarray(f).reshape(-1, 3, n_lin), \
+            np.asarray(v).reshape(3, 3, n_lin)
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    ``mtp`` is the fitted potential (the best-validation parameters when
+    early stopping ran); ``history`` holds one dict per L-BFGS iteration
+    (``iteration``, ``loss``, and where computed ``valid_loss`` and train
+    metrics); metrics are those of :func:`mtpkit.potentials.report.error_metrics`.
+    """
+
+    mtp: MTP
+    species: list[str] | None
+    config: TrainConfig
+    iterations: int
+    n_evaluations: int
+    stop_reason: str
+    initial_loss: float
+    train_loss: float
+    valid_loss: float | None
+    min_dist: float
+    train_metrics: dict[str, float]
+    valid_metrics: dict[str, float] | None
+    history: list[dict[str, float]] = field(repr=False)
+    train_predictions: Predictions = field(repr=False)
+    train_labels: Labels = field(repr=False)
+    valid_predictions: Predictions | None = field(default=None, repr=False)
+    valid_labels: Labels | None = field(default=None, repr=False)
+    elapsed_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready summary of the run (settings, stopping, losses)."""
+        return {
+            "species": self.species,
+            "settings": {k: (os.fspath(v) if isinstance(v, os.PathLike) else v)
+                         for k, v in vars(self.config).items()},
+            "iterations": self.iterations,
+            "loss_evaluations": self.n_evaluations,
+            "stop_reason": self.stop_reason,
+            "initial_loss": self.initial_loss,
+            "train_loss": self.train_loss,
+            "valid_loss": self.valid_loss,
+            "min_dist": self.min_dist,
+            "elapsed_s": self.elapsed_s,
+        }
+
+    def write_report(self, prefix: str | os.PathLike) -> dict[str, Path]:
+        """``PREFIX.json``/``.md``/``.png`` for the training and validation sets."""
+        data = {"train": (self.train_predictions, self.train_labels)}
+        if self.valid_predictions is not None and self.valid_labels is not None:
+            data["validation"] = (self.valid_predictions, self.valid_labels)
+        return write_report(prefix, data, extra=self.summary(), title="MTP training errors")
+
+
+# --------------------------------------------------------------------------- train
+
+
+def train(images: Sequence[Atoms], init: Any, *, species: Sequence[str] | None = None,
+          valid: Sequence[Atoms] | None = None, config: TrainConfig | None = None,
+          weights: Sequence[float] | None = None, valid_weights: Sequence[float] | None = None,
+          source: str | os.PathLike | None = None, valid_source: str | os.PathLike | None = None,
+          log: Log | None = print, **settings: Any) -> TrainResult:
+    """Fit an MTP to labelled configurations.
+
+    Parameters
+    ----------
+    images:
+        Training configurations with labels as calculator results (energy in
+        eV, forces in eV/Å, optional stress in eV/Å^3, ASE convention).
+    init:
+        Initial potential: an :class:`MTP`, a ``Potential``, a ``.mtp`` path,
+        or an integer template level. An untrained template starts from random
+        radial coefficients (seeded); a trained potential is a warm start.
+    species:
+        Chemical symbol of each type index; defaults to the potential's own
+        species, else the configurations' ``arrays["mtp_type"]``.
+    valid:
+        Validation configurations (early stopping, report). Without it,
+        ``config.valid_fraction`` of ``images`` is held out (seeded).
+    config, settings:
+        A :class:`TrainConfig`; keyword ``settings`` override its fields.
+    weights, valid_weights:
+        Per-configuration weights (default ``atoms.info["weight"]`` or 1).
+    source, valid_source:
+        Names (file paths) used in messages about bad configurations.
+    log:
+        Receives progress lines (``None``: silent).
+
+    The loss and the steps of the fit are described in the module docstring.
+    """
+    t0 = time.perf_counter()
+    cfg = config if config is not None else TrainConfig()
+    if settings:
+        cfg = cfg.replace(**settings)
+    say: Log = log if log is not None else (lambda _msg: None)
+    images = list(images)
+    if not images:
+        raise UserError(f"{source or 'training set'}: no configurations to train on")
+
+    mtp, species = resolve_init(init, species, images)
+    all_types = types_for_images(images, species, mtp.species_count, source)
+    all_labels = extract_labels(images, source)
+    all_weights = config_weights(images, weights, source)
+
+    if valid is not None:
+        valid = list(valid)
+        tr_idx, va_idx = np.arange(len(images)), np.arange(0)
+        v_images = valid
+        v_types = types_for_images(valid, species, mtp.species_count, valid_source)
+        v_labels = extract_labels(valid, valid_source)
+        v_weights = config_weights(valid, valid_weights, valid_source)
+    else:
+        tr_idx, va_idx = split_indices(len(images), cfg.valid_fraction, cfg.seed)
+        v_images = [images[i] for i in va_idx]
+        v_types = [all_types[i] for i in va_idx]
+        v_labels = all_labels.subset(va_idx)
+        v_weights = all_weights[va_idx]
+        if va_idx.size:
+            say(f"validation: {va_idx.size} of {len(images)} configurations held out (seed {cfg.seed})")
+    t_images = [images[i] for i in tr_idx]
+    t_types = [all_types[i] for i in tr_idx]
+    t_labels = all_labels.subset(tr_idx)
+    t_weights = all_weights[tr_idx]
+    if t_weights.sum() <= 0:
+        raise UserError("all training configurations have weight 0")
+    has_valid = len(v_images) > 0 and float(np.sum(v_weights)) > 0
+
+    n_no_stress = int((~t_labels.has_stress).sum())
+    if n_no_stress and cfg.stress_weight > 0:
+        say(f"stress: {n_no_stress} of {len(t_labels)} training configurations have no stress label "
+            "(or no 3D cell); their stress term is switched off (d_c = 0)")
+
+    # 1. min_dist
+    mtp = _set_min_dist(mtp, t_images, cfg, say, source)
+
+    # 2. initial parameters
+    fresh = cfg.init_params == "random" or (cfg.init_params == "auto" and not mtp.trained)
+    if fresh:
+        rng = np.random.default_rng(cfg.seed)
+        p = mtp.get_params()
+        nr = mtp.radial_coeffs.size
+        p[:nr] = rng.uniform(-cfg.init_radial_scale, cfg.init_radial_scale, nr)
+        p[nr:] = 0.0
+        mtp = mtp.with_params(p)
+        say(f"init: random radial coefficients in [-{cfg.init_radial_scale:g}, "
+            f"{cfg.init_radial_scale:g}] (seed {cfg.seed}), {mtp.n_params} parameters")
+    else:
+        mtp = mtp.with_params(mtp.get_params())
+        say(f"init: warm start from the given potential, {mtp.n_params} parameters")
+
+    core = _core()
+    tset = core.TrainingSet(t_images, t_types, mtp.cutoff)
+    a, b, d = loss_coefficients(t_labels, t_weights, cfg)
+    if has_valid:
+        va, vb, vd = loss_coefficients(v_labels, v_weights, cfg)
+
+    def loss_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = core.loss_and_grad(mtp.with_params(x), tset, a, b, d)
+        return float(value), np.asarray(grad, dtype=np.float64)
+
+    x = mtp.get_params()
+    initial_loss, g0 = loss_grad(x)
+    if not math.isfinite(initial_loss) or not np.all(np.isfinite(g0)):
+        raise UserError(f"initial loss is not finite ({initial_loss}); check the labels and the "
+                        "initial potential")
+
+    # 3. linear least squares
+    if cfg.linear_fit and mtp.alpha_scalar_moments + mtp.species_count > 0:
+        cand = fit_linear(mtp, tset, t_labels, a, b, d, cfg.ridge)
+        lin_loss, _ = loss_grad(cand.get_params())
+        if math.isfinite(lin_loss) and (fresh or lin_loss < initial_loss):
+            say(f"linear least squares (species + moment coefficients): loss {initial_loss:.6e} "
+                f"-> {lin_loss:.6e}")
+            mtp, x, initial_loss = cand, cand.get_params(), lin_loss
+        else:
+            say(f"linear least squares would not lower the loss ({lin_loss:.6e} >= "
+                f"{initial_loss:.6e}); kept the warm-start coefficients")
+
+    # 4. L-BFGS
+    history: list[dict[str, float]] = []
+    state: dict[str, Any] = {"it": 0, "nfev": 0, "best_valid": math.inf, "best_x": None,
+                             "bad": 0, "stop": None}
+    last = {"x": x.copy(), "f": initial_loss, "g": g0}
+
+    def fun(xk: np.ndarray) -> tuple[float, np.ndarray]:
+        state["nfev"] += 1
+        f, g = loss_grad(xk)
+        if not math.isfinite(f) or not np.all(np.isfinite(g)):
+            # a trial step of the line search went too far: report a large
+            # loss so that it backtracks, never a NaN
+            return 1e6 * max(abs(last["f"]), 1.0), -last["g"]
+        last.update(x=xk.copy(), f=f, g=g)
+        return f, g
+
+    def progress(it: int, xk: np.ndarray, fval: float, rec: dict[str, float]) -> None:
+        cur = mtp.with_params(xk)
+        m = error_metrics(predict(cur, t_images, t_types), t_labels)
+        rec.update(train_energy_rmse_mev_per_atom=m["energy_rmse_mev_per_atom"],
+                   train_force_rmse=m["force_rmse"], train_stress_rmse_gpa=m["stress_rmse_gpa"])
+        line = (f"iter {it:5d}  loss {fval:.6e}  E {m['energy_rmse_mev_per_atom']:.3f} meV/atom  "
+                f"F {m['force_rmse']:.4f} eV/A  S {m['stress_rmse_gpa']:.4f} GPa")
+        if "valid_loss" in rec:
+            line += f"  | valid loss {rec['valid_loss']:.6e}"
+        say(line + f"  ({time.perf_counter() - t0:.1f} s)")
+
+    def callback(intermediate_result) -> None:
+        state["it"] += 1
+        it = state["it"]
+        xk = np.array(intermediate_result.x, dtype=np.float64)
+        fval = float(intermediate_result.fun)
+        rec: dict[str, float] = {"iteration": it, "loss": fval}
+        if has_valid and it % cfg.valid_every == 0:
+            vl = loss_from_predictions(predict(mtp.with_params(xk), v_images, v_types), v_labels,
+                                       va, vb, vd)
+            rec["valid_loss"] = vl
+            if vl < state["best_valid"]:
+                state.update(best_valid=vl, best_x=xk.copy(), bad=0, best_it=it)
+            else:
+                state["bad"] += 1
+        if cfg.print_every and it % cfg.print_every == 0:
+            progress(it, xk, fval, rec)
+        if cfg.checkpoint is not None and it % cfg.checkpoint_every == 0:
+            _write_checkpoint(cfg.checkpoint, mtp.with_params(xk))
+        history.append(rec)
+        if has_valid and cfg.patience and state["bad"] >= cfg.patience:
+            state["stop"] = (f"early stopping: validation loss did not improve for {cfg.patience} "
+                             f"checks ({cfg.patience * cfg.valid_every} iterations)")
+            raise StopIteration
+
+    from scipy.optimize import minimize
+
+    say(f"L-BFGS: {len(t_images)} training configurations ({int(t_labels.natoms.sum())} atoms)"
+        + (f", {len(v_images)} validation" if has_valid else "")
+        + f", max {cfg.max_iter} iterations, initial loss {initial_loss:.6e}")
+    if cfg.max_iter > 0:
+        res = minimize(fun, x, jac=True, method="L-BFGS-B", callback=callback,
+                       options={"maxiter": cfg.max_iter, "maxcor": cfg.lbfgs_memory,
+                                "ftol": cfg.ftol, "gtol": cfg.gtol, "maxfun": 20 * cfg.max_iter + 20})
+        x_final = np.array(res.x, dtype=np.float64)
+        stop = state["stop"] or (f"max_iter ({cfg.max_iter}) reached" if state["it"] >= cfg.max_iter
+                                 else f"L-BFGS: {res.message}")
+    else:
+        x_final, stop = x, "max_iter = 0: linear fit only"
+
+    # best validation parameters win
+    if has_valid:
+        vl_final = loss_from_predictions(predict(mtp.with_params(x_final), v_images, v_types),
+                                         v_labels, va, vb, vd)
+        if state["best_x"] is not None and state["best_valid"] < vl_final:
+            x_final = state["best_x"]
+            stop += f"; returning the best-validation parameters of iteration {state['best_it']}"
+            vl_final = state["best_valid"]
+    else:
+        vl_final = None
+    if not np.all(np.isfinite(x_final)):
+        raise UserError("training produced non-finite parameters")
+    final = mtp.with_params(x_final)
+    train_loss, _ = loss_grad(x_final)
+    t_pred = predict(final, t_images, t_types)
+    t_metrics = error_metrics(t_pred, t_labels)
+    v_pred = predict(final, v_images, v_types) if has_valid else None
+    v_metrics = error_metrics(v_pred, v_labels) if has_valid else None
+    if cfg.checkpoint is not None:
+        _write_checkpoint(cfg.checkpoint, final)
+    elapsed = time.perf_counter() - t0
+    say(f"done: {stop}; {state['it']} iterations, {state['nfev']} loss evaluations, "
+        f"{elapsed:.1f} s")
+    say(f"train: loss {train_loss:.6e}, " + _fmt(t_metrics))
+    if v_metrics is not None:
+        say(f"validation: loss {vl_final:.6e}, " + _fmt(v_metrics))
+    return TrainResult(
+        mtp=final, species=list(species) if species is not None else None, config=cfg,
+        iterations=state["it"], n_evaluations=state["nfev"], stop_reason=stop,
+        initial_loss=initial_loss, train_loss=train_loss, valid_loss=vl_final,
+        min_dist=final.min_dist, train_metrics=t_metrics, valid_metrics=v_metrics,
+        history=history, train_predictions=t_pred, train_labels=t_labels,
+        valid_predictions=v_pred, valid_labels=v_labels if has_valid else None,
+        elapsed_s=elapsed,
+    )
+
+
+def _fmt(m: dict[str, float]) -> str:
+    from mtpkit.potentials.report import format_metrics
+
+    return format_metrics(m)
+
+
+def _set_min_dist(mtp: MTP, images: Sequence[Atoms], cfg: TrainConfig, say: Log,
+                  source: str | os.PathLike | None) -> MTP:
+    from dataclasses import replace
+
+    dmin, where = smallest_distance(images, mtp.max_dist)
+    if cfg.min_dist == "keep":
+        if dmin < mtp.min_dist:
+            say(f"warning: {config_name(source, where)} has atoms {dmin:.4f} A apart, closer than "
+                f"min_dist = {mtp.min_dist:.4f} A (kept as asked)")
+        return mtp
+    if cfg.min_dist != "data":
+        new = float(cfg.min_dist)
+        if new >= mtp.max_dist:
+            raise UserError(f"min_dist {new} must be below max_dist {mtp.max_dist}")
+        if new != mtp.min_dist:
+            say(f"min_dist: {mtp.min_dist:.6g} -> {new:.6g} A (as configured)")
+        return replace(mtp, min_dist=new)
+    if not math.isfinite(dmin):
+        say(f"min_dist: no atom pair within the cutoff {mtp.max_dist:g} A; min_dist "
+            f"{mtp.min_dist:.6g} A kept")
+        return mtp
+    if mtp.trained and dmin >= mtp.min_dist:
+        say(f"min_dist: kept {mtp.min_dist:.6g} A for the warm start (smallest distance in the "
+            f"training set {dmin:.6g} A)")
+        return mtp
+    say(f"min_dist: {mtp.min_dist:.6g} -> {dmin:.6g} A, the smallest interatomic distance in the "
+        f"training set ({config_name(source, where)}), as MLIP does")
+    return replace(mtp, min_dist=dmin)
+
+
+def _write_checkpoint(path: str | os.PathLike, mtp: MTP) -> None:
+    from mtpkit.potentials.mtp_io import write_mtp
+
+    write_mtp(path, mtp)
