@@ -191,18 +191,15 @@ def _parse_one(nxt, path: str, begin_line: int, numbers: list[int] | None) -> At
                 raise InputFileError(path, "AtomData has no 'type' column", line=lineno, field="type")
             if len(set(names)) != len(names):
                 raise InputFileError(path, "AtomData has duplicate columns", line=lineno, field="AtomData")
-            data = np.empty((size, len(names)))
-            for i in range(size):
+            rows = []
+            for _ in range(size):
                 ln, row = nxt("AtomData")
                 parts = row.split()
                 if len(parts) != len(names):
                     raise InputFileError(path, f"atom row has {len(parts)} columns, header has {len(names)}",
                                          line=ln, field="AtomData")
-                for c, (name, p) in enumerate(zip(names, parts)):
-                    if name == "ghost":
-                        data[i, c] = 1.0 if p.lower() == "true" else 0.0
-                    else:
-                        data[i, c] = _num(path, p, ln, name)
+                rows.append((ln, parts))
+            data = _atom_table(path, names, rows)
             columns = {name: data[:, c] for c, name in enumerate(names)}
             columns["_line"] = np.array([lineno])
         elif head == "Energy":
@@ -239,6 +236,24 @@ def _parse_one(nxt, path: str, begin_line: int, numbers: list[int] | None) -> At
     if size and not columns:
         raise InputFileError(path, "configuration without AtomData", line=begin_line, field="AtomData")
     return _build_atoms(path, begin_line, size, cell_rows, columns, energy, virial, features, numbers)
+
+
+def _atom_table(path: str, names: list[str], rows: list[tuple[int, list[str]]]) -> np.ndarray:
+    """AtomData rows as floats; on bad input, find and name the offending line and column."""
+    if "ghost" in names:
+        g = names.index("ghost")
+        for _, parts in rows:
+            parts[g] = "1" if parts[g].lower() == "true" else "0"
+    try:
+        data = np.array([parts for _, parts in rows], dtype=float).reshape(len(rows), len(names))
+        if np.all(np.isfinite(data)):
+            return data
+    except ValueError:
+        pass
+    for ln, parts in rows:  # slow path only to locate the problem
+        for name, p in zip(names, parts):
+            _num(path, p, ln, name)
+    raise InputFileError(path, "malformed AtomData", line=rows[0][0], field="AtomData")  # pragma: no cover
 
 
 def _pushback(nxt, item):
