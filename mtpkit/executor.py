@@ -1,0 +1,183 @@
+"""Run independent jobs in parallel: local worker processes or a Dask cluster.
+
+Used by MD sweeps and by active learning's labelling. A job is a picklable
+callable with its arguments; every job's outcome is captured separately
+(result or error with traceback), so one failure never stops the others::
+
+    with Executor(workers=4) as ex:                       # local processes
+        outcomes = ex.map(label_one, [(atoms,) for atoms in images])
+    with Executor(scheduler="tcp://host:8786") as ex:     # dask.distributed
+        outcomes = ex.run([Job("a", f, (1,)), Job("b", f, (2,))], progress=print)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Job:
+    """One unit of work: ``fn(*args, **kwargs)``; ``key`` names it in results and progress."""
+
+    key: str
+    fn: Callable[..., Any]
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What happened to a job: ``ok`` with ``result``, or ``error`` (one line) + ``traceback``."""
+
+    key: str
+    ok: bool
+    result: Any = None
+    error: str = ""
+    traceback: str = ""
+    wall_time: float = 0.0
+
+
+def _call(job: Job) -> Outcome:
+    """Run one job in the worker, turning any exception into a failed :class:`Outcome`."""
+    t0 = time.perf_counter()
+    try:
+        result = job.fn(*job.args, **job.kwargs)
+        return Outcome(job.key, True, result, wall_time=time.perf_counter() - t0)
+    except BaseException as exc:  # a job must never take the pool down
+        return Outcome(job.key, False, None, f"{type(exc).__name__}: {exc}",
+                       traceback.format_exc(), time.perf_counter() - t0)
+
+
+ProgressFn = Callable[[int, int, Outcome], None]
+
+
+class Executor:
+    """Parallel job runner.
+
+    Parameters
+    ----------
+    workers:
+        Local worker processes (default: CPU count). Ignored with ``scheduler``.
+    scheduler:
+        Address of a ``dask.distributed`` scheduler (``"tcp://host:8786"``) or a
+        ``distributed.Client`` / ``LocalCluster`` object; ``None`` uses local processes.
+    mp_context:
+        Start method of local workers (default ``"spawn"``: safe with threads and LAMMPS).
+    """
+
+    def __init__(self, workers: int | None = None, scheduler: Any = None,
+                 mp_context: str = "spawn") -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.scheduler = scheduler
+        self.mp_context = mp_context
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._client = None
+        self._own_client = False
+
+    # --- lifecycle ---------------------------------------------------------------
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Shut down local workers / the Dask client this executor opened."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._client is not None and self._own_client:
+            self._client.close()
+        self._client = None
+
+    @property
+    def kind(self) -> str:
+        """``"dask"`` or ``"processes"``."""
+        return "processes" if self.scheduler is None else "dask"
+
+    def _dask_client(self):
+        if self._client is None:
+            try:
+                from distributed import Client
+            except ImportError as exc:
+                from mtpkit.errors import UserError
+
+                raise UserError("a Dask scheduler was given but dask.distributed is not "
+                                "installed (pip install 'dask[distributed]')") from exc
+            if isinstance(self.scheduler, Client):
+                self._client, self._own_client = self.scheduler, False
+            else:
+                self._client, self._own_client = Client(self.scheduler), True
+        return self._client
+
+    # --- running -----------------------------------------------------------------
+    def run(self, jobs: Sequence[Job], progress: ProgressFn | None = None) -> list[Outcome]:
+        """Run ``jobs``; returns their outcomes in input order.
+
+        ``progress(done, total, outcome)`` is called in this process as each job ends.
+        """
+        jobs = list(jobs)
+        keys = [j.key for j in jobs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("job keys must be unique")
+        if not jobs:
+            return []
+        if self.scheduler is None:
+            outcomes = self._run_local(jobs, progress)
+        else:
+            outcomes = self._run_dask(jobs, progress)
+        by_key = {o.key: o for o in outcomes}
+        return [by_key[k] for k in keys]
+
+    def map(self, fn: Callable[..., Any], arg_tuples: Iterable[tuple],
+            progress: ProgressFn | None = None) -> list[Outcome]:
+        """``fn(*args)`` for every tuple in ``arg_tuples`` (keys ``"0"``, ``"1"``, ...)."""
+        return self.run([Job(str(i), fn, tuple(a)) for i, a in enumerate(arg_tuples)], progress)
+
+    def _run_local(self, jobs: list[Job], progress: ProgressFn | None) -> list[Outcome]:
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(
+                max_workers=min(self.workers, len(jobs)),
+                mp_context=multiprocessing.get_context(self.mp_context))
+        futures = {self._pool.submit(_call, job): job for job in jobs}
+        outcomes = []
+        for fut in cf.as_completed(futures):
+            job = futures[fut]
+            try:
+                out = fut.result()
+            except BaseException as exc:  # worker died (killed, segfault) or unpicklable job
+                out = Outcome(job.key, False, None, f"{type(exc).__name__}: {exc}",
+                              traceback.format_exc())
+                if isinstance(exc, cf.process.BrokenProcessPool):
+                    self._pool = None
+            outcomes.append(out)
+            if progress is not None:
+                progress(len(outcomes), len(jobs), out)
+        return outcomes
+
+    def _run_dask(self, jobs: list[Job], progress: ProgressFn | None) -> list[Outcome]:
+        from distributed import as_completed
+
+        client = self._dask_client()
+        futures = [client.submit(_call, job, key=f"mtpkit-{job.key}-{id(job)}", pure=False)
+                   for job in jobs]
+        owner = {f.key: j for f, j in zip(futures, jobs)}
+        outcomes = []
+        for fut in as_completed(futures):
+            job = owner[fut.key]
+            try:
+                out = fut.result()
+            except BaseException as exc:  # worker lost
+                out = Outcome(job.key, False, None, f"{type(exc).__name__}: {exc}",
+                              traceback.format_exc())
+            outcomes.append(out)
+            if progress is not None:
+                progress(len(outcomes), len(jobs), out)
+        return outcomes
