@@ -48,7 +48,7 @@ def basis_size(mtp: MTP, basis: Basis) -> int:
     return mtp.n_params if basis == "all" else mtp.species_count + mtp.alpha_scalar_moments
 
 
-def site_rows(mtp: MTP, atoms: Atoms, types: npt.ArrayLike, basis: Basis = "all") -> npt.NDArray[np.float64]:
+def site_rows(mtp: "MTP | core.CompiledMTP", atoms: Atoms, types: npt.ArrayLike, basis: Basis = "all") -> npt.NDArray[np.float64]:
     """``(N, n)`` per-atom rows ``dE_i/dθ``."""
     from mtpkit.potentials import core
 
@@ -58,7 +58,7 @@ def site_rows(mtp: MTP, atoms: Atoms, types: npt.ArrayLike, basis: Basis = "all"
     return np.asarray(core.site_basis(mtp, atoms, t), dtype=np.float64)
 
 
-def config_row(mtp: MTP, atoms: Atoms, types: npt.ArrayLike, basis: Basis = "all",
+def config_row(mtp: "MTP | core.CompiledMTP", atoms: Atoms, types: npt.ArrayLike, basis: Basis = "all",
                energy_weight: float = 1.0, weight_scaling: int = 2) -> npt.NDArray[np.float64]:
     """``(n,)`` configuration row ``energy_weight / N^(weight_scaling/2) * dE/dθ``."""
     from mtpkit.potentials import core
@@ -76,13 +76,16 @@ def row_blocks(mtp: MTP, images: Sequence[Atoms], mode: Mode, basis: Basis = "al
                species: Sequence[str] | None = None, energy_weight: float = 1.0,
                weight_scaling: int = 2) -> list[npt.NDArray[np.float64]]:
     """One ``(k, n)`` block per configuration (``k = 1`` or the number of atoms)."""
+    from mtpkit.potentials import core
+
+    compiled = core.compile_mtp(mtp)  # once, not per configuration
     blocks = []
     for idx, atoms in enumerate(images):
         t = atom_types(atoms, species, mtp.species_count, label=f"configuration {idx}")
         if mode == "configuration":
-            blocks.append(config_row(mtp, atoms, t, basis, energy_weight, weight_scaling)[None, :])
+            blocks.append(config_row(compiled, atoms, t, basis, energy_weight, weight_scaling)[None, :])
         else:
-            blocks.append(site_rows(mtp, atoms, t, basis))
+            blocks.append(site_rows(compiled, atoms, t, basis))
     return blocks
 
 

@@ -118,3 +118,33 @@ def select_add(active_set: ActiveSet, blocks: Sequence[npt.ArrayLike], configura
     new.commit_sources({int(c): (index_of[int(owner[c])], int(eqn[c])) for c in res.entered})
     new.prune_configurations()
     return Selection(chosen.astype(np.int64), new, grades, new.log_abs_det() - before)
+
+
+def active_set_for(mtp, species=None, train_images=None, mode: Mode | None = None, basis: Basis = "all",
+                   source: str = "potential") -> ActiveSet:
+    """The active set to grade with: the potential's own (MLIP-3 ``.almtp``) or one built from ``train_images``.
+
+    ``mode`` overrides nothing of a stored set; with ``train_images`` it
+    chooses the mode (default neighbourhood, as MLIP-3's LAMMPS interface).
+    """
+    from mtpkit.active_learning.active_set import from_mlip
+    from mtpkit.active_learning.grades import row_blocks
+    from mtpkit.errors import UserError
+
+    if train_images is not None:
+        m = mode or "neighborhood"
+        blocks = row_blocks(mtp, train_images, m, basis, species)
+        return build_active_set(blocks, train_images, mode=m, basis=basis, n=blocks[0].shape[1] if blocks else None)
+    stored = getattr(mtp, "active_set", None)
+    if stored is None:
+        raise UserError(f"{source}: the potential carries no active set; give training configurations "
+                        "(--train) to build one, or use an MLIP-3 .almtp with its selection state")
+    if isinstance(stored, ActiveSet):
+        return stored
+    try:
+        aset = from_mlip(stored, species)
+    except ValueError as exc:
+        raise UserError(f"{source}: {exc}") from None
+    if mode is not None and mode != aset.mode:
+        raise UserError(f"{source}: the stored active set is in {aset.mode} mode, not {mode}")
+    return aset
