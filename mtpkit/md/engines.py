@@ -134,13 +134,15 @@ class ExternalEngine:
     def from_potential(cls, potential: str | Path, species: Sequence[str]) -> "ExternalEngine":
         """The mtpkit calculator of an MTP file, through ``fix external``."""
         path = check_potential_file(potential)
-        from mtpkit.potentials.potential import load_potential
+        from mtpkit.potentials.calculator import MTPCalculator
+        from mtpkit.potentials.mtp_io import read_mtp
 
-        return cls(load_potential(path).calculator(species=list(species)))
+        return cls(MTPCalculator(read_mtp(path), species=list(species),
+                                 on_short_distance="ignore"))
 
     def default_min_dist(self) -> float | None:
-        mtp = getattr(self.calculator, "mtp", None)
-        return float(mtp.min_dist) if mtp is not None else None
+        compiled = getattr(self.calculator, "compiled", None)
+        return float(compiled.mtp.min_dist) if compiled is not None else None
 
     def setup(self, lmp, species: Sequence[str], folder: Path) -> None:
         """``pair_style zero`` + ``fix external pf/callback`` with energy and virial."""

@@ -1,0 +1,295 @@
+"""MD sweeps: structures × temperatures × replicas, run in parallel, resumable.
+
+A sweep is described by a TOML file (paths relative to it)::
+
+    [potential]
+    file = "pot.almtp"                  # .mtp or .almtp
+    species = ["Na", "Y", "Zr", "Cl"]   # symbols of MTP types 0, 1, ...
+    engine = "plugin"                   # or "external" (fix external + Python calculator)
+    # [potential.extrapolation]         # optional, plugin only: every, select_threshold,
+    # every = 10                        #   break_threshold, save
+
+    [md]                                # any MDSettings field except seed
+    ensemble = "npt"
+    timestep = 2.0                      # fs
+    steps = 1000000
+    pressure = 0.0                      # GPa
+    barostat = "tri"
+    dump_every = 500
+    restart_every = 10000
+    supercell = [2, 2, 2]               # optional repeat of every structure
+
+    [sweep]
+    structures = ["structures/*.cif"]   # files or glob patterns
+    temperatures = [350, 400, 500, 600, 700]   # K
+    replicas = 5
+    seed = 1000                         # velocity seeds: seed + replica + 1000*(iT + 100*iS)
+    output = "runs"
+    workers = 2                         # local worker processes
+    # scheduler = "tcp://host:8786"     # run on a dask.distributed cluster instead
+
+Every run gets ``<output>/<structure>/T<temperature>K/r<replica>/`` and an entry in
+``<output>/manifest.json`` (status, steps_done, steps, wall_time, files, message,
+log_tail), written atomically as runs finish. Finished runs are never redone;
+unfinished ones resume from their last checkpoint; a failed run is reported with
+its log tail and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from mtpkit.errors import InputFileError, UserError
+from mtpkit.io_utils import atomic_write_json
+
+from mtpkit.md.run import MDSettings
+
+_MD_FIELDS = {f.name for f in fields(MDSettings)}
+
+
+@dataclass
+class RunSpec:
+    """One run of a sweep (picklable: sent to workers)."""
+
+    run_id: str
+    structure: str
+    temperature: float
+    replica: int
+    seed: int
+    folder: str
+    potential: str
+    species: list[str]
+    engine: str
+    md: dict
+    supercell: list[int] | None = None
+    extrapolation: dict | None = None
+
+
+@dataclass
+class SweepSpec:
+    """A parsed sweep TOML."""
+
+    source: Path
+    output: Path
+    runs: list[RunSpec]
+    workers: int = 1
+    scheduler: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Parse and validate a sweep TOML; paths are resolved relative to it.
+
+    Raises
+    ------
+    InputFileError
+        Naming the file and field of the first problem.
+    """
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise InputFileError(path, "sweep file not found")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputFileError(path, f"invalid TOML: {exc}") from None
+    base = path.parent
+
+    def section(name: str) -> dict:
+        value = doc.get(name)
+        if not isinstance(value, dict):
+            raise InputFileError(path, f"missing [{name}] table", field=name)
+        return value
+
+    pot, md, sw = section("potential"), dict(section("md")), section("sweep")
+    for key in ("file", "species"):
+        if key not in pot:
+            raise InputFileError(path, "missing", field=f"potential.{key}")
+    potential = (base / pot["file"]).resolve()
+    from mtpkit.md.engines import check_potential_file
+
+    try:
+        check_potential_file(potential)
+    except InputFileError as exc:
+        raise InputFileError(path, str(exc), field="potential.file") from None
+    species = pot["species"]
+    if not (isinstance(species, list) and species and all(isinstance(s, str) for s in species)):
+        raise InputFileError(path, "must be a list of element symbols", field="potential.species")
+    engine = pot.get("engine", "plugin")
+    if engine not in ("plugin", "external"):
+        raise InputFileError(path, f"must be 'plugin' or 'external', got {engine!r}",
+                             field="potential.engine")
+    extrapolation = pot.get("extrapolation")
+    supercell = md.pop("supercell", None)
+    if supercell is not None and not (isinstance(supercell, list) and len(supercell) == 3
+                                      and all(isinstance(k, int) and k > 0 for k in supercell)):
+        raise InputFileError(path, "must be three positive integers", field="md.supercell")
+    for key in md:
+        if key not in _MD_FIELDS or key in ("seed", "temperature"):
+            raise InputFileError(path, "unknown or not allowed here (seed and temperature come "
+                                 "from [sweep])", field=f"md.{key}")
+    try:
+        MDSettings(**md, temperature=300.0)  # validate early, naming the field
+    except UserError as exc:
+        raise InputFileError(path, str(exc), field="md") from None
+
+    patterns = sw.get("structures")
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    if not patterns:
+        raise InputFileError(path, "missing (list of structure files or globs)",
+                             field="sweep.structures")
+    structures: list[Path] = []
+    for pat in patterns:
+        hits = sorted(glob.glob(str(base / pat)))
+        if not hits:
+            raise InputFileError(path, f"no structure file matches {pat!r}",
+                                 field="sweep.structures")
+        structures += [Path(h).resolve() for h in hits]
+    temps = sw.get("temperatures")
+    if not (isinstance(temps, list) and temps and all(isinstance(t, (int, float)) and t > 0
+                                                      for t in temps)):
+        raise InputFileError(path, "must be a list of positive temperatures (K)",
+                             field="sweep.temperatures")
+    replicas = sw.get("replicas", 1)
+    if not (isinstance(replicas, int) and replicas >= 1):
+        raise InputFileError(path, "must be a positive integer", field="sweep.replicas")
+    seed = sw.get("seed", 1000)
+    output = (base / sw.get("output", "runs")).resolve()
+    stems = [s.stem for s in structures]
+    if len(set(stems)) != len(stems):
+        raise InputFileError(path, "two structures have the same file stem", field="sweep.structures")
+
+    runs = []
+    for i_s, struct in enumerate(structures):
+        for i_t, temp in enumerate(temps):
+            for r in range(replicas):
+                run_id = f"{struct.stem}/T{temp:g}K/r{r}"
+                runs.append(RunSpec(
+                    run_id=run_id, structure=str(struct), temperature=float(temp), replica=r,
+                    seed=int(seed) + r + 1000 * (i_t + 100 * i_s), folder=str(output / run_id),
+                    potential=str(potential), species=list(species), engine=engine, md=md,
+                    supercell=supercell, extrapolation=extrapolation))
+    return SweepSpec(path, output, runs, workers=int(sw.get("workers", 1)),
+                     scheduler=sw.get("scheduler"))
+
+
+def run_one(spec: RunSpec) -> dict:
+    """Run (or resume) one sweep run in the current process; returns its manifest entry."""
+    from mtpkit.md.engines import Extrapolation, ExternalEngine, PluginEngine
+    from mtpkit.md.run import run_md
+    from mtpkit.md.structure import as_atoms
+
+    atoms = as_atoms(spec.structure, "sweep.structures")
+    if spec.supercell:
+        atoms = atoms.repeat(spec.supercell)
+    if spec.engine == "plugin":
+        extra = Extrapolation(**spec.extrapolation) if spec.extrapolation else None
+        engine = PluginEngine(spec.potential, extrapolation=extra)
+    else:
+        engine = ExternalEngine.from_potential(spec.potential, spec.species)
+    settings = MDSettings(**spec.md, temperature=spec.temperature, seed=spec.seed)
+    result = run_md(atoms, engine, spec.species, settings, spec.folder)
+    entry = result.to_dict()
+    if result.status == "failed":
+        entry["log_tail"] = log_tail(Path(spec.folder))
+    return entry
+
+
+def log_tail(folder: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a run's ``log.lammps`` ('' when absent)."""
+    log = folder / "log.lammps"
+    if not log.is_file():
+        return ""
+    return "".join(log.read_text(errors="replace").splitlines(keepends=True)[-lines:])
+
+
+def read_manifest(output: Path) -> dict:
+    path = Path(output) / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {"runs": {}}
+
+
+def run_sweep(spec: SweepSpec, executor=None,
+              progress: Callable[[str], None] | None = print) -> dict:
+    """Run every unfinished run of ``spec``; returns the manifest (also in ``manifest.json``).
+
+    ``executor``: an :class:`mtpkit.executor.Executor` (default: local processes with
+    ``spec.workers``, or Dask when ``spec.scheduler`` is set).
+    """
+    from mtpkit.executor import Executor, Job
+
+    spec.output.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(spec.output)
+    manifest["sweep"] = str(spec.source)
+    entries: dict[str, Any] = manifest.setdefault("runs", {})
+    todo = []
+    for run in spec.runs:
+        old = entries.get(run.run_id)
+        if old and old.get("status") == "done":
+            continue
+        if _finished_on_disk(Path(run.folder)):
+            entries[run.run_id] = {**(old or {}), "status": "done", "folder": run.folder}
+            continue
+        todo.append(run)
+    atomic_write_json(spec.output / "manifest.json", manifest)
+    skipped = len(spec.runs) - len(todo)
+    if progress:
+        progress(f"sweep: {len(spec.runs)} runs, {skipped} already finished, {len(todo)} to run")
+    if not todo:
+        return manifest
+
+    def on_done(done: int, total: int, outcome) -> None:
+        run = by_key[outcome.key]
+        if outcome.ok:
+            entry = outcome.result
+        else:
+            entry = {"status": "failed", "steps_done": _steps_on_disk(Path(run.folder)),
+                     "steps": run.md.get("steps"), "wall_time": outcome.wall_time,
+                     "folder": run.folder, "message": outcome.error,
+                     "log_tail": log_tail(Path(run.folder)) or outcome.traceback[-2000:],
+                     "files": {}}
+        entry.update(structure=run.structure, temperature=run.temperature,
+                     replica=run.replica, seed=run.seed)
+        entries[run.run_id] = entry
+        atomic_write_json(spec.output / "manifest.json", manifest)
+        if progress:
+            msg = (f"[{done}/{total}] {run.run_id}: {entry['status']} "
+                   f"({entry.get('steps_done')}/{entry.get('steps')} steps, "
+                   f"{entry.get('wall_time', 0.0):.1f} s)")
+            if entry["status"] != "done" and entry.get("message"):
+                msg += f" - {entry['message']}"
+            progress(msg)
+
+    by_key = {run.run_id: run for run in todo}
+    jobs = [Job(run.run_id, run_one, (run,)) for run in todo]
+    own = executor is None
+    if own:
+        executor = Executor(workers=spec.workers, scheduler=spec.scheduler)
+    try:
+        executor.run(jobs, progress=on_done)
+    finally:
+        if own:
+            executor.close()
+    return manifest
+
+
+def _finished_on_disk(folder: Path) -> bool:
+    state = folder / "state.json"
+    if not state.is_file():
+        return False
+    try:
+        return bool(json.loads(state.read_text()).get("done"))
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def _steps_on_disk(folder: Path) -> int:
+    try:
+        return int(json.loads((folder / "state.json").read_text()).get("step", 0))
+    except (OSError, json.JSONDecodeError, ValueError):
+        return 0
