@@ -100,3 +100,26 @@ def test_cli_bad_input(tmp_path, capsys):
     assert main(["conductivity", "--trajectory", str(path), "--temperature", "600", "--frame-interval-fs",
                  "20", "--type-map", "Na", "Cl", "-o", str(tmp_path / "o")]) == 2
     assert "too few" in capsys.readouterr().err
+
+
+def test_cli_descriptors_on_vibrating_nyzc75(tmp_path, nyzc75_atoms):
+    atoms = nyzc75_atoms * (2, 1, 1)
+    rng = np.random.default_rng(0)
+    pos = atoms.positions[None] + rng.normal(0, 0.08, (300, len(atoms), 3))
+    cell = np.array(atoms.cell[:])
+    from mtpkit.md.structure import to_lammps_cell  # noqa: F401  (LAMMPS frame: lower-triangular)
+    rot, _ = to_lammps_cell(cell)
+    frac = pos @ np.linalg.inv(cell)
+    path = tmp_path / "nyzc.dump"
+    write_lammps_dump(path, atoms.get_chemical_symbols(), rot, frac @ rot, type_map=["Na", "Y", "Zr", "Cl"])
+    out = tmp_path / "out"
+    assert main(["conductivity", "--trajectory", str(path), "--temperature", "300", "--frame-interval-fs", "10",
+                 "--type-map", "Na", "Y", "Zr", "Cl", "--descriptors", "-o", str(out), "--workers", "1"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    t = doc["temperatures"][0]
+    assert t["D"] < 1e-8 and t["sigma"] < 1e-4
+    d = t["descriptors"]
+    assert d["o_oct"]["mean"] == pytest.approx(8 / 18, abs=0.06)  # 4 of 9 Na octahedral in the CIF
+    assert 0 < d["cl_angle_deg"]["mean"] < 5.0
+    assert set(d["sro_mean"]) == {"Y-Y", "Y-Zr", "Zr-Y", "Zr-Zr"}
+    assert (out / "descriptors.png").stat().st_size > 0

@@ -14,7 +14,7 @@ import numpy as np
 from mtpkit.analysis.arrhenius import ArrheniusFit
 from mtpkit.analysis.transport import TemperatureResult
 
-__all__ = ["plot_msd", "plot_arrhenius"]
+__all__ = ["plot_msd", "plot_arrhenius", "plot_descriptors"]
 
 
 def _figure():
@@ -101,6 +101,31 @@ def plot_arrhenius(results: Sequence[TemperatureResult], fit: ArrheniusFit | Non
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    paths = _save(fig, Path(stem))
+    plt.close(fig)
+    return paths
+
+
+def plot_descriptors(descs_by_T: dict, stem: str | os.PathLike, title: str = "") -> list[str]:
+    """O_oct(t) and the mean Cl angular displacement (deg) vs time (ps), one colour per temperature
+    (replicas drawn separately)."""
+    plt = _figure()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for k, T in enumerate(sorted(descs_by_T)):
+        for j, d in enumerate(descs_by_T[T]):
+            lab = f"{T:g} K" if j == 0 else None
+            if d.get("o_oct"):
+                a1.plot(d["t_ps"], d["o_oct"]["series"], color=f"C{k % 10}", lw=0.8, label=lab)
+            if d.get("cl_angle_deg"):
+                a2.plot(d["t_ps"], d["cl_angle_deg"]["series"], color=f"C{k % 10}", lw=0.8, label=lab)
+    a1.set_xlabel("t (ps)")
+    a1.set_ylabel("O_oct (fraction of Na in octahedra)")
+    a2.set_xlabel("t (ps)")
+    a2.set_ylabel("Cl angular displacement (deg)")
+    a1.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     paths = _save(fig, Path(stem))
     plt.close(fig)

@@ -52,10 +52,36 @@ class ReplicaSpec:
 
 
 def _load(args):
-    spec, species, max_frames = args
-    return load_replica(spec.path, species, spec.temperature_K, spec.frame_interval_fs,
-                        max_frames=max_frames, type_map=spec.type_map, format=spec.format,
-                        label=spec.label or Path(spec.path).name)
+    spec, species, max_frames, descriptors = args
+    rep = load_replica(spec.path, species, spec.temperature_K, spec.frame_interval_fs,
+                       max_frames=max_frames, type_map=spec.type_map, format=spec.format,
+                       label=spec.label or Path(spec.path).name)
+    desc = None
+    if descriptors:
+        from mtpkit.analysis.descriptors import trajectory_descriptors
+
+        desc = trajectory_descriptors(spec.path, spec.frame_interval_fs, center=species,
+                                      type_map=spec.type_map, format=spec.format)
+        desc["label"] = rep.label
+    return rep, desc
+
+
+def _mean_sem(values: list[float]) -> dict | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    sem = float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
+    return {"mean": float(np.mean(values)), "sem_over_replicas": sem, "n_replicas": len(values)}
+
+
+def _temperature_descriptors(descs: list[dict]) -> dict:
+    """Replica means of the equilibrated O_oct and Cl angular displacement."""
+    return {"o_oct": _mean_sem([d["o_oct"]["mean"] if d["o_oct"] else None for d in descs]),
+            "cl_angle_deg": _mean_sem([d["cl_angle_deg"]["equilibrated_mean"] if d["cl_angle_deg"] else None
+                                       for d in descs]),
+            "sro_mean": descs[0]["sro_mean"] if len(descs) == 1 else (
+                {k: float(np.mean([d["sro_mean"][k] for d in descs])) for k in descs[0]["sro_mean"]}
+                if all(d["sro_mean"] for d in descs) else None)}
 
 
 def _check_temperatures(specs: Sequence[ReplicaSpec], tolerance_K: float, fraction: float) -> None:
@@ -83,7 +109,7 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
                  extrapolate_T_K: float = 293.0, charge: float | None = None, workers: int = 1,
                  skipped: Sequence[dict] = (), notes: Sequence[str] = (),
                  temperature_tolerance_K: float = 10.0, temperature_tolerance_fraction: float = 0.03,
-                 plots: bool = True) -> dict:
+                 plots: bool = True, descriptors: bool = False) -> dict:
     """Analyse trajectories and write results into ``output``; returns the results dict.
 
     results.json::
@@ -117,15 +143,19 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
     _check_temperatures(specs, temperature_tolerance_K, temperature_tolerance_fraction)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    jobs = [(s, species, max_frames) for s in specs]
+    jobs = [(s, species, max_frames, descriptors) for s in specs]
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            replicas = list(pool.map(_load, jobs))
+            loaded = list(pool.map(_load, jobs))
     else:
-        replicas = [_load(j) for j in jobs]
+        loaded = [_load(j) for j in jobs]
     systems: dict[str, dict[float, list]] = {}
-    for spec, rep in zip(specs, replicas):
-        systems.setdefault(spec.system, {}).setdefault(round(spec.temperature_K, 6), []).append(rep)
+    descs: dict[str, dict[float, list]] = {}
+    for spec, (rep, desc) in zip(specs, loaded):
+        key = round(spec.temperature_K, 6)
+        systems.setdefault(spec.system, {}).setdefault(key, []).append(rep)
+        descs.setdefault(spec.system, {}).setdefault(key, []).append(desc)
+    del loaded
     all_notes = list(notes)
     sys_out = []
     for label in sorted(systems):
@@ -138,6 +168,15 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
         extra = _extrapolated(results, fits, extrapolate_T_K, charge) if fits else None
         entry = {"label": label, "temperatures": [r.to_dict() for r in results], "arrhenius": arr,
                  "extrapolated": extra}
+        if descriptors:
+            for t_entry, T in zip(entry["temperatures"], sorted(by_t)):
+                t_entry["descriptors"] = _temperature_descriptors(descs[label][T])
+            entry["descriptors_per_replica"] = [d for T in sorted(by_t) for d in descs[label][T]]
+            if plots:
+                from mtpkit.analysis.plots import plot_descriptors
+
+                suffix = f"_{_slug(label)}" if label else ""
+                plot_descriptors(descs[label], output / f"descriptors{suffix}", title=label)
         if plots:
             suffix = f"_{_slug(label)}" if label else ""
             entry["plots"] = (_plot(results, fits, output, suffix, label))

@@ -51,6 +51,9 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes reading trajectories in parallel")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG plots")
+    p.add_argument("--descriptors", action="store_true",
+                   help="also compute O_oct(t) (Na in octahedra), Cl angular displacement of the "
+                        "Y/Zr octahedra and the Y/Zr Warren-Cowley SRO per trajectory")
     p.set_defaults(func=run)
 
 
@@ -111,7 +114,8 @@ def run(args) -> int:
                        fit_window_ps=tuple(args.fit_window) if args.fit_window else None,
                        regimes=args.regimes, breakpoint_K=args.breakpoint, quantity=args.arrhenius,
                        extrapolate_T_K=args.extrapolate_T, charge=args.charge, workers=args.workers,
-                       skipped=skipped, notes=notes, plots=not args.no_plots)
+                       skipped=skipped, notes=notes, plots=not args.no_plots,
+                       descriptors=args.descriptors)
     for note in doc["notes"]:
         print(f"note: {note}", file=sys.stderr)
     for s in doc["systems"]:
