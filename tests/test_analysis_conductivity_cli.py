@@ -70,22 +70,28 @@ def _run_folder(folder: Path, T: float, seed: int, status: str, thermo_T: float 
 
 
 def test_cli_sweep_partial_and_inconsistent_temperature(tmp_path, capsys):
+    # the layout of mtpkit.md.sweep: <output>/<structure>/T<T>K/r<k>/ plus manifest.json
     sweep = tmp_path / "sweep"
     for T in (500.0, 600.0):
         for r in range(2):
-            _run_folder(sweep / "nyzc" / f"T{T:g}" / f"r{r}", T, int(T) + r, "done")
-    _run_folder(sweep / "nyzc" / "T700" / "r0", 700.0, 7, "running")
+            _run_folder(sweep / "nyzc" / f"T{T:g}K" / f"r{r}", T, int(T) + r, "done")
+    _run_folder(sweep / "nyzc" / "T700K" / "r0", 700.0, 7, "running")
+    (sweep / "manifest.json").write_text(json.dumps({"sweep": "x.toml", "runs": {
+        "nyzc/T500K/r0": {"status": "done", "folder": str(sweep / "nyzc" / "T500K" / "r0")},
+        "nyzc/T700K/r1": {"status": "failed", "folder": str(sweep / "nyzc" / "T700K" / "r1"),
+                          "message": "blow-up at step 40", "temperature": 700.0, "replica": 1}}}))
     assert main(["conductivity", str(sweep), "--species", "Na", "--no-plots", "--workers", "1"]) == 0
     doc = json.loads((sweep / "conductivity" / "results.json").read_text())
-    assert doc["partial"] is True and len(doc["skipped"]) == 1
-    assert "not finished" in doc["skipped"][0]["reason"]
+    assert doc["partial"] is True and len(doc["skipped"]) == 2
+    reasons = " | ".join(s["reason"] for s in doc["skipped"])
+    assert "not finished" in reasons and "blow-up at step 40" in reasons
     assert doc["systems"][0]["label"] == "nyzc"
     assert [t["temperature_K"] for t in doc["temperatures"]] == [500.0, 600.0]
     assert "partial sweep" in (sweep / "conductivity" / "results.md").read_text().lower()
     # a replica whose thermostat held 560 K instead of 500 K
     bad = tmp_path / "bad"
-    _run_folder(bad / "s" / "T500" / "r0", 500.0, 1, "done")
-    _run_folder(bad / "s" / "T500" / "r1", 500.0, 2, "done", thermo_T=560.0)
+    _run_folder(bad / "s" / "T500K" / "r0", 500.0, 1, "done")
+    _run_folder(bad / "s" / "T500K" / "r1", 500.0, 2, "done", thermo_T=560.0)
     assert main(["conductivity", str(bad), "--no-plots", "--workers", "1"]) == 2
     assert "inconsistent temperatures" in capsys.readouterr().err
 

@@ -80,12 +80,14 @@ def _sweep_specs(args):
     specs, skipped, notes = [], [], []
     for r in runs:
         name = str(r.folder or r.trajectory)
+        why = f": {r.notes[0]}" if r.notes else ""
         if not r.trajectory.is_file():
-            skipped.append({"run": name, "reason": f"no trajectory ({r.trajectory.name}); status {r.status}"})
+            skipped.append({"run": name, "reason": f"no trajectory ({r.trajectory.name}); status "
+                                                   f"'{r.status}'{why}"})
             continue
-        if not r.finished and not args.include_unfinished:
-            skipped.append({"run": name, "reason": f"status '{r.status}' (not finished; "
-                                                   "--include-unfinished analyses its frames so far)"})
+        if not r.finished and (not args.include_unfinished or r.status in ("failed", "extrapolation_break")):
+            skipped.append({"run": name, "reason": f"status '{r.status}'{why} (not finished; "
+                                                   "--include-unfinished analyses running runs' frames so far)"})
             continue
         if not r.finished:
             notes.append(f"{name}: unfinished run ({r.status}) analysed over its frames so far")
@@ -108,8 +110,13 @@ def run(args) -> int:
     if not args.sweep and not args.trajectory:
         raise UserError("nothing to analyse: give a sweep folder or --trajectory FILE --temperature K")
     specs, skipped, notes = _sweep_specs(args) if args.sweep else _explicit_specs(args)
-    output = Path(args.output) if args.output else (
-        Path(args.sweep) / "conductivity" if args.sweep and Path(args.sweep).is_dir() else Path("conductivity"))
+    if args.output:
+        output = Path(args.output)
+    elif args.sweep:
+        sweep = Path(args.sweep)
+        output = (sweep if sweep.is_dir() else sweep.parent) / "conductivity"
+    else:
+        output = Path("conductivity")
     doc = analyze_runs(specs, args.species, output, max_frames=args.max_frames or DEFAULT_MAX_FRAMES,
                        fit_window_ps=tuple(args.fit_window) if args.fit_window else None,
                        regimes=args.regimes, breakpoint_K=args.breakpoint, quantity=args.arrhenius,
