@@ -151,3 +151,17 @@ def test_bad_input_messages(tmp_path):
     cut.write_text(text[: len(text) - 500])
     rep = load_replica(cut, "Na", 600.0, 10.0, type_map=TYPES)
     assert rep.truncated and rep.n_frames == 399
+
+
+def test_extxyz_wrapped_trajectory_matches_lammps_dump(tmp_path):
+    from ase import Atoms
+    from ase.io import write
+
+    sym, cell, pos = lattice_walk(16, 16, 300, 10.0, 1e-3, 2.0, seed=11, cell_A=12.0)
+    frames = [Atoms(sym, positions=p % 12.0, cell=cell, pbc=True) for p in pos]
+    write(tmp_path / "t.extxyz", frames, format="extxyz")
+    write_lammps_dump(tmp_path / "t.dump", sym, cell, pos, type_map=TYPES)
+    a = load_replica(tmp_path / "t.extxyz", "Na", 600.0, 10.0)
+    b = load_replica(tmp_path / "t.dump", "Na", 600.0, 10.0, type_map=TYPES)
+    assert a.n_frames == b.n_frames == 300
+    assert np.allclose(a.disp, b.disp, atol=2e-4)
