@@ -44,6 +44,13 @@ class TrainConfig:
         as MLIP's ``--weighting``: ``"vibrations"`` (MLIP's default; energy and
         virial terms divided by ``N``), ``"molecules"`` (force term divided by
         ``N``), ``"structures"`` (energy and virial by ``N^2``, forces by ``N``).
+    method:
+        ``"varpro"`` (default): L-BFGS over the radial coefficients while the
+        species and moment coefficients, on which the loss is quadratic, are
+        re-solved by linear least squares at every evaluation (variable
+        projection; the gradient is the loss gradient at the linear optimum).
+        ``"joint"``: one linear least-squares solve, then L-BFGS over all
+        parameters together (MLIP's scheme).
     max_iter:
         Maximum L-BFGS iterations.
     seed:
@@ -57,8 +64,9 @@ class TrainConfig:
         an untrained template, ``mtp.trained`` false; otherwise warm start),
         ``"random"`` (always redraw), ``"keep"`` (always warm start).
     linear_fit:
-        Fit species and moment coefficients by linear least squares before
-        L-BFGS (for a warm start the result is kept only if it lowers the loss).
+        With ``method = "joint"``: fit species and moment coefficients by
+        linear least squares before L-BFGS (for a warm start the result is kept
+        only if it lowers the loss). ``"varpro"`` always solves them.
     ridge:
         Ridge term of the linear least squares, relative to the mean diagonal
         of the normal matrix.
@@ -93,6 +101,7 @@ class TrainConfig:
     force_weight: float = 0.01
     stress_weight: float = 0.001
     weighting: str = "vibrations"
+    method: str = "varpro"
     max_iter: int = 1000
     seed: int = 0
     init_radial_scale: float = 0.1
@@ -132,6 +141,8 @@ class TrainConfig:
                 raise UserError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.weighting not in WEIGHTINGS:
             raise UserError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
+        if self.method not in ("varpro", "joint"):
+            raise UserError(f"method must be varpro or joint, got {self.method!r}")
         if self.init_params not in ("auto", "random", "keep"):
             raise UserError(f"init_params must be auto, random or keep, got {self.init_params!r}")
         if not isinstance(self.linear_fit, bool):
