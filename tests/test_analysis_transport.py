@@ -68,7 +68,8 @@ def test_agrees_with_diffusionanalyzer_directly(tmp_path):
     assert ours.D_charge == pytest.approx(da.chg_diffusivity, rel=1e-9)
     assert ours.sigma == pytest.approx(da.conductivity / 1000.0, rel=1e-9)  # mS/cm -> S/cm
     assert ours.haven_ratio == pytest.approx(da.haven_ratio, rel=1e-9)
-    assert ours.D_fit_err == pytest.approx(da.diffusivity_std_dev, rel=1e-9)
+    assert ours.D_fit_err_pymatgen == pytest.approx(da.diffusivity_std_dev, rel=1e-9)
+    assert ours.D_fit_err > 10 * da.diffusivity_std_dev  # pymatgen's understates it (see _fit)
 
 
 def test_max_frames_bounds_memory_and_keeps_D(tmp_path):

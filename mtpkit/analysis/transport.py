@@ -7,7 +7,8 @@ What comes from ``pymatgen.analysis.diffusion.analyzer`` (read its source):
   FFT, the charge (collective) MSCD ``|Σ_i Δr_i|² / N``, lags from 1 ps up to
   ``min(N·n_frames/min_obs, n_frames)`` frames on ≤ 200 points;
 * :func:`get_diffusivity_from_msd`: D = slope/6 of a least-squares line through
-  MSD(t), weighted by 1/t, with the slope's standard error;
+  MSD(t), weighted by 1/t (its error estimate in this mode is ~100x too small, see
+  :func:`_fit`; the weighted slope's standard error is used instead);
 * :func:`get_conversion_factor`: Nernst–Einstein σ = N z² e² D / (V k_B T)
   (z from the oxidation state or the valence electrons: 1 for Na).
 
@@ -214,6 +215,7 @@ class TemperatureResult:
     D: float
     D_err: float
     D_fit_err: float
+    D_fit_err_pymatgen: float
     D_replica_sem: float
     D_replicas: list[float]
     sigma: float
@@ -239,7 +241,7 @@ class TemperatureResult:
 
     def to_dict(self) -> dict:
         """JSON-ready summary (curves omitted)."""
-        keys = ["temperature_K", "species", "D", "D_err", "D_fit_err", "D_replica_sem", "D_replicas",
+        keys = ["temperature_K", "species", "D", "D_err", "D_fit_err", "D_fit_err_pymatgen", "D_replica_sem", "D_replicas",
                 "sigma", "sigma_err", "D_charge", "D_charge_err", "sigma_charge", "sigma_charge_err",
                 "haven_ratio", "haven_ratio_err", "mean_volume_A3", "n_mobile", "frame_interval_fs",
                 "n_frames", "duration_ps", "replicas", "notes"]
@@ -249,11 +251,25 @@ class TemperatureResult:
         return out
 
 
-def _fit(msd: np.ndarray, dt: np.ndarray) -> tuple[float, float]:
+def _fit(msd: np.ndarray, dt: np.ndarray) -> tuple[float, float, float]:
+    """(D, D standard error, pymatgen's D "std dev") in cm²/s from MSD (Å²) vs t (fs).
+
+    D is pymatgen's :func:`get_diffusivity_from_msd` (smoothed="max": 1/t weights).
+    Its error in that mode combines the *weighted* residual with the unweighted slope
+    formula, which understates the error by roughly sqrt(t/fs) (≈100x at ps lags); the
+    error used here is the standard error of the slope of the same weighted fit,
+    sqrt[(XᵀWX)⁻¹₀₀ χ²/(n−2)] / 60.  pymatgen's number is kept for reference.
+    """
     from pymatgen.analysis.diffusion.analyzer import get_diffusivity_from_msd
 
-    d, err = get_diffusivity_from_msd(msd, dt, smoothed="max")
-    return float(d), float(err)
+    d, err_lib = get_diffusivity_from_msd(msd, dt, smoothed="max")
+    w = 1.0 / dt
+    X = np.column_stack([dt, np.ones_like(dt)])
+    xtwx = X.T @ (X * w[:, None])
+    beta = np.linalg.solve(xtwx, X.T @ (w * msd))
+    chi2 = float(np.sum(w * (msd - X @ beta) ** 2))
+    var = np.linalg.inv(xtwx)[0, 0] * chi2 / max(len(dt) - 2, 1)
+    return float(d), float(np.sqrt(var) / 60.0), float(err_lib)
 
 
 def analyze_temperature(replicas: Sequence[ReplicaData], fit_window_ps: tuple[float, float] | None = None,
@@ -307,8 +323,8 @@ def analyze_temperature(replicas: Sequence[ReplicaData], fit_window_ps: tuple[fl
     mscd_all = np.array([c.mscd for c in curves])
     msd_mean = msd_all.mean(axis=0)
     mscd_mean = mscd_all.mean(axis=0)
-    D, D_fit = _fit(msd_mean[mask], dt[mask])
-    Dc, Dc_fit = _fit(mscd_mean[mask], dt[mask])
+    D, D_fit, D_fit_lib = _fit(msd_mean[mask], dt[mask])
+    Dc, Dc_fit, _ = _fit(mscd_mean[mask], dt[mask])
     D_reps = [_fit(c.msd[mask], dt[mask])[0] for c in curves]
     Dc_reps = [_fit(c.mscd[mask], dt[mask])[0] for c in curves]
     R = len(curves)
@@ -330,7 +346,8 @@ def analyze_temperature(replicas: Sequence[ReplicaData], fit_window_ps: tuple[fl
                          "stride": r.stride, "n_frames_used": n, "mean_volume_A3": r.mean_volume_A3,
                          "volume_std_A3": r.volume_std_A3, "truncated": r.truncated})
     return TemperatureResult(
-        temperature_K=T, species=first.species, D=D, D_err=D_err, D_fit_err=D_fit, D_replica_sem=sem,
+        temperature_K=T, species=first.species, D=D, D_err=D_err, D_fit_err=D_fit,
+        D_fit_err_pymatgen=D_fit_lib, D_replica_sem=sem,
         D_replicas=D_reps, sigma=D * conv, sigma_err=D_err * conv, D_charge=Dc, D_charge_err=Dc_err,
         sigma_charge=Dc * conv, sigma_charge_err=Dc_err * conv, haven_ratio=haven, haven_ratio_err=haven_err,
         mean_volume_A3=volume, n_mobile=first.n_mobile,
