@@ -227,11 +227,9 @@ def resolve_init(init: Any, species: Sequence[str] | None, images: Sequence[Atom
             count = int(max(int(t.max()) for t in types if t.size)) + 1
         mtp = make_template(int(init), count)
     elif isinstance(init, (str, os.PathLike)):
-        from mtpkit.potentials.potential import load_potential
+        from mtpkit.potentials.mtp_io import read_mtp
 
-        pot = load_potential(init)
-        mtp = pot.mtp.copy()
-        pot_species = getattr(pot, "species", None)
+        mtp = read_mtp(init)
     else:
         raise UserError(f"cannot start training from {type(init).__name__}: give an MTP, a Potential, "
                         "a .mtp path or a template level")
