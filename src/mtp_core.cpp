@@ -51,6 +51,15 @@ Model::Model(const ModelSpec& s)
     if (m < 0 || m >= amc_) fail("alpha_moment_mapping index out of range");
 
   std::map<std::tuple<int, int, int>, int> mono_id;
+  auto intern = [&](int px, int py, int pz) {
+    auto key = std::make_tuple(px, py, pz);
+    auto it = mono_id.find(key);
+    if (it != mono_id.end()) return it->second;
+    const int id = static_cast<int>(ext_p_.size() / 3);
+    mono_id.emplace(key, id);
+    ext_p_.insert(ext_p_.end(), {px, py, pz});
+    return id;
+  };
   basic_mu_.resize(n_basic_);
   basic_mono_.resize(n_basic_);
   for (int a = 0; a < n_basic_; ++a) {
@@ -59,37 +68,54 @@ Model::Model(const ModelSpec& s)
     if (mu < 0 || mu >= R_) fail("alpha_index_basic radial function index out of range");
     if (px < 0 || py < 0 || pz < 0) fail("alpha_index_basic negative power");
     pmax_ = std::max({pmax_, px, py, pz});
-    auto key = std::make_tuple(px, py, pz);
-    auto it = mono_id.find(key);
-    int id;
-    if (it == mono_id.end()) {
-      id = static_cast<int>(mono_p_.size() / 3);
-      mono_id.emplace(key, id);
-      mono_p_.insert(mono_p_.end(), {px, py, pz});
-      mono_k_.push_back(px + py + pz);
-    } else {
-      id = it->second;
-    }
     basic_mu_[a] = mu;
-    basic_mono_[a] = id;
+    basic_mono_[a] = intern(px, py, pz);
   }
-  n_mono_ = static_cast<int>(mono_k_.size());
+  n_mono_ = static_cast<int>(ext_p_.size() / 3);
+  dlow_.assign(3 * static_cast<size_t>(n_mono_), 0);
+  dcoef_.assign(3 * static_cast<size_t>(n_mono_), 0.0);
+  mono_k_.resize(n_mono_);
+  for (int id = 0; id < n_mono_; ++id) {
+    const int p[3] = {ext_p_[3 * id], ext_p_[3 * id + 1], ext_p_[3 * id + 2]};
+    mono_k_[id] = p[0] + p[1] + p[2];
+    for (int c = 0; c < 3; ++c) {
+      if (p[c] == 0) continue;
+      int q[3] = {p[0], p[1], p[2]};
+      --q[c];
+      dlow_[3 * id + c] = intern(q[0], q[1], q[2]);
+      dcoef_[3 * id + c] = p[c];
+    }
+  }
+  n_ext_ = static_cast<int>(ext_p_.size() / 3);
+  mu_start_.assign(R_ + 1, 0);
+  for (int a = 0; a < n_basic_; ++a) ++mu_start_[basic_mu_[a] + 1];
+  for (int mu = 0; mu < R_; ++mu) mu_start_[mu + 1] += mu_start_[mu];
+  by_mu_a_.resize(n_basic_);
+  by_mu_mono_.resize(n_basic_);
+  {
+    std::vector<int> fill(mu_start_.begin(), mu_start_.end() - 1);
+    for (int a = 0; a < n_basic_; ++a) {
+      const int q = fill[basic_mu_[a]]++;
+      by_mu_a_[q] = a;
+      by_mu_mono_[q] = basic_mono_[a];
+    }
+  }
   const size_t nt = s.alpha_index_times.size() / 4;
-  t_i_.resize(nt);
-  t_j_.resize(nt);
-  t_k_.resize(nt);
-  t_mult_.resize(nt);
+  trow_.resize(nt);
   for (size_t t = 0; t < nt; ++t) {
     int i = s.alpha_index_times[4 * t], j = s.alpha_index_times[4 * t + 1],
         m = s.alpha_index_times[4 * t + 2], k = s.alpha_index_times[4 * t + 3];
     if (i < 0 || j < 0 || k < 0 || i >= amc_ || j >= amc_ || k >= amc_)
       fail("alpha_index_times index out of range");
     if (k < n_basic_) fail("alpha_index_times writes into a basic moment");
-    t_i_[t] = i;
-    t_j_[t] = j;
-    t_k_[t] = k;
-    t_mult_[t] = static_cast<double>(m);
+    if (i == k || j == k) fail("alpha_index_times row reads its own output moment");
+    trow_[t] = TimesRow{i, j, static_cast<double>(m)};
+    if (t == 0 || k != grp_k_.back()) {
+      grp_k_.push_back(k);
+      grp_start_.push_back(static_cast<int>(t));
+    }
   }
+  grp_start_.push_back(static_cast<int>(nt));
 }
 
 void Model::set_params(const double* p) {
@@ -110,17 +136,18 @@ void Model::get_params(double* p) const {
 int Model::prepare(Workspace& ws, int itype, int n, const double* rij, const int* jtypes,
                    bool /*need_derivs*/) const {
   const int P1 = pmax_ + 1;
-  grow(ws.r, n);
-  grow(ws.inv_r, n);
-  grow(ws.u, 3 * static_cast<size_t>(n));
-  grow(ws.f, static_cast<size_t>(n) * R_);
-  grow(ws.df, static_cast<size_t>(n) * R_);
-  grow(ws.Q, static_cast<size_t>(n) * B_);
-  grow(ws.dQ, static_cast<size_t>(n) * B_);
-  grow(ws.mono, static_cast<size_t>(n) * n_mono_);
-  grow(ws.pw, static_cast<size_t>(n) * 3 * P1);
-  grow(ws.jt, n);
-  grow(ws.idx, n);
+  const size_t nz = static_cast<size_t>(n);
+  grow(ws.r, nz);
+  grow(ws.inv_r, nz);
+  grow(ws.u, 3 * nz);
+  grow(ws.f, nz * R_);
+  grow(ws.df, nz * R_);
+  grow(ws.Q, nz * B_);
+  grow(ws.dQ, nz * B_);
+  grow(ws.mono, nz * n_ext_);
+  grow(ws.pw, nz * 3 * P1);
+  grow(ws.jt, nz);
+  grow(ws.idx, nz);
   grow(ws.M, amc_);
   grow(ws.g, amc_);
   grow(ws.w, 2 * static_cast<size_t>(n_mono_));
@@ -131,6 +158,7 @@ int Model::prepare(Workspace& ws, int itype, int n, const double* rij, const int
   const double span = max_dist_ - min_dist_;
   const double dxi = 2.0 / span;
   const double mid = min_dist_ + max_dist_;
+  const int* ep = ext_p_.data();
   int nn = 0;
   for (int jj = 0; jj < n; ++jj) {
     const double x = rij[3 * jj], y = rij[3 * jj + 1], z = rij[3 * jj + 2];
@@ -149,15 +177,13 @@ int Model::prepare(Workspace& ws, int itype, int n, const double* rij, const int
     // powers of unit vector components
     double* pw = &ws.pw[static_cast<size_t>(nn) * 3 * P1];
     for (int c = 0; c < 3; ++c) {
-      double* p = pw + c * P1;
-      p[0] = 1.0;
-      for (int e = 1; e < P1; ++e) p[e] = p[e - 1] * u[c];
+      double* pc = pw + c * P1;
+      pc[0] = 1.0;
+      for (int e = 1; e < P1; ++e) pc[e] = pc[e - 1] * u[c];
     }
-    double* mono = &ws.mono[static_cast<size_t>(nn) * n_mono_];
-    for (int id = 0; id < n_mono_; ++id) {
-      mono[id] = pw[mono_p_[3 * id]] * pw[P1 + mono_p_[3 * id + 1]] *
-                 pw[2 * P1 + mono_p_[3 * id + 2]];
-    }
+    double* mono = &ws.mono[static_cast<size_t>(nn) * n_ext_];
+    for (int id = 0; id < n_ext_; ++id)
+      mono[id] = pw[ep[3 * id]] * pw[P1 + ep[3 * id + 1]] * pw[2 * P1 + ep[3 * id + 2]];
     // radial basis
     const double xi = (2.0 * r - mid) / span;
     const double d = rc - r;
@@ -203,15 +229,23 @@ int Model::prepare(Workspace& ws, int itype, int n, const double* rij, const int
 void Model::forward_moments(Workspace& ws, int nn) const {
   double* M = ws.M.data();
   std::fill(M, M + amc_, 0.0);
-  const int* bmu = basic_mu_.data();
-  const int* bmo = basic_mono_.data();
+  const int* ba = by_mu_a_.data();
+  const int* bm = by_mu_mono_.data();
   for (int j = 0; j < nn; ++j) {
     const double* f = &ws.f[static_cast<size_t>(j) * R_];
-    const double* mono = &ws.mono[static_cast<size_t>(j) * n_mono_];
-    for (int a = 0; a < n_basic_; ++a) M[a] += f[bmu[a]] * mono[bmo[a]];
+    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
+    for (int mu = 0; mu < R_; ++mu) {
+      const double fm = f[mu];
+      for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) M[ba[q]] += fm * mono[bm[q]];
+    }
   }
-  const size_t nt = t_k_.size();
-  for (size_t t = 0; t < nt; ++t) M[t_k_[t]] += t_mult_[t] * M[t_i_[t]] * M[t_j_[t]];
+  const int ng = static_cast<int>(grp_k_.size());
+  const TimesRow* tr = trow_.data();
+  for (int gi = 0; gi < ng; ++gi) {
+    double acc = 0.0;
+    for (int t = grp_start_[gi]; t < grp_start_[gi + 1]; ++t) acc += tr[t].mult * M[tr[t].i] * M[tr[t].j];
+    M[grp_k_[gi]] += acc;
+  }
 }
 
 // g = dE/dM (adjoint of the moment values); requires ws.M from forward_moments.
@@ -221,12 +255,15 @@ void Model::reverse_moments(Workspace& ws) const {
   std::fill(g, g + amc_, 0.0);
   const int ns = n_scalar();
   for (int k = 0; k < ns; ++k) g[map_[k]] += moment_[k];
-  for (size_t t = t_k_.size(); t-- > 0;) {
-    const double gk = g[t_k_[t]];
+  const TimesRow* tr = trow_.data();
+  for (int gi = static_cast<int>(grp_k_.size()); gi-- > 0;) {
+    const double gk = g[grp_k_[gi]];
     if (gk == 0.0) continue;
-    const double c = t_mult_[t] * gk;
-    g[t_i_[t]] += c * M[t_j_[t]];
-    g[t_j_[t]] += c * M[t_i_[t]];
+    for (int t = grp_start_[gi + 1]; t-- > grp_start_[gi];) {
+      const double c = tr[t].mult * gk;
+      g[tr[t].i] += c * M[tr[t].j];
+      g[tr[t].j] += c * M[tr[t].i];
+    }
   }
 }
 
@@ -246,30 +283,34 @@ double Model::site_energy(Workspace& ws, int itype, int n, const double* rij,
   std::fill(dE_drij, dE_drij + 3 * static_cast<size_t>(n), 0.0);
   reverse_moments(ws);
   const double* g = ws.g.data();
-  const int P1 = pmax_ + 1;
   double* w = ws.w.data();             // per-monomial sum_a g_a f_mu
   double* wd = w + n_mono_;            // per-monomial sum_a g_a f'_mu
+  const int* ba = by_mu_a_.data();
+  const int* bm = by_mu_mono_.data();
+  const int* dl = dlow_.data();
+  const double* dc = dcoef_.data();
+  const double* kd = mono_k_.data();
   for (int j = 0; j < nn; ++j) {
     const double* f = &ws.f[static_cast<size_t>(j) * R_];
     const double* df = &ws.df[static_cast<size_t>(j) * R_];
-    const double* mono = &ws.mono[static_cast<size_t>(j) * n_mono_];
-    const double* pw = &ws.pw[static_cast<size_t>(j) * 3 * P1];
+    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
     std::fill(w, w + 2 * n_mono_, 0.0);
-    for (int a = 0; a < n_basic_; ++a) {
-      const double ga = g[a];
-      w[basic_mono_[a]] += ga * f[basic_mu_[a]];
-      wd[basic_mono_[a]] += ga * df[basic_mu_[a]];
+    for (int mu = 0; mu < R_; ++mu) {
+      const double fm = f[mu], dfm = df[mu];
+      for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) {
+        const double ga = g[ba[q]];
+        w[bm[q]] += ga * fm;
+        wd[bm[q]] += ga * dfm;
+      }
     }
     double s0 = 0.0, s1 = 0.0, gx = 0.0, gy = 0.0, gz = 0.0;
     for (int id = 0; id < n_mono_; ++id) {
-      const double wi = w[id];
-      s0 += wd[id] * mono[id];
-      s1 += wi * mono_k_[id] * mono[id];
-      const int px = mono_p_[3 * id], py = mono_p_[3 * id + 1], pz = mono_p_[3 * id + 2];
-      const double ax = pw[px], ay = pw[P1 + py], az = pw[2 * P1 + pz];
-      if (px) gx += wi * px * pw[px - 1] * ay * az;
-      if (py) gy += wi * py * ax * pw[P1 + py - 1] * az;
-      if (pz) gz += wi * pz * ax * ay * pw[2 * P1 + pz - 1];
+      const double wi = w[id], m = mono[id];
+      s0 += wd[id] * m;
+      s1 += wi * kd[id] * m;
+      gx += wi * dc[3 * id] * mono[dl[3 * id]];
+      gy += wi * dc[3 * id + 1] * mono[dl[3 * id + 1]];
+      gz += wi * dc[3 * id + 2] * mono[dl[3 * id + 2]];
     }
     const double ir = ws.inv_r[j];
     const double* u = &ws.u[3 * j];
@@ -295,16 +336,17 @@ double Model::site_energy_param_grad(Workspace& ws, int itype, int n, const doub
   const int nr = n_radial_params();
   grad[nr + itype] += weight;
   for (int k = 0; k < ns; ++k) grad[nr + S_ + k] += weight * M[map_[k]];
-  double* h = ws.wd.data();  // per-mu sums
+  const int* ba = by_mu_a_.data();
+  const int* bm = by_mu_mono_.data();
   for (int j = 0; j < nn; ++j) {
-    const double* mono = &ws.mono[static_cast<size_t>(j) * n_mono_];
-    std::fill(h, h + R_, 0.0);
-    for (int a = 0; a < n_basic_; ++a) h[basic_mu_[a]] += g[a] * mono[basic_mono_[a]];
+    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
     const double* Q = &ws.Q[static_cast<size_t>(j) * B_];
     double* gr = grad + (static_cast<size_t>(itype) * S_ + ws.jt[j]) * R_ * B_;
     for (int mu = 0; mu < R_; ++mu) {
-      const double hm = weight * h[mu];
-      for (int b = 0; b < B_; ++b) gr[mu * B_ + b] += hm * Q[b];
+      double h = 0.0;
+      for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) h += g[ba[q]] * mono[bm[q]];
+      h *= weight;
+      for (int b = 0; b < B_; ++b) gr[mu * B_ + b] += h * Q[b];
     }
   }
   return e;
@@ -314,16 +356,20 @@ double Model::site_mixed_param_grad(Workspace& ws, int itype, int n, const doubl
                                     const int* jtypes, const double* drij, double alpha,
                                     double beta, double* grad) const {
   const int nn = prepare(ws, itype, n, rij, jtypes, true);
-  forward_moments(ws, nn);
-  const int P1 = pmax_ + 1;
   // tangent data per neighbour: rdot, mono_dot
   grow(ws.tmp, static_cast<size_t>(nn) * (n_mono_ + 1));
   double* rdot = ws.tmp.data();
   double* mdot = rdot + nn;
   grow(ws.Mt, amc_);
   grow(ws.gt, amc_);
+  double* M = ws.M.data();
   double* Mt = ws.Mt.data();
+  std::fill(M, M + amc_, 0.0);
   std::fill(Mt, Mt + amc_, 0.0);
+  const int* ba = by_mu_a_.data();
+  const int* bm = by_mu_mono_.data();
+  const int* dl = dlow_.data();
+  const double* dc = dcoef_.data();
   for (int j = 0; j < nn; ++j) {
     const double* dr = drij + 3 * static_cast<size_t>(ws.idx[j]);
     const double* u = &ws.u[3 * j];
@@ -332,30 +378,33 @@ double Model::site_mixed_param_grad(Workspace& ws, int itype, int n, const doubl
     rdot[j] = rd;
     const double ux = (dr[0] - u[0] * rd) * ir, uy = (dr[1] - u[1] * rd) * ir,
                  uz = (dr[2] - u[2] * rd) * ir;  // u-dot
-    const double* pw = &ws.pw[static_cast<size_t>(j) * 3 * P1];
+    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
     double* md = mdot + static_cast<size_t>(j) * n_mono_;
-    for (int id = 0; id < n_mono_; ++id) {
-      const int px = mono_p_[3 * id], py = mono_p_[3 * id + 1], pz = mono_p_[3 * id + 2];
-      const double ax = pw[px], ay = pw[P1 + py], az = pw[2 * P1 + pz];
-      double v = 0.0;
-      if (px) v += ux * px * pw[px - 1] * ay * az;
-      if (py) v += uy * py * ax * pw[P1 + py - 1] * az;
-      if (pz) v += uz * pz * ax * ay * pw[2 * P1 + pz - 1];
-      md[id] = v;
-    }
+    for (int id = 0; id < n_mono_; ++id)
+      md[id] = ux * dc[3 * id] * mono[dl[3 * id]] + uy * dc[3 * id + 1] * mono[dl[3 * id + 1]] +
+               uz * dc[3 * id + 2] * mono[dl[3 * id + 2]];
     const double* f = &ws.f[static_cast<size_t>(j) * R_];
     const double* df = &ws.df[static_cast<size_t>(j) * R_];
-    const double* mono = &ws.mono[static_cast<size_t>(j) * n_mono_];
-    for (int a = 0; a < n_basic_; ++a) {
-      const int mu = basic_mu_[a], id = basic_mono_[a];
-      Mt[a] += df[mu] * rd * mono[id] + f[mu] * md[id];
+    for (int mu = 0; mu < R_; ++mu) {
+      const double fm = f[mu], tm = df[mu] * rd;
+      for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) {
+        const int a = ba[q], id = bm[q];
+        M[a] += fm * mono[id];
+        Mt[a] += tm * mono[id] + fm * md[id];
+      }
     }
   }
-  const double* M = ws.M.data();
-  const size_t nt = t_k_.size();
-  for (size_t t = 0; t < nt; ++t) {
-    const int i = t_i_[t], j = t_j_[t];
-    Mt[t_k_[t]] += t_mult_[t] * (Mt[i] * M[j] + M[i] * Mt[j]);
+  const TimesRow* tr = trow_.data();
+  const int ng = static_cast<int>(grp_k_.size());
+  for (int gi = 0; gi < ng; ++gi) {
+    double acc = 0.0, acct = 0.0;
+    for (int t = grp_start_[gi]; t < grp_start_[gi + 1]; ++t) {
+      const double mi = M[tr[t].i], mj = M[tr[t].j];
+      acc += tr[t].mult * mi * mj;
+      acct += tr[t].mult * (Mt[tr[t].i] * mj + mi * Mt[tr[t].j]);
+    }
+    M[grp_k_[gi]] += acc;
+    Mt[grp_k_[gi]] += acct;
   }
   // adjoints: gb (of M) and gh (of Mt)
   double* gb = ws.g.data();
@@ -369,38 +418,38 @@ double Model::site_mixed_param_grad(Workspace& ws, int itype, int n, const doubl
     gb[map_[k]] += alpha * moment_[k];
     gh[map_[k]] += beta * moment_[k];
   }
-  for (size_t t = nt; t-- > 0;) {
-    const int i = t_i_[t], j = t_j_[t], k = t_k_[t];
-    const double m = t_mult_[t];
+  for (int gi = ng; gi-- > 0;) {
+    const int k = grp_k_[gi];
     const double ghk = gh[k], gbk = gb[k];
     if (ghk == 0.0 && gbk == 0.0) continue;
-    gh[i] += m * ghk * M[j];
-    gh[j] += m * ghk * M[i];
-    gb[i] += m * (gbk * M[j] + ghk * Mt[j]);
-    gb[j] += m * (gbk * M[i] + ghk * Mt[i]);
+    for (int t = grp_start_[gi + 1]; t-- > grp_start_[gi];) {
+      const int i = tr[t].i, j = tr[t].j;
+      const double m = tr[t].mult;
+      gh[i] += m * ghk * M[j];
+      gh[j] += m * ghk * M[i];
+      gb[i] += m * (gbk * M[j] + ghk * Mt[j]);
+      gb[j] += m * (gbk * M[i] + ghk * Mt[i]);
+    }
   }
   const int nr = n_radial_params();
   grad[nr + itype] += alpha;
   for (int k = 0; k < ns; ++k) grad[nr + S_ + k] += alpha * M[map_[k]] + beta * Mt[map_[k]];
-  double* A = ws.wd.data();  // size >= 2 R
-  double* C = A + R_;
   for (int j = 0; j < nn; ++j) {
-    const double* mono = &ws.mono[static_cast<size_t>(j) * n_mono_];
+    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
     const double* md = mdot + static_cast<size_t>(j) * n_mono_;
-    std::fill(A, A + R_, 0.0);
-    std::fill(C, C + R_, 0.0);
-    for (int a = 0; a < n_basic_; ++a) {
-      const int mu = basic_mu_[a], id = basic_mono_[a];
-      A[mu] += gb[a] * mono[id] + gh[a] * md[id];
-      C[mu] += gh[a] * mono[id];
-    }
     const double* Q = &ws.Q[static_cast<size_t>(j) * B_];
     const double* dQ = &ws.dQ[static_cast<size_t>(j) * B_];
     const double rd = rdot[j];
     double* gr = grad + (static_cast<size_t>(itype) * S_ + ws.jt[j]) * R_ * B_;
     for (int mu = 0; mu < R_; ++mu) {
-      const double am = A[mu], cm = C[mu] * rd;
-      for (int b = 0; b < B_; ++b) gr[mu * B_ + b] += am * Q[b] + cm * dQ[b];
+      double A = 0.0, C = 0.0;
+      for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) {
+        const int a = ba[q], id = bm[q];
+        A += gb[a] * mono[id] + gh[a] * md[id];
+        C += gh[a] * mono[id];
+      }
+      C *= rd;
+      for (int b = 0; b < B_; ++b) gr[mu * B_ + b] += A * Q[b] + C * dQ[b];
     }
   }
   return e;
@@ -409,29 +458,27 @@ double Model::site_mixed_param_grad(Workspace& ws, int itype, int n, const doubl
 void Model::site_basis_jacobian(Workspace& ws, int itype, int n, const double* rij,
                                 const int* jtypes, double* dB_drij, double* basis_row) const {
   const int nn = prepare(ws, itype, n, rij, jtypes, true);
-  const int P1 = pmax_ + 1;
   const size_t L = 3 * static_cast<size_t>(nn);  // derivative vector length
   grow(ws.tmp, static_cast<size_t>(amc_) * L);
   double* dM = ws.tmp.data();
   std::fill(dM, dM + amc_ * L, 0.0);
   double* M = ws.M.data();
   std::fill(M, M + amc_, 0.0);
+  const int* dl = dlow_.data();
+  const double* dc = dcoef_.data();
   for (int j = 0; j < nn; ++j) {
     const double* f = &ws.f[static_cast<size_t>(j) * R_];
     const double* df = &ws.df[static_cast<size_t>(j) * R_];
-    const double* mono = &ws.mono[static_cast<size_t>(j) * n_mono_];
-    const double* pw = &ws.pw[static_cast<size_t>(j) * 3 * P1];
+    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
     const double* u = &ws.u[3 * j];
     const double ir = ws.inv_r[j];
     for (int a = 0; a < n_basic_; ++a) {
       const int mu = basic_mu_[a], id = basic_mono_[a];
       const double m = mono[id];
       M[a] += f[mu] * m;
-      const int px = mono_p_[3 * id], py = mono_p_[3 * id + 1], pz = mono_p_[3 * id + 2];
-      const double ax = pw[px], ay = pw[P1 + py], az = pw[2 * P1 + pz];
-      const double gx = px ? px * pw[px - 1] * ay * az : 0.0;
-      const double gy = py ? py * ax * pw[P1 + py - 1] * az : 0.0;
-      const double gz = pz ? pz * ax * ay * pw[2 * P1 + pz - 1] : 0.0;
+      const double gx = dc[3 * id] * mono[dl[3 * id]];
+      const double gy = dc[3 * id + 1] * mono[dl[3 * id + 1]];
+      const double gz = dc[3 * id + 2] * mono[dl[3 * id + 2]];
       const double radial = df[mu] * m - f[mu] * mono_k_[id] * m * ir;
       const double fr = f[mu] * ir;
       double* d = dM + a * L + 3 * j;
@@ -440,16 +487,23 @@ void Model::site_basis_jacobian(Workspace& ws, int itype, int n, const double* r
       d[2] = u[2] * radial + fr * gz;
     }
   }
-  const size_t nt = t_k_.size();
-  for (size_t t = 0; t < nt; ++t) {
-    const int i = t_i_[t], j = t_j_[t], k = t_k_[t];
-    const double m = t_mult_[t];
-    const double mi = m * M[i], mj = m * M[j];
-    M[k] += mi * M[j];
+  const size_t nt = trow_.size();
+  const int ng = static_cast<int>(grp_k_.size());
+  (void)nt;
+  for (int gi = 0; gi < ng; ++gi) {
+    const int k = grp_k_[gi];
     double* dk = dM + k * L;
-    const double* di = dM + i * L;
-    const double* dj = dM + j * L;
-    for (size_t q = 0; q < L; ++q) dk[q] += mj * di[q] + mi * dj[q];
+    double acc = 0.0;
+    for (int t = grp_start_[gi]; t < grp_start_[gi + 1]; ++t) {
+      const int i = trow_[t].i, j = trow_[t].j;
+      const double m = trow_[t].mult;
+      const double mi = m * M[i], mj = m * M[j];
+      acc += mi * M[j];
+      const double* di = dM + i * L;
+      const double* dj = dM + j * L;
+      for (size_t q = 0; q < L; ++q) dk[q] += mj * di[q] + mi * dj[q];
+    }
+    M[k] += acc;
   }
   const int ns = n_scalar();
   if (basis_row) {

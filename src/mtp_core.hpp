@@ -74,7 +74,7 @@ class Workspace {
   std::vector<double> r, inv_r, u;           // n, n, 3n
   std::vector<double> f, df;                 // n x R
   std::vector<double> Q, dQ;                 // n x B
-  std::vector<double> mono;                  // n x n_mono
+  std::vector<double> mono;                  // n x n_ext (monomials of u)
   std::vector<double> pw;                    // n x 3 x (pmax+1)
   std::vector<double> M, g;                  // alpha_moments_count
   std::vector<double> Mt, gt;                // tangents / second adjoints
@@ -95,7 +95,7 @@ class Model {
   int radial_basis_size() const { return B_; }
   int radial_funcs_count() const { return R_; }
   int n_basic() const { return n_basic_; }
-  int n_times() const { return static_cast<int>(t_k_.size()); }
+  int n_times() const { return static_cast<int>(trow_.size()); }
   int alpha_moments_count() const { return amc_; }
   int n_scalar() const { return static_cast<int>(map_.size()); }
   // length of a linear basis row: species_count + n_scalar
@@ -151,18 +151,29 @@ class Model {
   void forward_moments(Workspace& ws, int nn) const;
   void reverse_moments(Workspace& ws) const;
 
+  struct TimesRow {
+    int i, j;
+    double mult;
+  };
   int S_, R_, B_, n_basic_, amc_, pmax_;
   double min_dist_, max_dist_, scaling_;
   std::vector<double> radial_;                 // S*S*R*B
   std::vector<double> species_;                // S
   std::vector<double> moment_;                 // n_scalar
   std::vector<int> map_;                       // n_scalar
-  std::vector<int> basic_mu_, basic_mono_;     // n_basic
-  std::vector<int> mono_p_;                    // n_mono x 3
-  std::vector<int> mono_k_;                    // n_mono
-  std::vector<int> t_i_, t_j_, t_k_;           // n_times
-  std::vector<double> t_mult_;                 // n_times
-  int n_mono_ = 0;
+  std::vector<int> basic_mu_, basic_mono_;     // n_basic (file order)
+  std::vector<int> mu_start_;                  // R+1: basic moments sorted by mu
+  std::vector<int> by_mu_a_, by_mu_mono_;      // n_basic: moment index / monomial id
+  // monomials u^p: the first n_mono_ are those of alpha_index_basic, followed
+  // by the lower-degree ones needed for derivatives (n_ext_ in all)
+  int n_mono_ = 0, n_ext_ = 0;
+  std::vector<int> ext_p_;                     // n_ext x 3 powers
+  std::vector<double> mono_k_;                 // n_mono: degree
+  std::vector<int> dlow_;                      // n_mono x 3: ext id of d/du_c (0 if p_c = 0)
+  std::vector<double> dcoef_;                  // n_mono x 3: p_c
+  // alpha_index_times in file order, grouped by runs of equal output index
+  std::vector<TimesRow> trow_;
+  std::vector<int> grp_k_, grp_start_;
 };
 
 }  // namespace mtpkit

@@ -170,67 +170,96 @@ NeighborList build_neighbor_list(int n, const double* positions, const double* c
   }
   for (int64_t c = 0; c < nbins; ++c) bin_start[c + 1] += bin_start[c];
   std::vector<int64_t> fill(bin_start.begin(), bin_start.end() - 1);
-  std::vector<int64_t> sorted(npts);
-  for (size_t p = 0; p < npts; ++p) sorted[fill[pbin[p]]++] = static_cast<int64_t>(p);
+  // points in bin order: coordinates, owner atom and original point index
+  std::vector<double> spts(3 * npts);
+  std::vector<int> sown(npts);
+  std::vector<int64_t> sorig(npts);
+  for (size_t p = 0; p < npts; ++p) {
+    const int64_t q = fill[pbin[p]]++;
+    spts[3 * q] = pts[3 * p];
+    spts[3 * q + 1] = pts[3 * p + 1];
+    spts[3 * q + 2] = pts[3 * p + 2];
+    sown[q] = owner[p];
+    sorig[q] = static_cast<int64_t>(p);
+  }
 
   const double rc2 = cutoff * cutoff;
-  std::vector<std::vector<int>> nj(n);
-  std::vector<std::vector<double>> nr(n);
+  std::vector<int64_t> count(n, 0);
   int nthreads = 1;
 #ifdef _OPENMP
   nthreads = omp_get_max_threads();
 #endif
+  std::vector<std::vector<int>> tj(nthreads);
+  std::vector<std::vector<double>> tr(nthreads);
   std::vector<double> tmin(nthreads, std::numeric_limits<double>::infinity());
   std::vector<int> tmi(nthreads, -1), tmj(nthreads, -1);
-#pragma omp parallel for schedule(dynamic, 16)
-  for (int i = 0; i < n; ++i) {
-    int tid = 0;
+#pragma omp parallel num_threads(nthreads)
+  {
+    int tid = 0, nth = 1;
 #ifdef _OPENMP
     tid = omp_get_thread_num();
+    nth = omp_get_num_threads();
 #endif
-    const double* xi = &pts[3 * static_cast<size_t>(i)];
-    const int64_t c0 = bin_of(xi, 0), c1 = bin_of(xi, 1), c2 = bin_of(xi, 2);
-    auto& J = nj[i];
-    auto& Rv = nr[i];
-    for (int64_t b0 = std::max<int64_t>(0, c0 - 1); b0 <= std::min(nb[0] - 1, c0 + 1); ++b0)
-      for (int64_t b1 = std::max<int64_t>(0, c1 - 1); b1 <= std::min(nb[1] - 1, c1 + 1); ++b1)
-        for (int64_t b2 = std::max<int64_t>(0, c2 - 1); b2 <= std::min(nb[2] - 1, c2 + 1);
-             ++b2) {
-          const int64_t c = (b0 * nb[1] + b1) * nb[2] + b2;
-          for (int64_t q = bin_start[c]; q < bin_start[c + 1]; ++q) {
-            const int64_t p = sorted[q];
-            if (p == i) continue;
-            const double* xp = &pts[3 * p];
-            const double dx = xp[0] - xi[0], dy = xp[1] - xi[1], dz = xp[2] - xi[2];
+    // contiguous block of atoms per thread: results concatenate in atom order
+    const int i0 = static_cast<int>((static_cast<int64_t>(n) * tid) / nth);
+    const int i1 = static_cast<int>((static_cast<int64_t>(n) * (tid + 1)) / nth);
+    auto& J = tj[tid];
+    auto& Rv = tr[tid];
+    J.reserve(static_cast<size_t>(i1 - i0) * 64);
+    Rv.reserve(static_cast<size_t>(i1 - i0) * 192);
+    double best = std::numeric_limits<double>::infinity();
+    int bi = -1, bj = -1;
+    for (int i = i0; i < i1; ++i) {
+      const double* xi = &pts[3 * static_cast<size_t>(i)];
+      const int64_t c0 = bin_of(xi, 0), c1 = bin_of(xi, 1), c2 = bin_of(xi, 2);
+      const size_t before = J.size();
+      for (int64_t b0 = std::max<int64_t>(0, c0 - 1); b0 <= std::min(nb[0] - 1, c0 + 1); ++b0)
+        for (int64_t b1 = std::max<int64_t>(0, c1 - 1); b1 <= std::min(nb[1] - 1, c1 + 1); ++b1) {
+          // bins (b0, b1, b2lo..b2hi) are contiguous in the sorted arrays
+          const int64_t b2lo = std::max<int64_t>(0, c2 - 1), b2hi = std::min(nb[2] - 1, c2 + 1);
+          const int64_t q0 = bin_start[(b0 * nb[1] + b1) * nb[2] + b2lo];
+          const int64_t q1 = bin_start[(b0 * nb[1] + b1) * nb[2] + b2hi + 1];
+          for (int64_t q = q0; q < q1; ++q) {
+            const double dx = spts[3 * q] - xi[0], dy = spts[3 * q + 1] - xi[1],
+                         dz = spts[3 * q + 2] - xi[2];
             const double r2 = dx * dx + dy * dy + dz * dz;
-            if (r2 >= rc2) continue;
-            const double r = std::sqrt(r2);
-            if (r < tmin[tid] || (r == tmin[tid] && (i < tmi[tid]))) {
-              tmin[tid] = r;
-              tmi[tid] = i;
-              tmj[tid] = owner[p];
+            if (r2 >= rc2 || sorig[q] == i) continue;
+            if (r2 < best) {
+              best = r2;
+              bi = i;
+              bj = sown[q];
             }
             if (r2 == 0.0) continue;
-            J.push_back(owner[p]);
-            Rv.insert(Rv.end(), {dx, dy, dz});
+            J.push_back(sown[q]);
+            Rv.push_back(dx);
+            Rv.push_back(dy);
+            Rv.push_back(dz);
           }
         }
+      count[i] = static_cast<int64_t>(J.size() - before);
+    }
+    tmin[tid] = std::sqrt(best);
+    tmi[tid] = bi;
+    tmj[tid] = bj;
+#pragma omp barrier
+#pragma omp single
+    {
+      for (int i = 0; i < n; ++i) nl.offsets[i + 1] = nl.offsets[i] + count[i];
+      nl.j.resize(nl.offsets[n]);
+      nl.rij.resize(3 * nl.offsets[n]);
+    }
+    const int64_t o = nl.offsets[i0];
+    std::copy(J.begin(), J.end(), nl.j.begin() + o);
+    std::copy(Rv.begin(), Rv.end(), nl.rij.begin() + 3 * o);
   }
+  // closest pair: smallest distance, ties to the lowest atom index (thread blocks are ordered)
   for (int t = 0; t < nthreads; ++t) {
     if (tmi[t] < 0) continue;
-    if (tmin[t] < nl.min_r || (tmin[t] == nl.min_r && tmi[t] < nl.min_i)) {
+    if (tmin[t] < nl.min_r) {
       nl.min_r = tmin[t];
       nl.min_i = tmi[t];
       nl.min_j = tmj[t];
     }
-  }
-  for (int i = 0; i < n; ++i) nl.offsets[i + 1] = nl.offsets[i] + static_cast<int64_t>(nj[i].size());
-  nl.j.resize(nl.offsets[n]);
-  nl.rij.resize(3 * nl.offsets[n]);
-#pragma omp parallel for schedule(static)
-  for (int i = 0; i < n; ++i) {
-    std::copy(nj[i].begin(), nj[i].end(), nl.j.begin() + nl.offsets[i]);
-    std::copy(nr[i].begin(), nr[i].end(), nl.rij.begin() + 3 * nl.offsets[i]);
   }
   return nl;
 }

@@ -18,7 +18,8 @@ Units and conventions
 Periodic cells of any shape (triclinic, cells smaller than the cutoff, mixed
 ``pbc``) and non-periodic systems are handled by the core's own O(N) cell-list
 neighbour search. Results do not depend on the number of OpenMP threads
-(``OMP_NUM_THREADS`` or :func:`set_num_threads`).
+(``OMP_NUM_THREADS`` or :func:`set_num_threads`). Importing this module sets
+``OMP_WAIT_POLICY=PASSIVE`` unless the environment already sets it.
 
 Atoms closer than the potential's ``min_dist`` are outside the fitted range
 of the radial basis: :func:`evaluate` warns (:class:`ShortDistanceWarning`,
@@ -29,15 +30,22 @@ always raise.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
-from ase import Atoms
+# OpenMP threads that finish early sleep instead of spinning: on a machine
+# shared with other processes (2 cores, several jobs) spinning waiters starve
+# the working threads (measured 10x slow-downs). Read by libgomp when it loads,
+# i.e. at the import below; an explicit user setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from mtpkit import _core
+import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
+from ase import Atoms  # noqa: E402
+
+from mtpkit import _core  # noqa: E402
 from mtpkit.potentials.model import MTP
 
 __all__ = [
