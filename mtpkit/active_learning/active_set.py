@@ -378,6 +378,9 @@ def load_npz(path, configurations=None) -> ActiveSet:
     with np.load(path, allow_pickle=False) as z:
         mode, basis = (str(x) for x in z["meta"])
         ew, sw, ws, iv, th = (float(x) for x in z["weights"])
-        return ActiveSet(mode=mode, basis=basis, A=z["A"], inv_A=z["inv_A"], sources=z["sources"],
-                         configurations=list(configurations or []), energy_weight=ew, site_en_weight=sw,
+        sources = z["sources"]
+        if configurations is None:  # placeholders keep source indices valid
+            configurations = [None] * (int(sources[:, 0].max()) + 1 if sources.size else 0)
+        return ActiveSet(mode=mode, basis=basis, A=z["A"], inv_A=z["inv_A"], sources=sources,
+                         configurations=list(configurations), energy_weight=ew, site_en_weight=sw,
                          weight_scaling=int(ws), init_value=iv, threshold=th)
