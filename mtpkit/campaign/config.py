@@ -1,0 +1,290 @@
+"""Campaign configuration: one TOML file plus a size preset (``tiny``, ``default``, ``paper``).
+
+Precedence, lowest first::
+
+    built-in defaults  <  built-in --scale preset  <  top-level TOML tables
+                       <  TOML [scales.<scale>.<table>] tables
+
+so the example file sets what holds at every scale (species, labeller, cutoff) in
+its top-level tables, and anything scale-specific under ``[scales.<name>.*]``.
+
+Tables and keys (units: K, fs, Å, GPa):
+
+``[campaign]``  ``name``, ``species`` (symbol of MTP type 0, 1, ...), ``seed``,
+    ``workers`` (local processes for labelling and MD; 1 runs in this process),
+    ``scheduler`` (``dask.distributed`` address, "" for local).
+``[structures]``  ``names`` (representatives, ``[]`` = all 8 of
+    :func:`mtpkit.structures.representatives.representative_structures`),
+    ``size`` (``"box"``: 296-atom 2×2×2 MD box; ``"cell"``: its 37-atom ordering cell).
+``[labeller]``  ``kind`` (see :mod:`mtpkit.active_learning.labellers`), ``parameters``,
+    ``calculator`` (for kind ``ase``), ``stress``.
+``[starting_set]``  ``per_structure`` (labelled copies of each structure), ``rattle``
+    (Å, Gaussian σ of the displacements), ``strain`` (max |ε| per strain component).
+``[potential]``  ``level``, ``radial_basis_size``, ``max_dist`` (cutoff Å), ``min_dist``
+    (Å, template value; training resets it from the data), ``training`` (a table of
+    :class:`mtpkit.potentials.train_config.TrainConfig` fields).
+``[active_learning]``  ``temperatures`` (exploration ladder), ``steps``, ``timestep``,
+    ``pressure``, ``grade_every``, ``gamma_select``, ``gamma_break``, ``gamma_stop``,
+    ``labels_per_iteration``, ``candidates_per_run``, ``max_iterations``.
+``[production]``  ``temperatures``, ``replicas``, ``steps``, ``timestep``, ``pressure``,
+    ``barostat``, ``dump_every``, ``thermo_every``, ``restart_every``.
+``[analysis]``  ``breakpoint_K`` (two Arrhenius regimes split there; 0: one regime),
+    ``extrapolate_T_K``, ``max_frames``, ``o_oct_frames``.
+``[fidelity]``  ``enabled``, ``structure`` ("" = first), ``temperature`` (0 = highest
+    production temperature), ``steps``, ``dump_every``.
+``[report]``  ``title``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mtpkit.errors import InputFileError
+
+SCALES = ("tiny", "default", "paper")
+
+#: Built-in defaults (the "default" scale is this plus SCALE_PRESETS["default"]).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "campaign": {"name": "nyzc75", "species": ["Na", "Y", "Zr", "Cl"], "seed": 2022, "workers": 1,
+                 "scheduler": ""},
+    "structures": {"names": [], "size": "box"},
+    "labeller": {"kind": "chgnet", "parameters": {}, "calculator": "", "stress": True},
+    "starting_set": {"per_structure": 10, "rattle": 0.05, "strain": 0.02},
+    "potential": {"level": 10, "radial_basis_size": 8, "max_dist": 5.0, "min_dist": 1.5,
+                  "training": {}},
+    "active_learning": {"temperatures": [300.0, 600.0, 900.0, 1200.0], "steps": 5000,
+                        "timestep": 2.0, "pressure": 0.0, "grade_every": 10, "gamma_select": 2.0,
+                        "gamma_break": 10.0, "gamma_stop": 5.0, "labels_per_iteration": 10,
+                        "candidates_per_run": 100, "max_iterations": 12},
+    "production": {"temperatures": [450.0, 500.0, 550.0, 600.0, 650.0, 700.0], "replicas": 2,
+                   "steps": 25000, "timestep": 2.0, "pressure": 0.0, "barostat": "tri",
+                   "dump_every": 10, "thermo_every": 100, "restart_every": 5000},
+    "analysis": {"breakpoint_K": 500.0, "extrapolate_T_K": 293.0, "max_frames": 20000,
+                 "o_oct_frames": 200},
+    "fidelity": {"enabled": True, "structure": "", "temperature": 0.0, "steps": 1000,
+                 "dump_every": 5},
+    "report": {"title": "NYZC75 MTP campaign"},
+}
+
+#: Size presets; anything not named keeps DEFAULTS.
+SCALE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "structures": {"names": ["mixed-TM_oct50"], "size": "cell"},
+        "starting_set": {"per_structure": 10},
+        "potential": {"level": 6, "training": {"max_iter": 150}},
+        "active_learning": {"temperatures": [300.0, 600.0], "steps": 1000, "max_iterations": 2,
+                            "labels_per_iteration": 4, "candidates_per_run": 40},
+        "production": {"temperatures": [500.0, 700.0], "replicas": 1, "steps": 5000,
+                       "restart_every": 2500},
+        "fidelity": {"steps": 300},
+        "analysis": {"o_oct_frames": 100},
+    },
+    "default": {
+        "structures": {"names": ["layered-TM_oct50", "mixed-TM_oct50"], "size": "box"},
+        "potential": {"training": {"max_iter": 500}},
+    },
+    "paper": {
+        "structures": {"names": [], "size": "box"},
+        "starting_set": {"per_structure": 20},
+        "potential": {"level": 16, "training": {"max_iter": 1000}},
+        "active_learning": {"temperatures": [300.0, 600.0, 900.0, 1200.0], "steps": 50000,
+                            "labels_per_iteration": 20, "candidates_per_run": 200,
+                            "max_iterations": 60},
+        "production": {"temperatures": [350.0, 400.0, 450.0, 500.0, 550.0, 600.0, 650.0, 700.0],
+                       "replicas": 5, "steps": 1000000, "dump_every": 250,
+                       "restart_every": 50000},
+        "fidelity": {"steps": 2500},
+    },
+}
+
+_TEMPERATURE_LISTS = ("active_learning.temperatures", "production.temperatures")
+_POSITIVE_INTS = ("starting_set.per_structure", "potential.level", "potential.radial_basis_size",
+                  "active_learning.steps", "active_learning.grade_every",
+                  "active_learning.labels_per_iteration", "active_learning.candidates_per_run",
+                  "active_learning.max_iterations", "production.replicas", "production.steps",
+                  "production.dump_every", "production.thermo_every", "production.restart_every",
+                  "analysis.max_frames", "analysis.o_oct_frames", "fidelity.steps",
+                  "fidelity.dump_every", "campaign.workers")
+_POSITIVE_FLOATS = ("potential.max_dist", "potential.min_dist", "active_learning.timestep",
+                    "production.timestep", "active_learning.gamma_select",
+                    "active_learning.gamma_break", "active_learning.gamma_stop",
+                    "analysis.extrapolate_T_K")
+_NONNEG_FLOATS = ("starting_set.rattle", "starting_set.strain", "analysis.breakpoint_K",
+                  "fidelity.temperature")
+_FREE_TABLES = ("labeller.parameters", "potential.training")
+
+
+@dataclass
+class CampaignConfig:
+    """A resolved campaign configuration: ``values[table][key]``, the scale and the source."""
+
+    values: dict[str, dict[str, Any]]
+    scale: str
+    source: Path | None = None
+
+    def __getitem__(self, table: str) -> dict[str, Any]:
+        return self.values[table]
+
+    @property
+    def species(self) -> list[str]:
+        return list(self.values["campaign"]["species"])
+
+    def to_dict(self) -> dict:
+        return {"scale": self.scale, "source": None if self.source is None else str(self.source),
+                **copy.deepcopy(self.values)}
+
+
+def _merge(base: dict, over: dict, where: str, path: Path | None) -> None:
+    """Merge ``over`` into ``base`` in place; unknown tables/keys raise naming the key."""
+    for key, value in over.items():
+        name = f"{where}.{key}" if where else key
+        if key not in base:
+            known = ", ".join(sorted(base))
+            raise InputFileError(path, f"unknown {'key' if where else 'table'} (known: {known})",
+                                 field=name)
+        if name in _FREE_TABLES:
+            if not isinstance(value, dict):
+                raise InputFileError(path, "must be a table", field=name)
+            base[key] = {**base[key], **value}
+        elif isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise InputFileError(path, "must be a table", field=name)
+            _merge(base[key], value, name, path)
+        else:
+            base[key] = value
+
+
+def _get(values: dict, dotted: str) -> Any:
+    table, key = dotted.split(".")
+    return values[table][key]
+
+
+def _validate(values: dict, path: Path | None) -> None:
+    def bad(key: str, msg: str) -> InputFileError:
+        return InputFileError(path, msg, field=key)
+
+    def is_num(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    for key in _POSITIVE_INTS:
+        v = _get(values, key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise bad(key, f"must be a positive integer, got {v!r}")
+    for key in _POSITIVE_FLOATS:
+        v = _get(values, key)
+        if not is_num(v) or v <= 0:
+            raise bad(key, f"must be a positive number, got {v!r}")
+    for key in _NONNEG_FLOATS:
+        v = _get(values, key)
+        if not is_num(v) or v < 0:
+            raise bad(key, f"must be a number >= 0, got {v!r}")
+    for key in _TEMPERATURE_LISTS:
+        v = _get(values, key)
+        if not isinstance(v, list) or not v or not all(is_num(t) and t > 0 for t in v):
+            raise bad(key, f"must be a non-empty list of positive temperatures (K), got {v!r}")
+    species = values["campaign"]["species"]
+    if not (isinstance(species, list) and species and all(isinstance(s, str) for s in species)
+            and len(set(species)) == len(species)):
+        raise bad("campaign.species", f"must be a list of distinct element symbols, got {species!r}")
+    from ase.data import atomic_numbers
+
+    for s in species:
+        if s not in atomic_numbers:
+            raise bad("campaign.species", f"{s!r} is not an element symbol")
+    if not isinstance(values["campaign"]["seed"], int):
+        raise bad("campaign.seed", "must be an integer")
+    if not isinstance(values["campaign"]["scheduler"], str):
+        raise bad("campaign.scheduler", "must be a string (a dask scheduler address or \"\")")
+    st = values["structures"]
+    if st["size"] not in ("box", "cell"):
+        raise bad("structures.size", f"must be 'box' or 'cell', got {st['size']!r}")
+    if not isinstance(st["names"], list) or not all(isinstance(n, str) for n in st["names"]):
+        raise bad("structures.names", "must be a list of representative names")
+    from mtpkit.structures.representatives import OCT_OCCUPANCIES, TM_CLASSES
+
+    known = [f"{tm}_oct{occ}" for tm in TM_CLASSES for occ in OCT_OCCUPANCIES]
+    for n in st["names"]:
+        if n not in known:
+            raise bad("structures.names", f"unknown structure {n!r}; choose from {', '.join(known)}")
+    al = values["active_learning"]
+    if not 1.0 <= al["gamma_select"] <= al["gamma_break"]:
+        raise bad("active_learning.gamma_select",
+                  "must satisfy 1 <= gamma_select <= gamma_break")
+    if not al["gamma_stop"] <= al["gamma_break"]:
+        raise bad("active_learning.gamma_stop", "must be <= gamma_break")
+    if values["potential"]["min_dist"] >= values["potential"]["max_dist"]:
+        raise bad("potential.min_dist", "must be below potential.max_dist")
+    pr = values["production"]
+    if pr["barostat"] not in ("iso", "aniso", "tri"):
+        raise bad("production.barostat", f"must be iso, aniso or tri, got {pr['barostat']!r}")
+    for key in ("active_learning.pressure", "production.pressure"):
+        if not is_num(_get(values, key)):
+            raise bad(key, "must be a number (GPa)")
+    if not isinstance(values["fidelity"]["enabled"], bool):
+        raise bad("fidelity.enabled", "must be true or false")
+    if values["fidelity"]["structure"] and st["names"] and values["fidelity"]["structure"] not in st["names"]:
+        raise bad("fidelity.structure", f"{values['fidelity']['structure']!r} is not one of "
+                  "structures.names")
+    from mtpkit.potentials.train_config import TrainConfig
+    from mtpkit.errors import UserError
+
+    try:
+        TrainConfig(**values["potential"]["training"])
+    except TypeError as exc:
+        raise bad("potential.training", f"unknown training setting ({exc})") from None
+    except UserError as exc:
+        raise bad("potential.training", str(exc)) from None
+    from mtpkit.active_learning.labellers import LabellerSpec
+
+    lab = values["labeller"]
+    if not isinstance(lab["kind"], str):
+        raise bad("labeller.kind", "must be a string")
+    try:
+        LabellerSpec(lab["kind"], dict(lab["parameters"]), lab["calculator"], bool(lab["stress"])).check()
+    except UserError as exc:
+        raise bad("labeller", str(exc)) from None
+
+
+def build_config(overrides: dict | None = None, scale: str = "default",
+                 source: str | os.PathLike | None = None) -> CampaignConfig:
+    """Resolve defaults, the ``scale`` preset and ``overrides`` (a parsed TOML document).
+
+    Raises :class:`~mtpkit.errors.InputFileError` naming the first bad key.
+    """
+    path = None if source is None else Path(source)
+    if scale not in SCALES:
+        raise InputFileError(path, f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}",
+                             field="scale")
+    values = copy.deepcopy(DEFAULTS)
+    _merge(values, copy.deepcopy(SCALE_PRESETS[scale]), "", None)
+    doc = copy.deepcopy(overrides or {})
+    scales = doc.pop("scales", {})
+    if not isinstance(scales, dict):
+        raise InputFileError(path, "must be a table of scale tables", field="scales")
+    for name in scales:
+        if name not in SCALES:
+            raise InputFileError(path, f"unknown scale (known: {', '.join(SCALES)})",
+                                 field=f"scales.{name}")
+    _merge(values, doc, "", path)
+    if scale in scales:
+        _merge(values, scales[scale], "", path)
+    _validate(values, path)
+    return CampaignConfig(values, scale, path)
+
+
+def load_config(path: str | os.PathLike, scale: str = "default") -> CampaignConfig:
+    """Read a campaign TOML file and resolve it at ``scale``."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise InputFileError(path, "campaign file not found")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputFileError(path, f"invalid TOML: {exc}") from None
+    return build_config(doc, scale, path)

@@ -1,0 +1,60 @@
+"""Stage 4: the production NPT sweep (structures × temperatures × replicas) with the final MTP.
+
+Runs through :func:`mtpkit.md.sweep.run_sweep` (local processes or Dask), one folder
+per run ``<stage>/<structure>/T<T>K/r<replica>/`` with the unwrapped-coordinate dump
+``traj.dump``; ``manifest.json`` lists every run. Finished runs are never redone and
+unfinished ones resume from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from mtpkit.campaign.config import CampaignConfig
+
+Log = Callable[[str], None]
+
+
+def production_runs(cfg: CampaignConfig, folder: Path, potential: Path, structures_dir: Path,
+                    names: list[str]) -> list:
+    """The :class:`mtpkit.md.sweep.RunSpec` list of the production sweep."""
+    from mtpkit.md.sweep import RunSpec
+
+    pr = cfg["production"]
+    md = {"ensemble": "npt", "timestep": float(pr["timestep"]), "steps": int(pr["steps"]),
+          "pressure": float(pr["pressure"]), "barostat": pr["barostat"],
+          "dump_every": int(pr["dump_every"]), "thermo_every": int(pr["thermo_every"]),
+          "restart_every": int(pr["restart_every"])}
+    seed = int(cfg["campaign"]["seed"])
+    runs = []
+    for i_s, name in enumerate(names):
+        for i_t, T in enumerate(pr["temperatures"]):
+            for r in range(int(pr["replicas"])):
+                run_id = f"{name}/T{float(T):g}K/r{r}"
+                runs.append(RunSpec(run_id=run_id, structure=str(structures_dir / f"{name}.extxyz"),
+                                    temperature=float(T), replica=r,
+                                    seed=seed + 1 + r + 1000 * (i_t + 100 * i_s),
+                                    folder=str(folder / run_id), potential=str(potential),
+                                    species=cfg.species, engine="plugin", md=md))
+    return runs
+
+
+def run_production(cfg: CampaignConfig, folder: Path, potential: Path, structures_dir: Path,
+                   names: list[str], say: Log) -> dict:
+    """Run (or resume) the production sweep; returns the sweep manifest."""
+    from mtpkit.md.sweep import SweepSpec, run_sweep
+
+    runs = production_runs(cfg, folder, potential, structures_dir, names)
+    pr = cfg["production"]
+    say(f"production: {len(names)} structure(s) × {len(pr['temperatures'])} temperatures × "
+        f"{pr['replicas']} replica(s), {pr['steps']} steps of {pr['timestep']:g} fs "
+        f"({pr['steps'] * pr['timestep'] / 1000:g} ps) each")
+    spec = SweepSpec(source=folder / "sweep", output=folder, runs=runs,
+                     workers=int(cfg["campaign"]["workers"]),
+                     scheduler=cfg["campaign"]["scheduler"] or None)
+    manifest = run_sweep(spec, progress=lambda m: say(f"production: {m}"))
+    failed = [k for k, v in manifest["runs"].items() if v.get("status") != "done"]
+    if failed:
+        say(f"production: {len(failed)} run(s) did not finish: {', '.join(failed)}")
+    return manifest

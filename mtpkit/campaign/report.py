@@ -1,0 +1,306 @@
+"""Stage 7: the campaign report, ``report.md`` and ``report.html`` in the campaign folder.
+
+Every number comes from the files the stages wrote; the only numbers typed in here
+are the reference study's published values (:data:`REFERENCE`), printed as such.
+The report is built as a list of blocks (heading, paragraph, table, image) rendered
+to both Markdown and HTML; images are linked by their path relative to the campaign
+folder.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from mtpkit.io_utils import atomic_write_text
+
+#: Sebti et al., J. Mater. Chem. A 10, 21565 (2022), Fig. 8b (PBE DFT-trained MTP).
+REFERENCE = {
+    "layered-TM": {"Ea": "537–615 meV", "sigma293": "2.2–6.1 × 10⁻⁵ S/cm"},
+    "mixed-TM": {"Ea": "≈ 410 meV", "sigma293": "> 6 × 10⁻⁴ S/cm"},
+}
+REFERENCE_CITATION = "Sebti et al., J. Mater. Chem. A 10, 21565 (2022)"
+
+Block = tuple
+
+
+def _pm(v: Any, e: Any, fmt: str = "{:.3g}") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    if e is None or (isinstance(e, float) and not math.isfinite(e)):
+        return fmt.format(v)
+    return f"{fmt.format(v)} ± {fmt.format(e)}"
+
+
+def _num(v: Any, fmt: str = "{:.3g}") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return fmt.format(v)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    out = []
+    for b in blocks:
+        kind = b[0]
+        if kind == "h":
+            out.append("#" * b[1] + " " + b[2] + "\n")
+        elif kind == "p":
+            out.append(b[1] + "\n")
+        elif kind == "note":
+            out.append("> **Note.** " + b[1] + "\n")
+        elif kind == "table":
+            headers, rows = b[1], b[2]
+            out.append("| " + " | ".join(headers) + " |")
+            out.append("|" + "|".join("---" for _ in headers) + "|")
+            for r in rows:
+                out.append("| " + " | ".join(str(c).replace("|", "/") for c in r) + " |")
+            out.append("")
+        elif kind == "img":
+            out.append(f"![{b[2]}]({b[1]})\n")
+    return "\n".join(out) + "\n"
+
+
+def to_html(blocks: list[Block], title: str) -> str:
+    e = html.escape
+    out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>", f"<title>{e(title)}</title>",
+           "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
+           "table{border-collapse:collapse;margin:0.5em 0 1.2em}td,th{border:1px solid #bbb;"
+           "padding:3px 8px;font-size:0.9em}th{background:#eee}img{max-width:720px;display:block;"
+           "margin:0.5em 0}.note{background:#fff6d6;border-left:4px solid #e0b000;padding:0.5em 1em}"
+           "</style></head><body>"]
+    for b in blocks:
+        kind = b[0]
+        if kind == "h":
+            out.append(f"<h{b[1]}>{e(b[2])}</h{b[1]}>")
+        elif kind == "p":
+            out.append(f"<p>{e(b[1])}</p>")
+        elif kind == "note":
+            out.append(f"<p class='note'><b>Note.</b> {e(b[1])}</p>")
+        elif kind == "table":
+            out.append("<table><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in b[1]) + "</tr>")
+            for r in b[2]:
+                out.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>")
+            out.append("</table>")
+        elif kind == "img":
+            out.append(f"<figure><img src='{e(b[1])}' alt='{e(b[2])}'><figcaption>{e(b[2])}"
+                       "</figcaption></figure>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- content
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def _regimes(arr: dict | None) -> tuple[dict | None, dict | None, dict | None]:
+    """(below, above, single) regime dicts of an analysis 'arrhenius' entry."""
+    if not arr or not arr.get("selected"):
+        return None, None, None
+    if arr["selected"] == "two_regimes" and arr.get("two_regimes"):
+        r = arr["two_regimes"]["regimes"]
+        return r[0], r[1], None
+    return None, None, arr["one_regime"]["regimes"][0]
+
+
+def build_blocks(data: dict) -> list[Block]:
+    """The report as blocks, from the dict :func:`write_report` gathers."""
+    cfg, scale = data["config"], data["config"]["scale"]
+    b: list[Block] = [("h", 1, cfg["report"]["title"])]
+    b.append(("p", f"Scale `{scale}`, configuration {cfg.get('source') or '(built-in)'}; mtpkit commit "
+                   f"{data['commit']}; machine {data['machine']}; written {data['written']}."))
+    b.append(("note", f"Labels come from the `{cfg['labeller']['kind']}` labeller, not from the PBE DFT "
+                      f"of the reference study ({REFERENCE_CITATION}); the MTP reproduces its labeller, so "
+                      "differences from the study's numbers include the labeller's own error."
+                      + ("" if scale == "paper" else
+                         f" At scale `{scale}` the runs are far shorter and smaller than the study's: these "
+                         "numbers are not converged and show only that every step of the campaign works.")))
+    stages = data["stages"]
+    b.append(("table", ["stage", "status", "wall time (s)"],
+              [[k, v.get("status", ""), _num(v.get("wall_s"), "{:.1f}")] for k, v in stages.items() if k != "report"]))
+
+    # 1. structures
+    st = data["structures"]
+    b.append(("h", 2, "1. Structures"))
+    b.append(("p", f"{st['n_orderings']} symmetry-distinct NYZC75 orderings enumerated ("
+                   + ", ".join(f"{k}: {v}" for k, v in sorted(st["orderings_by_class"].items()))
+                   + f"); {len(st['structures'])} used, as the {'296-atom 2×2×2 MD box' if st['size'] == 'box' else '37-atom ordering cell'}."))
+    b.append(("table", ["structure", "atoms", "TM ordering", "oct. Na (%)", "Ewald (eV/37 atoms)",
+                        "cell", "ordering"],
+              [[n, s["n_atoms"], s["tm_label"], s["oct_occupancy_percent"],
+                _num(s["ewald_eV_per_37_atoms"], "{:.3f}"), s["cell"], s["ordering"]]
+               for n, s in st["structures"].items()]))
+
+    # 2-3. starting set and active learning
+    al = data["learning"]
+    ss = data["starting_set"]
+    b.append(("h", 2, "2. Starting set"))
+    b.append(("p", f"{ss['n_labelled']} configurations labelled ({ss['n_quarantined']} quarantined) from "
+                   f"{ss['per_structure']} strained/rattled copies of each structure (rattle "
+                   f"{ss['rattle']} Å, strain ±{ss['strain']})."))
+    b.append(("h", 2, "3. Active learning"))
+    b.append(("p", f"Stop: {al.get('stop_reason') or 'not finished'}. γ_select = {data['al_cfg']['gamma_select']}, "
+                   f"γ_break = {data['al_cfg']['gamma_break']}, reliable when every run finishes "
+                   f"{data['al_cfg']['steps'] * data['al_cfg']['timestep'] / 1000:g} ps with max γ < "
+                   f"{data['al_cfg']['gamma_stop']}."))
+    rows = []
+    for it in al["iterations"]:
+        err = it.get("errors") or {}
+        tr, va = err.get("train") or {}, err.get("validation") or {}
+        runs = it.get("runs") or []
+        rows.append([it["iteration"], _num(it.get("temperature_K"), "{:g}"),
+                     "; ".join(f"{r['status']} {r['time_ps']:.2f} ps" for r in runs) or "initial fit",
+                     _num(it.get("max_gamma"), "{:.3g}"),
+                     {True: "yes", False: "no"}.get(it.get("converged"), "—"),
+                     it.get("n_candidates", 0), it.get("n_selected", 0), it.get("n_labelled", 0),
+                     it.get("n_train", ""),
+                     _num(tr.get("energy_rmse_mev_per_atom"), "{:.2f}"), _num(tr.get("force_rmse"), "{:.3f}"),
+                     _num(va.get("energy_rmse_mev_per_atom"), "{:.2f}"), _num(va.get("force_rmse"), "{:.3f}")])
+    b.append(("table", ["iter", "T (K)", "exploration runs", "max γ", "reliable", "candidates", "selected",
+                        "labelled", "training set", "E RMSE train (meV/atom)", "F RMSE train (eV/Å)",
+                        "E RMSE valid (meV/atom)", "F RMSE valid (eV/Å)"], rows))
+    fits = [it for it in al["iterations"] if it.get("parity_plot")]
+    for it in ([fits[0], fits[-1]] if len(fits) > 1 else fits):
+        b.append(("img", f"03_active_learning/{it['parity_plot']}",
+                  f"Parity plot after iteration {it['iteration']} (training set of {it['n_train']})"))
+
+    # 4-5. production and transport
+    tr = data["transport"]
+    b.append(("h", 2, "4. Production MD"))
+    pc = data["production_cfg"]
+    b.append(("p", f"NPT ({pc['barostat']}), {pc['steps']} steps of {pc['timestep']:g} fs "
+                   f"({pc['steps'] * pc['timestep'] / 1000:g} ps) per run, {pc['replicas']} replica(s) at "
+                   + ", ".join(f"{t:g}" for t in pc["temperatures"]) + " K."))
+    b.append(("table", ["structure", "runs finished"],
+              [[n, f"{e['runs_done']}/{e['runs_total']}"] for n, e in tr["structures"].items()]))
+    b.append(("h", 2, "5. Na transport"))
+    for name, e in tr["structures"].items():
+        b.append(("h", 3, name))
+        t = e.get("transport")
+        for note in e.get("notes", []):
+            b.append(("p", note))
+        if not t:
+            continue
+        b.append(("table", ["T (K)", "D (cm²/s)", "σ (S/cm)", "Haven ratio", "fit window (ps)", "replicas"],
+                  [[_num(x["temperature_K"], "{:g}"), _pm(x["D"], x["D_err"]), _pm(x["sigma"], x["sigma_err"]),
+                    _pm(x.get("haven_ratio"), x.get("haven_ratio_err")),
+                    "–".join(f"{w:.2f}" for w in x["fit_window_ps"]), len(x.get("D_replicas", []))]
+                   for x in t["temperatures"]]))
+        for p in t.get("plots", []):
+            if p.endswith(".png"):
+                kind = "Arrhenius plot" if "arrhenius" in Path(p).name else "MSD"
+                b.append(("img", f"05_analysis/{p}", f"{kind}, {name}"))
+        for note in t.get("notes", []):
+            b.append(("p", note))
+
+    # Fig. 8b-like table
+    b.append(("h", 2, "6. Activation energies and σ(293 K) (cf. Fig. 8b of the reference study)"))
+    bp = tr.get("breakpoint_K")
+    rows = []
+    for name, e in tr["structures"].items():
+        t = e.get("transport") or {}
+        below, above, single = _regimes(t.get("arrhenius"))
+        ext = t.get("extrapolated") or {}
+        ref = REFERENCE.get(st["structures"][name]["tm_label"], {})
+        rows.append([name,
+                     _pm(1000 * below["Ea_eV"], 1000 * below["Ea_err_eV"], "{:.0f}") if below else "—",
+                     _pm(1000 * above["Ea_eV"], 1000 * above["Ea_err_eV"], "{:.0f}") if above else "—",
+                     _pm(1000 * single["Ea_eV"], 1000 * single["Ea_err_eV"], "{:.0f}") if single else "—",
+                     _pm(ext.get("sigma"), ext.get("sigma_err")),
+                     ref.get("Ea", "—"), ref.get("sigma293", "—")])
+    b.append(("table", ["structure", f"Ea below {bp:g} K (meV)" if bp else "Ea below (meV)",
+                        f"Ea above {bp:g} K (meV)" if bp else "Ea above (meV)", "Ea one regime (meV)",
+                        "σ(293 K) (S/cm)", "study: Ea (same TM class)", "study: σ(293 K) (same TM class)"],
+              rows))
+    b.append(("p", f"mtpkit columns: this run ({cfg['labeller']['kind']} labeller). Study columns: "
+                   f"{REFERENCE_CITATION}, Fig. 8b, range over the four octahedral occupancies of the "
+                   "structure's TM class (PBE DFT labels). σ(293 K) is extrapolated from the "
+                   "lowest-temperature Arrhenius regime fitted here."))
+
+    # SRO
+    b.append(("h", 2, "7. Short-range order (Warren–Cowley, Y/Zr, 8.5 Å)"))
+    rows = []
+    for name, e in tr["structures"].items():
+        ini, md = e.get("sro_initial") or {}, (e.get("sro_md") or {})
+        mean = md.get("mean", {})
+        rows.append([name, st["structures"][name]["tm_label"]]
+                    + [_num(ini.get(p), "{:+.3f}") for p in ("Y-Y", "Y-Zr", "Zr-Zr")]
+                    + [_num(mean.get(p), "{:+.3f}") for p in ("Y-Y", "Y-Zr", "Zr-Zr")]
+                    + [md.get("run", "—")])
+    b.append(("table", ["structure", "class", "SRO Y–Y start", "SRO Y–Zr start", "SRO Zr–Zr start",
+                        "SRO Y–Y MD", "SRO Y–Zr MD", "SRO Zr–Zr MD", "MD run averaged"], rows))
+
+    # O_oct
+    b.append(("h", 2, "8. Octahedral Na occupancy O_oct(t) (cf. Fig. S23 of the reference study)"))
+    rows = []
+    for name, e in tr["structures"].items():
+        for label, s in (e.get("o_oct") or {}).items():
+            rows.append([name, label, _num(e.get("o_oct_initial"), "{:.3f}"), _pm(s["mean"], s["sem"], "{:.3f}"),
+                         _num(s["equilibrated_from_ps"], "{:.2f}")])
+    b.append(("table", ["structure", "run", "O_oct start", "O_oct MD mean ± block SEM", "mean from (ps)"], rows))
+    for name, e in tr["structures"].items():
+        if e.get("o_oct_plot"):
+            b.append(("img", f"05_analysis/{e['o_oct_plot']}", f"O_oct(t), {name}"))
+
+    # fidelity
+    b.append(("h", 2, "9. Fidelity: MTP vs its labeller, and speed"))
+    fd = data.get("fidelity")
+    if not fd:
+        b.append(("p", "Fidelity check disabled in the configuration."))
+    else:
+        b.append(("p", f"{fd['structure']} at {fd['temperature_K']:g} K, NPT, {fd['steps']} steps of "
+                       f"{fd['timestep_fs']:g} fs, same seed, MTP (pair_style mtp) vs the "
+                       f"`{fd['labeller']}` labeller (fix external)."))
+        rows = []
+        for label, r in fd["runs"].items():
+            sh, am = r.get("short") or {}, r.get("analysis_module") or {}
+            rows.append([label, r["status"], f"{r['steps_done']}", _num(r["s_per_step"], "{:.3g}"),
+                         _pm(sh.get("D"), sh.get("D_fit_err")),
+                         "–".join(f"{w:.2f}" for w in sh.get("fit_window_ps", [])),
+                         _pm(am.get("D"), am.get("D_err")) if am.get("D") is not None else
+                         ("not computed: " + am.get("reason", "")) if am else "—"])
+        b.append(("table", ["engine", "status", "steps", "wall s/step (incl. set-up)",
+                            "D short-run MSD slope (cm²/s)", "fit window (ps)", "D analysis module (cm²/s)"],
+                  rows))
+        prod = fd.get("production_s_per_step")
+        b.append(("table", ["quantity", "value"], [
+            ["D(MTP) / D(labeller), short-run MSD slope", _num(fd.get("D_ratio_short"))],
+            ["D(MTP) / D(labeller), analysis module", _num(fd.get("D_ratio_analysis_module"))],
+            ["speed-up per MD step, same-length runs", _num(fd.get("speedup_per_step_same_length"), "{:.0f}")],
+            [f"speed-up per MD step vs production run {prod['run'] if prod else ''} ({prod['steps'] if prod else 0} steps)",
+             _num(fd.get("speedup_per_step_production"), "{:.0f}")],
+        ]))
+        if fd.get("plot"):
+            b.append(("img", f"06_fidelity/{fd['plot']}", "Na MSD, MTP vs labeller"))
+        b.append(("p", "The short-run estimate fits one short trajectory per engine, so it carries large "
+                       "statistical error; the labeller run is kept short because the labeller costs "
+                       "orders of magnitude more per step."))
+    return b
+
+
+def write_report(folder: Path, data: dict) -> dict[str, Path]:
+    """Write ``report.md`` and ``report.html`` into ``folder``; returns their paths."""
+    data = dict(data)
+    data.setdefault("commit", _git_commit())
+    data.setdefault("machine", f"{platform.node()} ({platform.machine()}, {platform.system()}, "
+                               f"Python {platform.python_version()})")
+    data.setdefault("written", time.strftime("%Y-%m-%d %H:%M:%S"))
+    blocks = build_blocks(data)
+    md, htm = folder / "report.md", folder / "report.html"
+    atomic_write_text(md, to_markdown(blocks))
+    atomic_write_text(htm, to_html(blocks, data["config"]["report"]["title"]))
+    return {"markdown": md, "html": htm}

@@ -1,0 +1,109 @@
+"""Stage 1: enumerate NYZC75 orderings and write the chosen representative structures.
+
+Writes into the stage folder: ``<name>.extxyz`` (the structure used by every later
+stage: the 296-atom MD box or its 37-atom ordering cell), ``<name>.cif``, and
+``structures.json`` with the enumeration counts and, per structure, its ordering,
+Ewald energy (eV per 37-atom cell), Warren–Cowley SRO (Y/Zr, 8.5 Å), octahedral
+Na occupancy and the octahedral/prismatic Na reference sites (fractional
+coordinates of the undecorated frame) used for O_oct(t).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mtpkit.campaign.config import CampaignConfig
+from mtpkit.io_utils import atomic_open, atomic_write_json, atomic_write_text
+
+SRO_SPECIES = ("Y", "Zr")
+SRO_CUTOFF = 8.5  # Å, as the reference study
+
+
+def _na_reference_sites(frame) -> tuple[list[list[float]], list[bool]]:
+    sub = frame.site_properties["sublattice"]
+    idx = [i for i, s in enumerate(sub) if s in ("Na_oct", "Na_prism")]
+    return ([list(map(float, frame[i].frac_coords)) for i in idx],
+            [sub[i] == "Na_oct" for i in idx])
+
+
+def run_structures(cfg: CampaignConfig, folder: Path, say: Callable[[str], None]) -> dict:
+    """Enumerate, choose and write the campaign's structures; returns the summary dict."""
+    from ase.io import write
+
+    from mtpkit.analysis.sro import warren_cowley
+    from mtpkit.structures.builders import bare, nyzc75_frame, to_atoms
+    from mtpkit.structures.enumerate import enumerate_orderings
+    from mtpkit.structures.representatives import md_box_frame, representative_structures
+
+    orderings = enumerate_orderings()
+    counts = Counter(o.tm_label for o in orderings)
+    say(f"structures: {len(orderings)} symmetry-distinct orderings "
+        f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))})")
+    reps = representative_structures(orderings)
+    names = cfg["structures"]["names"] or list(reps)
+    size = cfg["structures"]["size"]
+    box_frame = md_box_frame() if size == "box" else None
+    out: dict = {"n_orderings": len(orderings), "orderings_by_class": dict(counts), "size": size,
+                 "structures": {}}
+    for name in names:
+        rep = reps[name]
+        st = rep.structure if size == "box" else rep.ordering.structure()
+        frame = box_frame if size == "box" else nyzc75_frame(rep.ordering.cell)
+        atoms = to_atoms(st)
+        atoms.info["name"] = name
+        with atomic_open(folder / f"{name}.extxyz", "w") as fh:
+            write(fh, atoms, format="extxyz")
+        atomic_write_text(folder / f"{name}.cif", bare(st).to(fmt="cif"))
+        sro = warren_cowley(st, SRO_SPECIES, SRO_CUTOFF)
+        sites, is_oct = _na_reference_sites(frame)
+        o = rep.ordering
+        out["structures"][name] = {
+            "file": f"{name}.extxyz", "n_atoms": len(atoms), "formula": atoms.get_chemical_formula(),
+            "tm_label": o.tm_label, "oct_occupancy_percent": o.oct_occupancy, "cell": o.cell,
+            "ordering": o.name, "ewald_eV_per_37_atoms": o.ewald,
+            "sro": {f"{a}-{b}": float(v) for (a, b), v in sro.items()},
+            "sro_species": list(SRO_SPECIES), "sro_cutoff_A": SRO_CUTOFF,
+            "na_sites_frac": sites, "na_sites_oct": is_oct,
+            "volume_A3": float(atoms.get_volume()),
+        }
+        say(f"structures: {name}: {len(atoms)} atoms, {o.tm_label}, {o.oct_occupancy}% octahedral Na, "
+            f"SRO(Y-Y) = {sro[('Y', 'Y')]:+.3f}")
+    atomic_write_json(folder / "structures.json", out)
+    return out
+
+
+def load_structures(folder: Path) -> dict:
+    """The summary written by :func:`run_structures`."""
+    import json
+
+    return json.loads((folder / "structures.json").read_text())
+
+
+def read_structure(folder: Path, name: str):
+    """The ASE Atoms of structure ``name`` written by :func:`run_structures`."""
+    from ase.io import read
+
+    atoms = read(folder / f"{name}.extxyz", format="extxyz")
+    atoms.calc = None
+    return atoms
+
+
+def perturbed_copies(atoms, n: int, rattle: float, strain: float, seed: int) -> list:
+    """``n`` copies of ``atoms``: the first unperturbed, the others with a random symmetric
+    strain (components uniform in ±``strain``) and Gaussian displacements (σ = ``rattle`` Å)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        a = atoms.copy()
+        a.calc = None
+        if k > 0:
+            e = rng.uniform(-strain, strain, (3, 3))
+            e = 0.5 * (e + e.T)
+            a.set_cell(a.cell[:] @ (np.eye(3) + e), scale_atoms=True)
+            a.positions += rng.normal(0.0, rattle, a.positions.shape)
+        out.append(a)
+    return out
