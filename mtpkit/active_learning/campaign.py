@@ -5,7 +5,7 @@ Schema (units: K, GPa, fs, Å; every key optional unless marked required)::
     [campaign]
     name = "nyzc75"              # label in reports
     folder = "campaign"          # state folder, relative to the TOML file
-    max_iterations = 20
+    max_iterations = 20          # active-learning iterations after the starting fit
     seed = 1
 
     [potential]
@@ -283,8 +283,8 @@ def _validate(c: Campaign, check_imports: bool) -> None:
     err = lambda key, msg: UserError(f"{p}: {key}: {msg}")  # noqa: E731
 
     c.campaign.folder = str(_resolve(base, c.campaign.folder))
-    if c.campaign.max_iterations < 1:
-        raise err("campaign.max_iterations", "must be >= 1")
+    if c.campaign.max_iterations < 0:
+        raise err("campaign.max_iterations", "must be >= 0 (0: only the starting fit)")
     # potential
     sp = c.potential.species
     if not sp or not all(isinstance(s, str) for s in sp):

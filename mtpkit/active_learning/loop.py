@@ -537,7 +537,9 @@ def explore_ase(mtp, aset: ActiveSet, atoms: Atoms, species: Sequence[str], temp
     work.calc = MTPCalculator(mtp, species=list(species), on_short_distance="ignore")
     compiled = core.compile_mtp(mtp)
     types = atom_types(work, species, mtp.species_count)
-    MaxwellBoltzmannDistribution(work, temperature_K=temperature, rng=rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        MaxwellBoltzmannDistribution(work, temperature_K=temperature, rng=rng)
     if pressure is None:
         dyn = Langevin(work, ex.timestep * units.fs, temperature_K=temperature,
                        friction=ex.friction / units.fs, fixcm=False, rng=rng)
