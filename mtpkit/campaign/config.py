@@ -19,7 +19,8 @@ Tables and keys (units: K, fs, Å, GPa):
 ``[labeller]``  ``kind`` (see :mod:`mtpkit.active_learning.labellers`), ``parameters``,
     ``calculator`` (for kind ``ase``), ``stress``.
 ``[starting_set]``  ``per_structure`` (labelled copies of each structure), ``rattle``
-    (Å, Gaussian σ of the displacements), ``strain`` (max |ε| per strain component).
+    (Å, largest Gaussian σ of the displacements; copy k of n gets σ = rattle·k/(n−1)),
+    ``strain`` (max |ε| per strain component).
 ``[potential]``  ``level``, ``radial_basis_size``, ``max_dist`` (cutoff Å), ``min_dist``
     (Å, template value; training resets it from the data), ``training`` (a table of
     :class:`mtpkit.potentials.train_config.TrainConfig` fields).
@@ -55,11 +56,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                  "scheduler": ""},
     "structures": {"names": [], "size": "box"},
     "labeller": {"kind": "chgnet", "parameters": {}, "calculator": "", "stress": True},
-    "starting_set": {"per_structure": 10, "rattle": 0.05, "strain": 0.02},
+    "starting_set": {"per_structure": 12, "rattle": 0.15, "strain": 0.03},
     "potential": {"level": 10, "radial_basis_size": 8, "max_dist": 5.0, "min_dist": 1.5,
                   "training": {}},
     "active_learning": {"temperatures": [300.0, 600.0, 900.0, 1200.0], "steps": 5000,
-                        "timestep": 2.0, "pressure": 0.0, "grade_every": 10, "gamma_select": 2.0,
+                        "timestep": 2.0, "pressure": 0.0, "grade_every": 1, "gamma_select": 2.0,
                         "gamma_break": 10.0, "gamma_stop": 5.0, "labels_per_iteration": 10,
                         "candidates_per_run": 100, "max_iterations": 12},
     "production": {"temperatures": [450.0, 500.0, 550.0, 600.0, 650.0, 700.0], "replicas": 2,
@@ -76,13 +77,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 SCALE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "structures": {"names": ["mixed-TM_oct50"], "size": "cell"},
-        "starting_set": {"per_structure": 10},
+        "starting_set": {"per_structure": 16},
         "potential": {"level": 6, "training": {"max_iter": 150}},
-        "active_learning": {"temperatures": [300.0, 600.0], "steps": 1000, "max_iterations": 2,
-                            "labels_per_iteration": 4, "candidates_per_run": 40},
+        "active_learning": {"temperatures": [400.0, 700.0], "steps": 1000, "max_iterations": 5,
+                            "labels_per_iteration": 8, "candidates_per_run": 40},
         "production": {"temperatures": [500.0, 700.0], "replicas": 1, "steps": 5000,
                        "restart_every": 2500},
-        "fidelity": {"steps": 300},
+        "fidelity": {"steps": 250},
         "analysis": {"o_oct_frames": 100},
     },
     "default": {

@@ -150,7 +150,7 @@ def build_blocks(data: dict) -> list[Block]:
     ss = data["starting_set"]
     b.append(("h", 2, "2. Starting set"))
     b.append(("p", f"{ss['n_labelled']} configurations labelled ({ss['n_quarantined']} quarantined) from "
-                   f"{ss['per_structure']} strained/rattled copies of each structure (rattle "
+                   f"{ss['per_structure']} strained/rattled copies of each structure (rattle σ up to "
                    f"{ss['rattle']} Å, strain ±{ss['strain']})."))
     b.append(("h", 2, "3. Active learning"))
     b.append(("p", f"Stop: {al.get('stop_reason') or 'not finished'}. γ_select = {data['al_cfg']['gamma_select']}, "

@@ -93,8 +93,9 @@ def read_structure(folder: Path, name: str):
 
 
 def perturbed_copies(atoms, n: int, rattle: float, strain: float, seed: int) -> list:
-    """``n`` copies of ``atoms``: the first unperturbed, the others with a random symmetric
-    strain (components uniform in ±``strain``) and Gaussian displacements (σ = ``rattle`` Å)."""
+    """``n`` copies of ``atoms``: the first unperturbed, copy ``k`` with a random symmetric
+    strain (components uniform in ±``strain``) and Gaussian displacements of σ =
+    ``rattle``·k/(n−1) Å, so the set spans small to thermal-size distortions."""
     rng = np.random.default_rng(seed)
     out = []
     for k in range(n):
@@ -104,6 +105,6 @@ def perturbed_copies(atoms, n: int, rattle: float, strain: float, seed: int) -> 
             e = rng.uniform(-strain, strain, (3, 3))
             e = 0.5 * (e + e.T)
             a.set_cell(a.cell[:] @ (np.eye(3) + e), scale_atoms=True)
-            a.positions += rng.normal(0.0, rattle, a.positions.shape)
+            a.positions += rng.normal(0.0, rattle * k / max(1, n - 1), a.positions.shape)
         out.append(a)
     return out

@@ -1,0 +1,76 @@
+"""Campaign configuration: presets, precedence, and errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from mtpkit.campaign.config import SCALES, build_config, load_config
+from mtpkit.errors import InputFileError, UserError
+
+
+def test_example_resolves_at_every_scale():
+    sizes = {}
+    for scale in SCALES:
+        cfg = load_config("examples/nyzc75.toml", scale)
+        assert cfg.species == ["Na", "Y", "Zr", "Cl"]
+        sizes[scale] = (len(cfg["structures"]["names"]) or 8, cfg["production"]["replicas"],
+                        cfg["production"]["steps"] * cfg["production"]["timestep"])
+    assert sizes["tiny"][0] == 1 and sizes["paper"][0] == 8
+    assert sizes["paper"][1] == 5 and sizes["paper"][2] >= 2_000_000  # ≥ 2 ns in fs
+    assert sizes["tiny"][2] < sizes["default"][2] < sizes["paper"][2]
+    paper = load_config("examples/nyzc75.toml", "paper")
+    assert paper["structures"]["size"] == "box"
+    assert paper["active_learning"]["temperatures"] == [300.0, 600.0, 900.0, 1200.0]
+    assert min(paper["production"]["temperatures"]) == 350 and max(paper["production"]["temperatures"]) == 700
+
+
+def test_precedence_scale_tables_override_top_level():
+    doc = {"production": {"replicas": 3}, "scales": {"tiny": {"production": {"replicas": 2}}}}
+    assert build_config(doc, "tiny")["production"]["replicas"] == 2
+    assert build_config(doc, "default")["production"]["replicas"] == 3
+    # a scale preset value survives when the file does not set it
+    assert build_config({}, "tiny")["structures"]["size"] == "cell"
+
+
+@pytest.mark.parametrize("doc, field", [
+    ({"campain": {}}, "campain"),
+    ({"production": {"replica": 2}}, "production.replica"),
+    ({"production": {"replicas": 0}}, "production.replicas"),
+    ({"production": {"temperatures": []}}, "production.temperatures"),
+    ({"active_learning": {"temperatures": [300, -5]}}, "active_learning.temperatures"),
+    ({"structures": {"names": ["mixed-TM_oct60"]}}, "structures.names"),
+    ({"structures": {"size": "huge"}}, "structures.size"),
+    ({"campaign": {"species": ["Na", "Xx"]}}, "campaign.species"),
+    ({"active_learning": {"gamma_select": 20.0}}, "active_learning.gamma_select"),
+    ({"potential": {"training": {"max_iterations": 5}}}, "potential.training"),
+    ({"labeller": {"kind": "vasp-magic"}}, "labeller"),
+    ({"scales": {"huge": {}}}, "scales.huge"),
+    ({"scales": {"tiny": {"production": {"stepz": 5}}}}, "production.stepz"),
+])
+def test_bad_config_names_the_key(doc, field):
+    with pytest.raises(InputFileError) as err:
+        build_config(doc, "tiny", source="campaign.toml")
+    assert f"field '{field}'" in str(err.value)
+    assert "campaign.toml" in str(err.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(InputFileError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[campaign\nname = 1\n")
+    with pytest.raises(InputFileError, match="invalid TOML"):
+        load_config(bad)
+    with pytest.raises(UserError, match="scale"):
+        load_config("examples/nyzc75.toml", "huge")
+
+
+def test_cli_reports_bad_key_in_one_line(tmp_path, capsys):
+    from mtpkit.cli import main
+
+    bad = tmp_path / "c.toml"
+    bad.write_text("[production]\nreplicas = 'five'\n")
+    assert main(["run", str(bad), "--scale", "tiny", "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "production.replicas" in err[0]
+    assert not (tmp_path / "out").exists()
