@@ -440,3 +440,31 @@ def test_bad_types_and_short_distances(motep_data):
         core.evaluate(mtp, close, types, on_short_distance="ignore")
     with pytest.raises(ValueError, match="cutoff"):
         core.loss_and_grad(mtp, core.TrainingSet([atoms], [types], 4.0), 1.0, 0.0, 0.0)
+
+
+def test_wire_and_slab_with_zero_cell_vectors_in_open_directions(motep_data):
+    mtp = core.compile_mtp(random_mtp(10, motep_data, seed=16))
+    atoms, types = nyzc_cell(seed=16, shear=0.0)
+    c = atoms.cell.array
+    for pbc in ([False, False, True], [True, False, True]):
+        open_cell = c.copy()
+        padded_cell = c.copy()
+        for d in range(3):
+            if not pbc[d]:
+                open_cell[d] = 0.0
+                padded_cell[d] *= 10.0  # far beyond the cutoff
+        a = atoms.copy()
+        a.set_cell(open_cell, scale_atoms=False)
+        a.pbc = pbc
+        b = atoms.copy()
+        b.set_cell(padded_cell, scale_atoms=False)
+        b.pbc = True
+        ea = core.evaluate(mtp, a, types)
+        eb = core.evaluate(mtp, b, types)
+        assert abs(ea.energy - eb.energy) < 1e-9, pbc
+        assert abs(ea.forces - eb.forces).max() < 1e-10, pbc
+    with pytest.raises(ValueError, match="singular|zero"):
+        bad = atoms.copy()
+        bad.set_cell(np.zeros((3, 3)), scale_atoms=False)
+        bad.pbc = [True, False, False]
+        core.evaluate(mtp, bad, types)
