@@ -166,3 +166,29 @@ def test_extxyz_wrapped_trajectory_matches_lammps_dump(tmp_path):
     b = load_replica(tmp_path / "t.dump", "Na", 600.0, 10.0, type_map=TYPES)
     assert a.n_frames == b.n_frames == 300
     assert np.allclose(a.disp, b.disp, atol=2e-4)
+
+
+def test_sparse_index_matches_full_scan(tmp_path, monkeypatch):
+    from mtpkit.analysis import trajectory as T
+
+    path, *_ = _write_walk(tmp_path, 12, n_frames=500)
+    full = T._scan_offsets(path)
+    monkeypatch.setattr(T, "SPARSE_MIN_BYTES", 0)
+    traj = T.open_trajectory(path, type_map=TYPES)
+    assert isinstance(traj._offsets, T._SparseIndex) and traj.n_frames == 500
+    a = [f.positions for f in traj.frames(stride=7)]
+    monkeypatch.setattr(T, "SPARSE_MIN_BYTES", 1 << 40)
+    b = [f.positions for f in T.open_trajectory(path, type_map=TYPES).frames(stride=7)]
+    assert len(a) == len(b) == 72 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(traj._offsets.known[k] == full[k] for k in traj._offsets.known if k <= 500)
+    # truncated last frame and uneven timesteps (fall back to the full scan)
+    monkeypatch.setattr(T, "SPARSE_MIN_BYTES", 0)
+    text = path.read_text()
+    (tmp_path / "cut.dump").write_text(text[:-300])
+    cut = T.open_trajectory(tmp_path / "cut.dump", type_map=TYPES)
+    assert cut.truncated and cut.n_frames == 499 and len(list(cut.frames(start=490))) == 9
+    uneven = text.replace("ITEM: TIMESTEP\n250\n", "ITEM: TIMESTEP\n251\n")
+    (tmp_path / "uneven.dump").write_text(uneven)
+    u = T.open_trajectory(tmp_path / "uneven.dump", type_map=TYPES)
+    got = [f.timestep for f in u.frames(stride=50)]
+    assert got == [0, 50, 100, 150, 200, 251, 300, 350, 400, 450]

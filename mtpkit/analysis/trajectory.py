@@ -15,9 +15,12 @@ LAMMPS text dumps (``dump custom``):
   (``type_map[0]`` is type 1);
 * atoms are sorted by ``id`` in every frame.
 
-Opening a dump scans it once for frame offsets (a fast byte search, O(frames)
-memory: 8 bytes per frame) so that frames can be read with a stride without
-parsing the skipped ones.  A truncated last frame (a run still going or killed)
+Frames can be read with a stride without parsing the skipped ones: a dump under
+64 MiB is scanned once for its frame offsets (a fast byte search, 8 bytes per
+frame); a larger one with evenly spaced timesteps is not read at all beyond the
+frames asked for — each frame's offset is found by seeking to its estimated
+position and correcting from the timestep there (``_SparseIndex``), so reading
+every 10th frame of a file reads about a tenth of it.  A truncated last frame (a run still going or killed)
 is dropped and reported in :attr:`Trajectory.truncated`.
 """
 
@@ -64,7 +67,7 @@ class Trajectory:
     n_frames: int
     unwrapped: bool
     truncated: bool = False
-    _offsets: np.ndarray | None = field(default=None, repr=False)
+    _offsets: "np.ndarray | _SparseIndex | None" = field(default=None, repr=False)
     _columns: dict | None = field(default=None, repr=False)
     _type_map: Sequence[str] | None = field(default=None, repr=False)
 
@@ -84,11 +87,18 @@ class Trajectory:
 
     # -- LAMMPS -------------------------------------------------------------
     def _lammps_frames(self, start: int, stop: int, stride: int) -> Iterator[Frame]:
-        offsets = self._offsets
         with open(self.path, "rb") as fh:
             for k in range(start, stop, stride):
-                fh.seek(int(offsets[k]))
-                raw = fh.read(int(offsets[k + 1] - offsets[k]))
+                raw = None
+                if isinstance(self._offsets, _SparseIndex):
+                    try:
+                        raw = self._offsets.read_frame(k)
+                    except _NonUniform:  # irregular timesteps: fall back to the full scan
+                        self._offsets = _scan_offsets(self.path)[: self.n_frames + 1]
+                if raw is None:
+                    a, b = self._offsets[k], self._offsets[k + 1]
+                    fh.seek(int(a))
+                    raw = fh.read(int(b - a))
                 yield _parse_lammps_frame(raw, k, self.path, self._columns, self.n_atoms,
                                           self.unwrapped)
 
@@ -237,8 +247,161 @@ def _parse_lammps_frame(raw: bytes, k: int, path: Path, plan: dict, natoms: int,
     return Frame(index=k, timestep=timestep, cell=cell, positions=xyz, unwrapped=unwrapped)
 
 
+class _NonUniform(Exception):
+    """The dump's timesteps are not evenly spaced: frame offsets cannot be found by seeking."""
+
+
+class _SparseIndex:
+    """Frame offsets of a large dump found on demand by seeking, not by reading the file.
+
+    Needs evenly spaced timesteps (frame k has timestep t0 + k·Δt) and frame sizes that
+    vary little (true of ``dump custom`` files); each lookup seeks to the estimated
+    offset, reads a window of about one frame and corrects from the timestep found.
+    Raises :class:`_NonUniform` when the timesteps do not fit; callers then scan the file.
+    """
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path, self.size = path, size
+        self._fh = open(path, "rb")
+        off0, ts0 = self._find(0)
+        if off0 != 0:
+            raise _NonUniform
+        off1, ts1 = self._find(1)
+        if off1 is None or ts1 <= ts0:
+            raise _NonUniform
+        self.ts0, self.dts = ts0, ts1 - ts0
+        off_last, ts_last = self._find_last()
+        n_last = self.index_of(ts_last)
+        if n_last < 1 or off_last <= off1:
+            raise _NonUniform
+        self.known = {0: off0, 1: off1, n_last: off_last}
+        self.n_last = n_last
+        self.avg = (off_last - off0) / n_last
+        self.end = size  # set to off_last by the caller when the last frame is incomplete
+
+    def __del__(self) -> None:
+        fh = getattr(self, "_fh", None)
+        if fh is not None:
+            fh.close()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_fh"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._fh = open(self.path, "rb")
+
+    def index_of(self, ts: int) -> int:
+        q, r = divmod(ts - self.ts0, self.dts)
+        if r or q < 0:
+            raise _NonUniform
+        return int(q)
+
+    def read_frame(self, k: int) -> bytes:
+        """The bytes of frame ``k`` (one read of about a frame; learns where frame k+1 starts)."""
+        start = self[k]
+        end = self.known.get(k + 1, self.end if k == self.n_last else None)
+        if end is not None:
+            self._fh.seek(start)
+            return self._fh.read(end - start)
+        want = int(self.avg * 1.02) + 4096
+        self._fh.seek(start)
+        buf = self._fh.read(want)
+        while True:
+            i = buf.find(b"\n" + _HEADER, 1)
+            if i >= 0:
+                self.known[k + 1] = start + i + 1
+                return buf[: i + 1]
+            more = self._fh.read(want)
+            if not more:
+                return buf
+            buf += more
+
+    def _find(self, pos: int) -> tuple[int | None, int | None]:
+        """(offset, timestep) of the first frame header starting at or after ``pos``."""
+        fh = self._fh
+        window = int(self.avg) + 4096 if hasattr(self, "avg") else 1 << 16
+        start = max(0, pos - 1)
+        while start < self.size:
+            fh.seek(start)
+            buf = fh.read(window + 64)
+            if not buf:
+                break
+            i = buf.find(_HEADER, pos - start if pos > start else 0)
+            while i >= 0:
+                if start + i == 0 or buf[i - 1] == 0x0A:
+                    line_end = buf.find(b"\n", i + len(_HEADER) + 1)
+                    if line_end < 0:
+                        fh.seek(start + i)
+                        buf = fh.read(256)
+                        i, line_end = 0, buf.find(b"\n", len(_HEADER) + 1)
+                    try:
+                        return start + i, int(buf[i + len(_HEADER) + 1:line_end])
+                    except ValueError:
+                        return None, None
+                i = buf.find(_HEADER, i + 1)
+            start += window
+            pos = start
+            window *= 2
+        return None, None
+
+    def _find_last(self) -> tuple[int, int]:
+        window = 1 << 16
+        while True:
+            start = max(0, self.size - window)
+            self._fh.seek(start)
+            buf = self._fh.read(self.size - start)
+            i = buf.rfind(_HEADER)
+            while i >= 0 and not (start + i == 0 or buf[i - 1] == 0x0A):
+                i = buf.rfind(_HEADER, 0, i)
+            if i >= 0:
+                off, ts = self._find(start + i)
+                if off is None:
+                    raise _NonUniform
+                return off, ts
+            if start == 0:
+                raise _NonUniform
+            window *= 4
+
+    def __getitem__(self, k: int) -> int:
+        k = int(k)
+        if k in self.known:
+            return self.known[k]
+        if k == self.n_last + 1:
+            return self.end
+        if k < 0 or k > self.n_last:
+            raise IndexError(k)
+        guess = self.known[0] + k * self.avg
+        for _ in range(40):
+            off, ts = self._find(max(0, int(guess - 0.5 * self.avg)))
+            j = self.n_last + 1 if off is None else self.index_of(ts)
+            if j == k:
+                self.known[k] = off
+                return off
+            if off is not None and 0 < k - j <= 2:  # just before: walk forward
+                for _ in range(k - j):
+                    off, ts = self._find(off + 1)
+                if off is not None and self.index_of(ts) == k:
+                    self.known[k] = off
+                    return off
+            guess = (off if off is not None else self.size) + (k - j) * self.avg
+        raise _NonUniform
+
+
+SPARSE_MIN_BYTES = 64 << 20
+
+
 def _open_lammps(path: Path, type_map: Sequence[str] | None) -> Trajectory:
-    offsets = _scan_offsets(path)
+    size = path.stat().st_size
+    sparse = None
+    if size >= SPARSE_MIN_BYTES:
+        try:
+            sparse = _SparseIndex(path, size)
+        except _NonUniform:
+            sparse = None
+    offsets = _scan_offsets(path) if sparse is None else np.array([sparse[0], sparse[1]], np.int64)
     if len(offsets) < 2:
         raise InputFileError(path, "no 'ITEM: TIMESTEP' found: not a LAMMPS text dump (binary dumps "
                              "are not supported; use 'dump custom ... id type xu yu zu')")
@@ -266,6 +429,20 @@ def _open_lammps(path: Path, type_map: Sequence[str] | None) -> Trajectory:
         raise InputFileError(path, "the dump has neither 'element' nor 'type' columns", field="ITEM: ATOMS")
     # a last frame that does not parse is an unfinished write (run still going or killed): drop it
     truncated = False
+    if sparse is not None:
+        with open(path, "rb") as fh:
+            fh.seek(sparse.known[sparse.n_last])
+            last = fh.read(size - sparse.known[sparse.n_last])
+        try:
+            _parse_lammps_frame(last, sparse.n_last, path, plan, natoms, plan["unwrapped"])
+            n_frames = sparse.n_last + 1
+        except InputFileError:
+            sparse.end = sparse.known[sparse.n_last]
+            n_frames = sparse.n_last
+            truncated = True
+        return Trajectory(path=path, format="lammps-dump", symbols=symbols, n_frames=n_frames,
+                          unwrapped=plan["unwrapped"], truncated=truncated, _offsets=sparse,
+                          _columns=plan, _type_map=type_map)
     if len(offsets) > 2:
         with open(path, "rb") as fh:
             fh.seek(int(offsets[-2]))

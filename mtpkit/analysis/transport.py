@@ -21,7 +21,7 @@ What this module adds:
   (an evenly strided subset when the file has more; the stride is reported).
   Peak memory per replica ≈ ``max_frames × (N_mobile + 1) × 3 × 8 B × 6``
   (the kept array plus DiffusionAnalyzer's drift-corrected copy, FFT work and
-  output), e.g. 20 000 frames × 73 atoms → ≈ 0.2 GB, independent of the
+  output), e.g. 10 000 frames × 73 atoms → ≈ 0.1 GB, independent of the
   trajectory length; plus one frame and the 16 MiB scan buffer.
 * **replica ("stepwise") averaging** — the MSD(t) and MSCD(t) curves of
   independent replicas at one temperature are averaged point by point and the
@@ -47,7 +47,7 @@ from mtpkit.errors import UserError
 __all__ = ["ReplicaData", "ReplicaMSD", "TemperatureResult", "load_replica", "analyze_replica",
            "analyze_temperature", "conversion_factor_S_cm", "DEFAULT_MAX_FRAMES"]
 
-DEFAULT_MAX_FRAMES = 20000
+DEFAULT_MAX_FRAMES = 10000
 MIN_FIT_POINTS = 5
 
 

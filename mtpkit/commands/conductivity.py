@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--charge", type=float, help="charge of the mobile ion in e (default: valence, 1 for Na)")
     p.add_argument("--output", "-o", help="output folder (default: SWEEP/conductivity or ./conductivity)")
     p.add_argument("--max-frames", type=int, default=None,
-                   help="frames kept per trajectory (memory bound; evenly strided), default 20000")
+                   help="frames kept per trajectory (memory bound; evenly strided), default 10000")
     p.add_argument("--fit-window", nargs=2, type=float, metavar=("START_PS", "END_PS"),
                    help="MSD lag window for the fit in ps (default: 1 ps to the run length)")
     p.add_argument("--regimes", type=int, choices=(1, 2), default=1,
