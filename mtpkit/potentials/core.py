@@ -454,9 +454,8 @@ def loss_and_grad(
     bad = np.flatnonzero((a != 0) & ~np.isfinite(e))
     if bad.size:
         raise ValueError(f"configuration {int(bad[0])}: energy target is missing/NaN but its weight a is nonzero")
-    fin_f = np.array(
-        [np.all(np.isfinite(f[tset.offsets[c] : tset.offsets[c + 1]])) for c in range(n)], dtype=bool
-    )
+    bad_rows = np.concatenate([[0], np.cumsum(~np.isfinite(f).all(axis=1))])
+    fin_f = bad_rows[tset.offsets[1:]] == bad_rows[tset.offsets[:-1]]
     bad = np.flatnonzero((b != 0) & ~fin_f)
     if bad.size:
         raise ValueError(f"configuration {int(bad[0])}: force targets are missing/NaN but its weight b is nonzero")
