@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,11 +41,19 @@ def evaluate_images(mtp, images: Sequence[Atoms], types_list: Sequence[np.ndarra
 
     model = core.CompiledMTP(mtp)
     out = []
+    short: list[str] = []
     for k, (atoms, types) in enumerate(zip(images, types_list, strict=True)):
         try:
-            efs = core.evaluate(model, atoms, types)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", core.ShortDistanceWarning)
+                efs = core.evaluate(model, atoms, types)
         except (ValueError, FloatingPointError) as exc:
             raise UserError(f"{config_name(source, k)}: {exc}") from None
+        for w in caught:
+            if issubclass(w.category, core.ShortDistanceWarning):
+                short.append(f"{config_name(source, k)}: {w.message}")
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         new = atoms.copy()
         new.calc = None
         # like `mlp calculate_efs`: energy, forces, stress (no site energies)
@@ -53,6 +63,9 @@ def evaluate_images(mtp, images: Sequence[Atoms], types_list: Sequence[np.ndarra
         new.calc = SinglePointCalculator(new, **results)
         new.info["EFS_by"] = "mtpkit"
         out.append(new)
+    if short:
+        print(f"warning: {len(short)} of {len(out)} configurations have atoms closer than min_dist "
+              f"= {mtp.min_dist:.4f} A (extrapolation); first: {short[0]}", file=sys.stderr)
     return out
 
 

@@ -265,20 +265,27 @@ def fit_linear(mtp: MTP, tset: Any, labels: Labels, a: np.ndarray, b: np.ndarray
     G = np.zeros((n_lin, n_lin))
     r = np.zeros(n_lin)
     for part, idx in parts:
+        idx = np.asarray(idx, dtype=np.int64)
         rows = _core().linear_rows(mtp, part)
-        for k, (e_row, f_rows, v_rows) in enumerate(_iter_linear_rows(rows, len(idx), n_lin)):
-            c = int(idx[k])
-            if a[c]:
-                G += a[c] * np.outer(e_row, e_row)
-                r += a[c] * e_row * labels.energy[c]
-            if b[c]:
-                fr = f_rows.reshape(-1, n_lin)
-                G += b[c] * fr.T @ fr
-                r += b[c] * fr.T @ labels.forces[c].reshape(-1)
-            if d[c]:
-                vr = v_rows.reshape(9, n_lin)
-                G += d[c] * vr.T @ vr
-                r += d[c] * vr.T @ labels.virial[c].reshape(-1)
+        sa, sb, sd = np.sqrt(a[idx]), np.sqrt(b[idx]), np.sqrt(d[idx])
+        # energies
+        A = np.asarray(rows.energy).reshape(-1, n_lin) * sa[:, None]
+        G += A.T @ A
+        r += A.T @ (sa * labels.energy[idx])
+        # forces: one row per atom and component, weighted by sqrt(b_c)
+        w = np.repeat(np.repeat(sb, labels.natoms[idx]), 3)
+        if np.any(w):
+            A = np.asarray(rows.forces).reshape(-1, n_lin) * w[:, None]
+            f_ref = np.concatenate([labels.forces[c].reshape(-1) for c in idx])
+            G += A.T @ A
+            r += A.T @ (w * np.where(w != 0, f_ref, 0.0))
+        # virials
+        w = np.repeat(sd, 9)
+        if np.any(w):
+            A = np.asarray(rows.virial).reshape(-1, n_lin) * w[:, None]
+            v_ref = np.concatenate([labels.virial[c].reshape(-1) for c in idx])
+            G += A.T @ A
+            r += A.T @ (w * v_ref)
     diag = np.sqrt(np.diag(G))
     diag[~(diag > 0)] = 1.0
     Gs = G / np.outer(diag, diag) + ridge * np.eye(n_lin)
@@ -316,25 +323,6 @@ def _linear_parts(core: Any, tset: Any, images: Sequence[Atoms], types: Sequence
         parts.append(cur)
     return [(core.TrainingSet([images[c] for c in idx], [types[c] for c in idx], mtp.cutoff),
              np.asarray(idx)) for idx in parts]
-
-
-def _iter_linear_rows(rows: Any, n_configs: int, n_lin: int):
-    """Normalise the core's design rows to ``(energy row (n_lin,), force rows
-    (N, 3, n_lin), virial rows (3, 3, n_lin))`` per configuration."""
-    if isinstance(rows, dict) or hasattr(rows, "energy"):
-        get = rows.__getitem__ if isinstance(rows, dict) else lambda k: getattr(rows, k)
-        energy, forces, virial = get("energy"), get("forces"), get("virial")
-        offsets = get("offsets") if (isinstance(rows, dict) and "offsets" in rows) or \
-            hasattr(rows, "offsets") else None
-        forces = np.asarray(forces)
-        for c in range(n_configs):
-            f = forces[offsets[c]:offsets[c + 1]] if offsets is not None else forces[c]
-            yield (np.asarray(energy[c]).reshape(n_lin), np.asarray(f).reshape(-1, 3, n_lin),
-                   np.asarray(virial[c]).reshape(3, 3, n_lin))
-        return
-    for c, (e, f, v) in enumerate(rows):
-        yield np.asarray(e).reshape(n_lin), np.asarray(f).reshape(-1, 3, n_lin), \
-            np.asarray(v).reshape(3, 3, n_lin)
 
 
 # --------------------------------------------------------------------------- result
