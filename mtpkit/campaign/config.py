@@ -26,7 +26,8 @@ Tables and keys (units: K, fs, Å, GPa):
     :class:`mtpkit.potentials.train_config.TrainConfig` fields).
 ``[active_learning]``  ``temperatures`` (exploration ladder), ``steps``, ``timestep``,
     ``pressure``, ``grade_every``, ``gamma_select``, ``gamma_break``, ``gamma_stop``,
-    ``labels_per_iteration``, ``candidates_per_run``, ``max_iterations``.
+    ``labels_per_iteration``, ``candidates_per_run``, ``max_iterations``,
+    ``runs_per_structure`` (exploration runs per structure and iteration, different seeds).
 ``[production]``  ``temperatures``, ``replicas``, ``steps``, ``timestep``, ``pressure``,
     ``barostat``, ``dump_every``, ``thermo_every``, ``restart_every``.
 ``[analysis]``  ``breakpoint_K`` (two Arrhenius regimes split there; 0: one regime),
@@ -62,7 +63,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "active_learning": {"temperatures": [300.0, 600.0, 900.0, 1200.0], "steps": 5000,
                         "timestep": 2.0, "pressure": 0.0, "grade_every": 1, "gamma_select": 2.0,
                         "gamma_break": 10.0, "gamma_stop": 5.0, "labels_per_iteration": 10,
-                        "candidates_per_run": 100, "max_iterations": 12},
+                        "candidates_per_run": 100, "max_iterations": 12, "runs_per_structure": 2},
     "production": {"temperatures": [450.0, 500.0, 550.0, 600.0, 650.0, 700.0], "replicas": 2,
                    "steps": 25000, "timestep": 2.0, "pressure": 0.0, "barostat": "tri",
                    "dump_every": 10, "thermo_every": 100, "restart_every": 5000},
@@ -78,9 +79,10 @@ SCALE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "structures": {"names": ["mixed-TM_oct50"], "size": "cell"},
         "starting_set": {"per_structure": 16},
-        "potential": {"level": 6, "training": {"max_iter": 150}},
-        "active_learning": {"temperatures": [400.0, 700.0], "steps": 1000, "max_iterations": 5,
-                            "labels_per_iteration": 8, "candidates_per_run": 40},
+        "potential": {"level": 6, "training": {"max_iter": 80}},
+        "active_learning": {"temperatures": [400.0, 700.0], "steps": 1000, "max_iterations": 4,
+                            "labels_per_iteration": 8, "candidates_per_run": 20,
+                            "runs_per_structure": 4},
         "production": {"temperatures": [500.0, 700.0], "replicas": 1, "steps": 5000,
                        "restart_every": 2500},
         "fidelity": {"steps": 250},
@@ -108,7 +110,8 @@ _TEMPERATURE_LISTS = ("active_learning.temperatures", "production.temperatures")
 _POSITIVE_INTS = ("starting_set.per_structure", "potential.level", "potential.radial_basis_size",
                   "active_learning.steps", "active_learning.grade_every",
                   "active_learning.labels_per_iteration", "active_learning.candidates_per_run",
-                  "active_learning.max_iterations", "production.replicas", "production.steps",
+                  "active_learning.max_iterations", "active_learning.runs_per_structure",
+                  "production.replicas", "production.steps",
                   "production.dump_every", "production.thermo_every", "production.restart_every",
                   "analysis.max_frames", "analysis.o_oct_frames", "fidelity.steps",
                   "fidelity.dump_every", "campaign.workers")

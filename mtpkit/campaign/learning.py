@@ -4,7 +4,7 @@ exploration temperature ladder.
 Iteration 0 fits a fresh template (``[potential]``) to the labelled starting set.
 Each later iteration, at the current ladder temperature ``T``:
 
-1. **explore** — one NPT MD run per structure with the ``pair_style mtp`` plugin
+1. **explore** — ``runs_per_structure`` NPT MD runs per structure (different seeds) with the ``pair_style mtp`` plugin
    and extrapolation control (grades every ``grade_every`` steps; configurations
    with max γ > ``gamma_select`` are saved, the run stops at γ > ``gamma_break``),
    through :func:`mtpkit.md.sweep.run_sweep`;
@@ -147,12 +147,13 @@ def _explore(cfg: CampaignConfig, it_dir: Path, pot_path: Path, structures_dir: 
              "break_threshold": float(al["gamma_break"]), "save": "extrapolative.extxyz"}
     runs = []
     for i, name in enumerate(names):
-        run_id = f"{name}/T{T:g}K/r0"
-        runs.append(RunSpec(run_id=run_id, structure=str(structures_dir / f"{name}.extxyz"),
-                            temperature=float(T), replica=0,
-                            seed=int(cfg["campaign"]["seed"]) + 7919 * iteration + 31 * i + 1,
-                            folder=str(out_dir / run_id), potential=str(pot_path),
-                            species=cfg.species, engine="plugin", md=md, extrapolation=extra))
+        for r in range(int(al["runs_per_structure"])):
+            run_id = f"{name}/T{T:g}K/r{r}"
+            runs.append(RunSpec(run_id=run_id, structure=str(structures_dir / f"{name}.extxyz"),
+                                temperature=float(T), replica=r,
+                                seed=int(cfg["campaign"]["seed"]) + 7919 * iteration + 31 * i + 1 + 7 * r,
+                                folder=str(out_dir / run_id), potential=str(pot_path),
+                                species=cfg.species, engine="plugin", md=md, extrapolation=extra))
     spec = SweepSpec(source=it_dir / "explore.toml", output=out_dir, runs=runs,
                      workers=int(cfg["campaign"]["workers"]),
                      scheduler=cfg["campaign"]["scheduler"] or None)
@@ -161,7 +162,7 @@ def _explore(cfg: CampaignConfig, it_dir: Path, pot_path: Path, structures_dir: 
     for run in runs:
         entry = manifest["runs"].get(run.run_id, {})
         folder = Path(run.folder)
-        records.append({"structure": run.run_id.split("/")[0], "temperature_K": T,
+        records.append({"structure": run.run_id.split("/")[0], "run": run.run_id, "temperature_K": T,
                         "status": entry.get("status", "missing"),
                         "steps_done": entry.get("steps_done", 0), "steps": run.md["steps"],
                         "time_ps": entry.get("steps_done", 0) * run.md["timestep"] / 1000.0,
@@ -188,7 +189,7 @@ def _candidates(records: list[dict], per_run: int, iteration: int) -> list:
             for key in list(b.arrays):
                 if key not in ("numbers", "positions"):
                     del b.arrays[key]
-            b.info = {"label_id": f"it{iteration:03d}-{rec['structure']}-{j}",
+            b.info = {"label_id": f"it{iteration:03d}-{rec['run'].replace('/', '-')}-{j}",
                       "source": f"AL iteration {iteration}, {rec['structure']} at {rec['temperature_K']:g} K",
                       "grade_at_save": float(a.info.get("max_gamma", float("nan")))}
             cands.append(b)
@@ -261,7 +262,7 @@ def run_learning(cfg: CampaignConfig, folder: Path, starting: list, structures_d
                  "n_quarantined": 0, "n_train": len(training), "errors": None, "parity_plot": None,
                  "wall_s": wall}
         say(f"AL iteration {k}: max γ {max_g:.3g}; " + ", ".join(
-            f"{r['structure']}: {r['status']} after {r['time_ps']:.2f} ps" for r in records))
+            f"{r['run']}: {r['status']} after {r['time_ps']:.2f} ps" for r in records))
         if converged:
             history["t_index"] += 1
             if history["t_index"] >= len(temps):
@@ -336,8 +337,9 @@ def run_learning(cfg: CampaignConfig, folder: Path, starting: list, structures_d
         save()
         say(f"AL iteration {k}: {len(cands)} candidates, {len(sel['selected'])} selected, "
             f"{len(labelled)} labelled ({len(quarantined)} quarantined), training set {len(training)}")
-    final = folder / f"iter_{len(history['iterations']) - 1:03d}" / POTENTIAL
-    history["final_potential"] = str(final.relative_to(folder))
+    last = max(it["iteration"] for it in history["iterations"]
+               if (folder / f"iter_{it['iteration']:03d}" / POTENTIAL).is_file())
+    history["final_potential"] = str((folder / f"iter_{last:03d}" / POTENTIAL).relative_to(folder))
     save()
     return history
 

@@ -1,0 +1,139 @@
+"""End-to-end campaign: a tiny run with a cheap labeller, interruption and resume, the report.
+
+The labeller is ASE's Morse potential (one pair potential for every species pair):
+cheap and deterministic; it is not a model of NYZC75 and contracts the cell, so the
+runs here hold the cell at a negative target pressure. The full default-scale
+campaign with CHGNet is marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mtpkit.campaign.config import build_config, load_config
+from mtpkit.campaign.orchestrator import STAGES, run_campaign
+from mtpkit.errors import UserError
+
+MORSE = {"epsilon": 0.1, "r0": 2.8, "rho0": 4.0, "rcut1": 1.4, "rcut2": 1.75}
+
+TINY = {
+    "campaign": {"name": "t", "workers": 1, "seed": 7},
+    "labeller": {"kind": "morse", "parameters": MORSE},
+    "starting_set": {"per_structure": 8},
+    "potential": {"training": {"max_iter": 40}},
+    "active_learning": {"temperatures": [500.0], "steps": 200, "max_iterations": 1,
+                        "runs_per_structure": 2, "labels_per_iteration": 3, "pressure": -1.8},
+    "production": {"temperatures": [500.0, 700.0], "replicas": 1, "steps": 2500, "pressure": -1.8,
+                   "barostat": "iso", "restart_every": 1250},
+    "fidelity": {"steps": 120},
+    "analysis": {"o_oct_frames": 40},
+}
+
+SECTIONS = ["1. Structures", "2. Starting set", "3. Active learning", "4. Production MD", "5. Na transport",
+            "6. Activation energies and σ(293 K)", "7. Short-range order", "8. Octahedral Na occupancy",
+            "9. Fidelity"]
+
+
+@pytest.fixture(scope="module")
+def tiny_campaign(tmp_path_factory):
+    """Run the tiny campaign in two goes: stop after active learning, then resume."""
+    out = tmp_path_factory.mktemp("campaign") / "run"
+    cfg = build_config(TINY, "tiny")
+    first = run_campaign(cfg, out, stop_after="active_learning", echo=False)
+    snapshot = {p: p.stat().st_mtime_ns for p in (out / "02_starting_set").iterdir()}
+    snapshot.update({p: p.stat().st_mtime_ns for p in (out / "03_active_learning").rglob("*.almtp")})
+    final = run_campaign(cfg, out, resume=True, echo=False)
+    return out, cfg, first, final, snapshot
+
+
+def test_stop_and_resume_skips_finished_stages(tiny_campaign):
+    out, cfg, first, final, snapshot = tiny_campaign
+    done_first = [s for s in STAGES if first["stages"].get(s, {}).get("status") == "done"]
+    assert done_first == ["structures", "starting_set", "active_learning"]
+    assert all(final["stages"][s]["status"] == "done" for s in STAGES)
+    log = (out / "progress.log").read_text()
+    for stage in done_first:
+        assert f"stage {stage}: already finished, skipped" in log
+        assert log.count(f"stage {stage}: starting") == 1
+    # nothing finished was rewritten (labels, potentials)
+    assert all(p.stat().st_mtime_ns == t for p, t in snapshot.items())
+    # resuming with another configuration is refused, naming what differs
+    other = build_config({**TINY, "production": {**TINY["production"], "replicas": 2}}, "tiny")
+    with pytest.raises(UserError, match="production"):
+        run_campaign(other, out, resume=True, echo=False)
+    with pytest.raises(UserError, match="--resume"):
+        run_campaign(cfg, out, echo=False)
+
+
+def test_report_has_every_section_from_run_numbers(tiny_campaign):
+    out, cfg, *_ = tiny_campaign
+    md = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    for title in SECTIONS:
+        assert title in md and title in html
+    assert "not from the PBE DFT" in md and "not converged" in md
+    # every linked figure exists
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert any("arrhenius" in p for p in images) and any("o_oct" in p for p in images)
+    assert any("train.png" in p for p in images) and any("msd_fidelity" in p for p in images)
+    for rel in images:
+        assert (out / rel).is_file(), rel
+    # the numbers in the report are the run's
+    summary = json.loads((out / "05_analysis" / "summary.json").read_text())
+    entry = summary["structures"]["mixed-TM_oct50"]
+    temps = entry["transport"]["temperatures"]
+    assert [t["temperature_K"] for t in temps] == [500.0, 700.0]
+    for t in temps:
+        assert f"{t['D']:.3g} ± {t['D_err']:.3g}" in md
+    sigma = entry["transport"]["extrapolated"]["sigma"]
+    assert f"{sigma:.3g}" in md
+    history = json.loads((out / "03_active_learning" / "history.json").read_text())
+    assert len(history["iterations"]) == 2 and history["iterations"][1]["runs"]
+    fid = json.loads((out / "06_fidelity" / "fidelity.json").read_text())
+    assert fid["runs"]["MTP"]["status"] == "done" and fid["runs"]["labeller"]["status"] == "done"
+    assert f"{fid['D_ratio_short']:.3g}" in md
+    assert entry["o_oct"] and 0.0 <= entry["o_oct"]["T500K/r0"]["mean"] <= 1.0
+    assert {"Y-Y", "Y-Zr", "Zr-Zr"} <= set(entry["sro_initial"])
+
+
+def test_cli_run_resume_is_a_no_op(tiny_campaign, tmp_path):
+    out, *_ = tiny_campaign
+    toml = tmp_path / "c.toml"
+    toml.write_text("\n".join([
+        "[campaign]", 'name = "t"', "workers = 1", "seed = 7",
+        "[labeller]", 'kind = "morse"',
+        "parameters = {" + ", ".join(f"{k} = {v}" for k, v in MORSE.items()) + "}",
+        "[starting_set]", "per_structure = 8",
+        "[potential]", "training = {max_iter = 40}",
+        "[active_learning]", "temperatures = [500.0]", "steps = 200", "max_iterations = 1",
+        "runs_per_structure = 2", "labels_per_iteration = 3", "pressure = -1.8",
+        "[production]", "temperatures = [500.0, 700.0]", "replicas = 1", "steps = 2500",
+        "pressure = -1.8", 'barostat = "iso"', "restart_every = 1250",
+        "[fidelity]", "steps = 120", "[analysis]", "o_oct_frames = 40", ""]))
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    (copy / "campaign.json").write_text(json.dumps({**json.loads((copy / "campaign.json").read_text()),
+                                                    "source": str(toml)}))
+    res = subprocess.run([sys.executable, "-m", "mtpkit.cli", "run", str(toml), "--scale", "tiny",
+                          "--output", str(copy), "--resume"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("already finished, skipped") == len(STAGES)
+    assert "report.md" in res.stdout
+
+
+@pytest.mark.slow
+def test_example_default_scale_campaign(tmp_path):
+    """The README's main job at the default scale (CHGNet labeller; tens of minutes)."""
+    pytest.importorskip("chgnet")
+    cfg = load_config("examples/nyzc75.toml", "default")
+    state = run_campaign(cfg, tmp_path / "default", echo=False)
+    assert all(state["stages"][s]["status"] == "done" for s in STAGES)
+    summary = json.loads((tmp_path / "default" / "05_analysis" / "summary.json").read_text())
+    assert all(e["transport"] for e in summary["structures"].values())
