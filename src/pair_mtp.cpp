@@ -138,6 +138,10 @@ void PairMTP::settings(int narg, char **arg)
       break_threshold_ = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
       extrap_keyword = true;
       iarg += 2;
+    } else if (key == "min_dist_error") {
+      need(1);
+      min_dist_error_ = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
+      iarg += 2;
     } else if (key == "save") {
       need(1);
       save_file_ = arg[iarg + 1];
@@ -248,6 +252,7 @@ void PairMTP::compute(int eflag, int vflag)
   int **firstneigh = list->firstneigh;
   const double cut = model_->cutoff();
   const double cutsq_ = cut * cut;
+  const double min_rsq = min_dist_error_ * min_dist_error_;
 
   const bool grade_now = extrapolation_ && update->ntimestep % every_ == 0 &&
       update->ntimestep != last_graded_step_;
@@ -280,6 +285,10 @@ void PairMTP::compute(int eflag, int vflag)
       const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
       const double rsq = dx * dx + dy * dy + dz * dz;
       if (rsq >= cutsq_) continue;
+      if (rsq < min_rsq)
+        error->one(FLERR, "pair_style mtp: MD blow-up: atoms {} and {} are {:.4f} A apart, closer "
+                   "than min_dist_error {} A, at step {}", atom->tag[i], atom->tag[j],
+                   std::sqrt(rsq), min_dist_error_, update->ntimestep);
       jlocal_[n] = j;
       jtypes_[n] = jt;
       rij_[3 * n] = dx;

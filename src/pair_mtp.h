@@ -4,6 +4,7 @@
 // Syntax:
 //   pair_style mtp FILE [species S1 ... Sn] [extrapolation_control]
 //                       [every N] [select_threshold X] [break_threshold Y] [save FILE]
+//                       [min_dist_error R]
 //   pair_coeff * * E1 E2 ... (one entry per LAMMPS type)
 //
 // pair_coeff entries are element names or MTP type indices (0-based). With the
@@ -21,6 +22,8 @@
 // Configurations with max gamma > select_threshold are appended (extended XYZ,
 // per-atom "gamma" column) to the save file; above break_threshold the run stops
 // cleanly at that step (like `fix halt ... error soft`).
+//
+// min_dist_error R: a pair closer than R Angstrom is an MD blow-up (error, run stops).
 //
 // Per-atom energy: the site energy. Per-atom virial: the site virial
 // -sum_j r_ij (x) dE_i/dr_ij (sums to the global virial). Works with newton_pair
@@ -66,6 +69,7 @@ class PairMTP : public Pair {
   double select_threshold_ = 2.1;
   double break_threshold_ = 10.0;
   std::string save_file_;
+  double min_dist_error_ = 0.0;  // stop (error) when a pair is closer than this (A)
   double max_gamma_ = 0.0;
   double halted_ = 0.0;
   bigint last_graded_step_ = -1;

@@ -99,10 +99,13 @@ class PluginEngine:
     def default_min_dist(self) -> float | None:
         return potential_min_dist(self.potential)
 
-    def setup(self, lmp, species: Sequence[str], folder: Path) -> None:
-        """``plugin load`` + ``pair_style mtp`` + ``pair_coeff * * species``."""
+    def setup(self, lmp, species: Sequence[str], folder: Path, min_dist: float = 0.0) -> None:
+        """``plugin load`` + ``pair_style mtp`` + ``pair_coeff * * species``.
+
+        ``min_dist`` (Å): a closer pair stops the run as a blow-up (0: no check).
+        """
         lammps_env.load_plugin(lmp)
-        style = f"pair_style mtp {self.potential}"
+        style = f"pair_style mtp {self.potential} min_dist_error {float(min_dist)!r}"
         if self.extrapolation is not None:
             style += " " + self.extrapolation.keywords(folder)
         lmp.command(style)
@@ -144,8 +147,11 @@ class ExternalEngine:
         compiled = getattr(self.calculator, "compiled", None)
         return float(compiled.mtp.min_dist) if compiled is not None else None
 
-    def setup(self, lmp, species: Sequence[str], folder: Path) -> None:
-        """``pair_style zero`` + ``fix external pf/callback`` with energy and virial."""
+    def setup(self, lmp, species: Sequence[str], folder: Path, min_dist: float = 0.0) -> None:
+        """``pair_style zero`` + ``fix external pf/callback`` with energy and virial.
+
+        ``min_dist`` is checked by the runner between chunks only.
+        """
         if int(lmp.extract_setting("world_size")) != 1:
             raise UserError("the fix-external engine runs on one MPI rank only; use the plugin")
         self._species = list(species)

@@ -31,7 +31,8 @@ from ase import Atoms
 from mtpkit.errors import UserError
 from mtpkit.io_utils import atomic_write_json
 from mtpkit.md import lammps_env
-from mtpkit.md.structure import as_atoms, box_from_lammps, lammps_atoms, write_data
+from mtpkit.md.structure import (as_atoms, box_from_lammps, lammps_atoms, species_types,
+                                 write_data)
 
 ENSEMBLES = ("nve", "nvt", "npt")
 BAROSTATS = ("iso", "aniso", "tri")
@@ -164,6 +165,8 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
                         "already finished", files)
 
     atoms = lammps_atoms(as_atoms(structure, "structure")) if start == 0 else None
+    if atoms is not None:
+        species_types(atoms, species)  # bad species: a UserError now, not a failed run
     min_dist = settings.min_dist or engine.default_min_dist() or 0.5
     lmp = lammps_env.new_lammps(log=None, screen=screen)
     lmp.command(f"log {folder / 'log.lammps'} append")
@@ -172,10 +175,10 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
     status, message = "done", ""
     try:
         if start == 0:
-            _fresh_setup(lmp, atoms, engine, species, settings, folder)
+            _fresh_setup(lmp, atoms, engine, species, settings, folder, min_dist)
         else:
             _truncate_outputs(folder, start)
-            _resume_setup(lmp, engine, species, settings, folder)
+            _resume_setup(lmp, engine, species, settings, folder, min_dist)
         last_good = _gather_atoms(lmp, species)
         first = True
         while steps_done < settings.steps:
@@ -234,30 +237,33 @@ def _common_header(lmp) -> None:
     lmp.command("boundary p p p")
 
 
-def _fresh_setup(lmp, atoms: Atoms, engine, species, settings: MDSettings, folder: Path) -> None:
+def _fresh_setup(lmp, atoms: Atoms, engine, species, settings: MDSettings, folder: Path,
+                 min_dist: float) -> None:
     data = folder / "structure.data"
     write_data(data, atoms, species)
     _common_header(lmp)
     lmp.command(f"read_data {data}")
-    _potential_and_fixes(lmp, engine, species, settings, folder)
+    _potential_and_fixes(lmp, engine, species, settings, folder, min_dist)
     if settings.init_velocities:
         lmp.command(f"velocity all create {settings.temperature!r} {settings.seed} "
                     "mom yes rot no dist gaussian loop geom")
     _outputs(lmp, engine, settings, folder, append=False)
 
 
-def _resume_setup(lmp, engine, species, settings: MDSettings, folder: Path) -> None:
+def _resume_setup(lmp, engine, species, settings: MDSettings, folder: Path,
+                  min_dist: float) -> None:
     _common_header(lmp)
     lmp.command(f"read_restart {folder / 'run.restart'}")
-    _potential_and_fixes(lmp, engine, species, settings, folder)
+    _potential_and_fixes(lmp, engine, species, settings, folder, min_dist)
     _outputs(lmp, engine, settings, folder, append=True)
 
 
-def _potential_and_fixes(lmp, engine, species, settings: MDSettings, folder: Path) -> None:
+def _potential_and_fixes(lmp, engine, species, settings: MDSettings, folder: Path,
+                         min_dist: float) -> None:
     lmp.command(f"timestep {settings.timestep / 1000.0!r}")
     lmp.command("neighbor 1.0 bin")
     lmp.command("neigh_modify every 1 delay 0 check yes")
-    engine.setup(lmp, species, folder)
+    engine.setup(lmp, species, folder, min_dist)
     t = settings.temperature
     tdamp = settings.tdamp_fs / 1000.0
     if settings.ensemble == "nve":
