@@ -1,0 +1,90 @@
+"""Extrapolation control inside pair_style mtp with an .almtp active set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.io import read
+
+from _md_support import MOTEP_FIT, lammps_with_plugin
+
+import mtpkit
+from mtpkit.md.engines import Extrapolation, PluginEngine
+from mtpkit.md.run import MDSettings, run_md
+
+
+@pytest.fixture(scope="module")
+def almtp(tmp_path_factory, motep_data):
+    """Cu level-16 MTP + a neighbourhood active set (all coefficients) from 12 configurations."""
+    from mtpkit.active_learning.active_set import ActiveSet as ALSet
+    from mtpkit.potentials import core
+    from mtpkit.potentials.mtp_io import ActiveSet, read_mtp, write_mtp
+
+    folder = MOTEP_FIT / "crystals" / "cubic" / "16"
+    mtp = read_mtp(folder / "pot.mtp")
+    images = mtpkit.read_cfg(folder / "out.cfg")[:12]
+    aset = ALSet.empty(mtp.n_params, mode="neighborhood", basis="all")
+    for k, atoms in enumerate(images):
+        rows = core.energy_param_grads(mtp, atoms, np.zeros(len(atoms), np.int32), per_atom=True)
+        res = aset.maxvol(rows)
+        aset.commit_sources({int(c): (k, int(c)) for c in res.entered})
+    aset.refresh_inverse()
+    mtp.active_set = ActiveSet(energy_weight=0.0, force_weight=0.0, stress_weight=0.0,
+                               site_en_weight=1.0, weight_scaling=2, A=aset.A,
+                               invA=aset.inv_A.T.copy(), links=aset.sources)
+    path = tmp_path_factory.mktemp("al") / "cu.almtp"
+    write_mtp(path, mtp)
+    return mtp, aset, path, images
+
+
+def test_plugin_grades_match_python(almtp, tmp_path):
+    from mtpkit.potentials import core
+
+    mtp, aset, path, images = almtp
+    atoms = images[0].copy()
+    atoms.set_chemical_symbols(["Cu"] * len(atoms))
+    atoms.rattle(0.15, seed=2)  # leave the span of the active set
+    save = tmp_path / "sel.extxyz"
+    lmp, latoms = lammps_with_plugin(
+        path, atoms, ["Cu"], workdir=tmp_path,
+        extra_style=f"extrapolation_control every 1 select_threshold 1.0 break_threshold 1e9 save {save}")
+    rows = core.energy_param_grads(mtp, latoms, np.zeros(len(atoms), np.int32), per_atom=True)
+    ref = np.abs(rows @ aset.inv_A).max(axis=1)
+    assert ref.max() > 1.0
+    assert lmp.extract_pair("max_gamma") == pytest.approx(ref.max(), rel=1e-8)
+    saved = read(save, index=":")
+    assert len(saved) == 1
+    np.testing.assert_allclose(saved[0].arrays["gamma"], ref, rtol=1e-8)
+    np.testing.assert_allclose(saved[0].positions, latoms.positions, atol=1e-12)
+    assert saved[0].info["max_gamma"] == pytest.approx(ref.max(), rel=1e-12)
+    lmp.close()
+
+
+def test_run_saves_and_breaks_cleanly(almtp, tmp_path):
+    mtp, aset, path, images = almtp
+    from ase.build import bulk
+
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))
+    extra = Extrapolation(every=5, select_threshold=1.5, break_threshold=3.0)
+    settings = MDSettings(ensemble="nvt", temperature=2500.0, steps=3000, timestep=1.0,
+                          thermo_every=5, dump_every=50, restart_every=500, seed=1)
+    res = run_md(atoms, PluginEngine(path, extrapolation=extra), ["Cu"], settings, tmp_path)
+    assert res.status == "extrapolation_break", res.message
+    assert 0 < res.steps_done < 3000
+    saved = read(tmp_path / "extrapolative.extxyz", index=":")
+    assert saved and all(s.info["max_gamma"] > 1.5 for s in saved)
+    assert saved[-1].info["max_gamma"] > 3.0 and saved[-1].info["step"] == res.steps_done
+    thermo = np.loadtxt(tmp_path / "thermo.dat")
+    assert thermo[-1, 0] <= res.steps_done
+    assert np.all(thermo[:, -1][:-1] <= 3.0)  # max_gamma column: only the last crosses break
+
+
+def test_extrapolation_needs_active_set(tmp_path, motep_data):
+    from _md_support import nyzc_cell  # noqa: F401
+
+    pot = MOTEP_FIT / "crystals" / "cubic" / "16" / "pot.mtp"
+    from ase.build import bulk
+
+    with pytest.raises(Exception, match="needs a potential with an active set"):
+        lammps_with_plugin(pot, bulk("Cu", "fcc", a=3.61, cubic=True), ["Cu"], workdir=tmp_path,
+                           extra_style="extrapolation_control")
