@@ -26,8 +26,8 @@ MORSE = {"epsilon": 0.1, "r0": 2.8, "rho0": 4.0, "rcut1": 1.4, "rcut2": 1.75}
 TINY = {
     "campaign": {"name": "t", "workers": 1, "seed": 7},
     "labeller": {"kind": "morse", "parameters": MORSE},
-    "starting_set": {"per_structure": 8},
-    "potential": {"training": {"max_iter": 40}},
+    "starting_set": {"per_structure": 30, "rattle": 0.25},
+    "potential": {"training": {"max_iter": 60}},
     "active_learning": {"temperatures": [500.0], "steps": 200, "max_iterations": 1,
                         "runs_per_structure": 2, "labels_per_iteration": 3, "pressure": -1.8},
     "production": {"temperatures": [500.0, 700.0], "replicas": 1, "steps": 2500, "pressure": -1.8,
@@ -81,25 +81,32 @@ def test_report_has_every_section_from_run_numbers(tiny_campaign):
     assert "not from the PBE DFT" in md and "not converged" in md
     # every linked figure exists
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert any("arrhenius" in p for p in images) and any("o_oct" in p for p in images)
     assert any("train.png" in p for p in images) and any("msd_fidelity" in p for p in images)
     for rel in images:
         assert (out / rel).is_file(), rel
     # the numbers in the report are the run's
     summary = json.loads((out / "05_analysis" / "summary.json").read_text())
     entry = summary["structures"]["mixed-TM_oct50"]
-    temps = entry["transport"]["temperatures"]
-    assert [t["temperature_K"] for t in temps] == [500.0, 700.0]
-    for t in temps:
-        assert f"{t['D']:.3g} ± {t['D_err']:.3g}" in md
-    sigma = entry["transport"]["extrapolated"]["sigma"]
-    assert f"{sigma:.3g}" in md
+    manifest = json.loads((out / "04_production" / "manifest.json").read_text())
+    finished = [k for k, v in manifest["runs"].items() if v["status"] == "done"]
+    assert f"| mixed-TM_oct50 | {len(finished)}/2 |" in md
+    if len(finished) == 2:  # transport, Arrhenius and O_oct need the production runs
+        assert any("arrhenius" in p for p in images) and any("o_oct" in p for p in images)
+        temps = entry["transport"]["temperatures"]
+        assert [t["temperature_K"] for t in temps] == [500.0, 700.0]
+        for t in temps:
+            assert f"{t['D']:.3g} ± {t['D_err']:.3g}" in md
+        assert f"{entry['transport']['extrapolated']['sigma']:.3g}" in md
+        assert 0.0 <= entry["o_oct"]["T500K/r0"]["mean"] <= 1.0
+    else:  # a failed production run is reported, with LAMMPS' reason, not papered over
+        assert entry["transport"] is None and "did not finish" in md
+        assert all(manifest["runs"][k]["message"] for k in manifest["runs"] if k not in finished)
     history = json.loads((out / "03_active_learning" / "history.json").read_text())
     assert len(history["iterations"]) == 2 and history["iterations"][1]["runs"]
     fid = json.loads((out / "06_fidelity" / "fidelity.json").read_text())
     assert fid["runs"]["MTP"]["status"] == "done" and fid["runs"]["labeller"]["status"] == "done"
     assert f"{fid['D_ratio_short']:.3g}" in md
-    assert entry["o_oct"] and 0.0 <= entry["o_oct"]["T500K/r0"]["mean"] <= 1.0
+    assert f"{fid['speedup_per_step_same_length']:.0f}" in md
     assert {"Y-Y", "Y-Zr", "Zr-Zr"} <= set(entry["sro_initial"])
 
 
@@ -110,8 +117,8 @@ def test_cli_run_resume_is_a_no_op(tiny_campaign, tmp_path):
         "[campaign]", 'name = "t"', "workers = 1", "seed = 7",
         "[labeller]", 'kind = "morse"',
         "parameters = {" + ", ".join(f"{k} = {v}" for k, v in MORSE.items()) + "}",
-        "[starting_set]", "per_structure = 8",
-        "[potential]", "training = {max_iter = 40}",
+        "[starting_set]", "per_structure = 30", "rattle = 0.25",
+        "[potential]", "training = {max_iter = 60}",
         "[active_learning]", "temperatures = [500.0]", "steps = 200", "max_iterations = 1",
         "runs_per_structure = 2", "labels_per_iteration = 3", "pressure = -1.8",
         "[production]", "temperatures = [500.0, 700.0]", "replicas = 1", "steps = 2500",

@@ -78,7 +78,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 SCALE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "structures": {"names": ["mixed-TM_oct50"], "size": "cell"},
-        "starting_set": {"per_structure": 16},
+        "starting_set": {"per_structure": 24, "rattle": 0.25},
         "potential": {"level": 6, "training": {"max_iter": 80}},
         "active_learning": {"temperatures": [400.0, 700.0], "steps": 1000, "max_iterations": 4,
                             "labels_per_iteration": 8, "candidates_per_run": 20,
