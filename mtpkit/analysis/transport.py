@@ -303,7 +303,7 @@ def analyze_temperature(replicas: Sequence[ReplicaData], fit_window_ps: tuple[fl
         notes.append(f"replicas of unequal length: all cut to the shortest ({n} frames)")
     for r in replicas:
         if r.stride > 1:
-            notes.append(f"{r.label}: every {r.stride}th of {r.n_frames_file} frames used "
+            notes.append(f"{r.label}: 1 in {r.stride} of {r.n_frames_file} frames used "
                          f"(max_frames bound)")
         if r.truncated:
             notes.append(f"{r.label}: last frame incomplete (unfinished run), dropped")
