@@ -226,9 +226,7 @@ int Model::prepare(Workspace& ws, int itype, int n, const double* rij, const int
   return nn;
 }
 
-void Model::forward_moments(Workspace& ws, int nn) const {
-  double* M = ws.M.data();
-  std::fill(M, M + amc_, 0.0);
+void Model::basic_moments(const Workspace& ws, int nn, double* M, int L) const {
   const int* ba = by_mu_a_.data();
   const int* bm = by_mu_mono_.data();
   for (int j = 0; j < nn; ++j) {
@@ -236,53 +234,130 @@ void Model::forward_moments(Workspace& ws, int nn) const {
     const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
     for (int mu = 0; mu < R_; ++mu) {
       const double fm = f[mu];
-      for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) M[ba[q]] += fm * mono[bm[q]];
+      for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) M[ba[q] * L] += fm * mono[bm[q]];
     }
   }
+}
+
+template <int L>
+void Model::times_forward(double* M) const {
   const int ng = static_cast<int>(grp_k_.size());
   const TimesRow* tr = trow_.data();
   for (int gi = 0; gi < ng; ++gi) {
-    double acc = 0.0;
-    for (int t = grp_start_[gi]; t < grp_start_[gi + 1]; ++t) acc += tr[t].mult * M[tr[t].i] * M[tr[t].j];
-    M[grp_k_[gi]] += acc;
+    double acc[L];
+    for (int s = 0; s < L; ++s) acc[s] = 0.0;
+    for (int t = grp_start_[gi]; t < grp_start_[gi + 1]; ++t) {
+      const double m = tr[t].mult;
+      const double* mi = M + tr[t].i * L;
+      const double* mj = M + tr[t].j * L;
+      for (int s = 0; s < L; ++s) acc[s] += m * mi[s] * mj[s];
+    }
+    double* mk = M + grp_k_[gi] * L;
+    for (int s = 0; s < L; ++s) mk[s] += acc[s];
   }
+}
+
+template <int L>
+void Model::times_reverse(const double* M, double* g) const {
+  const TimesRow* tr = trow_.data();
+  for (int gi = static_cast<int>(grp_k_.size()); gi-- > 0;) {
+    double gk[L];
+    bool any = false;
+    for (int s = 0; s < L; ++s) {
+      gk[s] = g[grp_k_[gi] * L + s];
+      any |= (gk[s] != 0.0);
+    }
+    if (!any) continue;
+    for (int t = grp_start_[gi + 1]; t-- > grp_start_[gi];) {
+      const double m = tr[t].mult;
+      double* gi_ = g + tr[t].i * L;
+      double* gj_ = g + tr[t].j * L;
+      const double* mi = M + tr[t].i * L;
+      const double* mj = M + tr[t].j * L;
+      for (int s = 0; s < L; ++s) {
+        const double c = m * gk[s];
+        gi_[s] += c * mj[s];
+        gj_[s] += c * mi[s];
+      }
+    }
+  }
+}
+
+template <int L>
+void Model::times_forward_tangent(double* M, double* Mt) const {
+  const TimesRow* tr = trow_.data();
+  const int ng = static_cast<int>(grp_k_.size());
+  for (int gi = 0; gi < ng; ++gi) {
+    double acc[L], acct[L];
+    for (int s = 0; s < L; ++s) acc[s] = acct[s] = 0.0;
+    for (int t = grp_start_[gi]; t < grp_start_[gi + 1]; ++t) {
+      const double m = tr[t].mult;
+      const double* mi = M + tr[t].i * L;
+      const double* mj = M + tr[t].j * L;
+      const double* ti = Mt + tr[t].i * L;
+      const double* tj = Mt + tr[t].j * L;
+      for (int s = 0; s < L; ++s) {
+        acc[s] += m * mi[s] * mj[s];
+        acct[s] += m * (ti[s] * mj[s] + mi[s] * tj[s]);
+      }
+    }
+    double* mk = M + grp_k_[gi] * L;
+    double* tk = Mt + grp_k_[gi] * L;
+    for (int s = 0; s < L; ++s) {
+      mk[s] += acc[s];
+      tk[s] += acct[s];
+    }
+  }
+}
+
+template <int L>
+void Model::times_reverse_mixed(const double* M, const double* Mt, double* gb, double* gh) const {
+  const TimesRow* tr = trow_.data();
+  for (int gi = static_cast<int>(grp_k_.size()); gi-- > 0;) {
+    const int k = grp_k_[gi];
+    double ghk[L], gbk[L];
+    bool any = false;
+    for (int s = 0; s < L; ++s) {
+      ghk[s] = gh[k * L + s];
+      gbk[s] = gb[k * L + s];
+      any |= (ghk[s] != 0.0) || (gbk[s] != 0.0);
+    }
+    if (!any) continue;
+    for (int t = grp_start_[gi + 1]; t-- > grp_start_[gi];) {
+      const int i = tr[t].i, j = tr[t].j;
+      const double m = tr[t].mult;
+      for (int s = 0; s < L; ++s) {
+        const double mi = M[i * L + s], mj = M[j * L + s];
+        const double ti = Mt[i * L + s], tj = Mt[j * L + s];
+        gh[i * L + s] += m * ghk[s] * mj;
+        gh[j * L + s] += m * ghk[s] * mi;
+        gb[i * L + s] += m * (gbk[s] * mj + ghk[s] * tj);
+        gb[j * L + s] += m * (gbk[s] * mi + ghk[s] * ti);
+      }
+    }
+  }
+}
+
+void Model::forward_moments(Workspace& ws, int nn) const {
+  double* M = ws.M.data();
+  std::fill(M, M + amc_, 0.0);
+  basic_moments(ws, nn, M, 1);
+  times_forward<1>(M);
 }
 
 // g = dE/dM (adjoint of the moment values); requires ws.M from forward_moments.
 void Model::reverse_moments(Workspace& ws) const {
   double* g = ws.g.data();
-  const double* M = ws.M.data();
   std::fill(g, g + amc_, 0.0);
   const int ns = n_scalar();
   for (int k = 0; k < ns; ++k) g[map_[k]] += moment_[k];
-  const TimesRow* tr = trow_.data();
-  for (int gi = static_cast<int>(grp_k_.size()); gi-- > 0;) {
-    const double gk = g[grp_k_[gi]];
-    if (gk == 0.0) continue;
-    for (int t = grp_start_[gi + 1]; t-- > grp_start_[gi];) {
-      const double c = tr[t].mult * gk;
-      g[tr[t].i] += c * M[tr[t].j];
-      g[tr[t].j] += c * M[tr[t].i];
-    }
-  }
+  times_reverse<1>(ws.M.data(), g);
 }
 
-double Model::site_energy(Workspace& ws, int itype, int n, const double* rij,
-                          const int* jtypes, double* dE_drij, double* basis_row) const {
-  const int nn = prepare(ws, itype, n, rij, jtypes, dE_drij != nullptr);
-  forward_moments(ws, nn);
-  const double* M = ws.M.data();
-  const int ns = n_scalar();
-  double e = species_[itype];
-  for (int k = 0; k < ns; ++k) e += moment_[k] * M[map_[k]];
-  if (basis_row) {
-    for (int s = 0; s < S_; ++s) basis_row[s] = (s == itype) ? 1.0 : 0.0;
-    for (int k = 0; k < ns; ++k) basis_row[S_ + k] = M[map_[k]];
-  }
-  if (!dE_drij) return e;
+// dE/dr_ij from the moment adjoints g[a * L] (basic moments only).
+void Model::neighbor_gradients(Workspace& ws, int nn, const double* g, int L, int n,
+                               double* dE_drij) const {
   std::fill(dE_drij, dE_drij + 3 * static_cast<size_t>(n), 0.0);
-  reverse_moments(ws);
-  const double* g = ws.g.data();
   double* w = ws.w.data();             // per-monomial sum_a g_a f_mu
   double* wd = w + n_mono_;            // per-monomial sum_a g_a f'_mu
   const int* ba = by_mu_a_.data();
@@ -298,7 +373,7 @@ double Model::site_energy(Workspace& ws, int itype, int n, const double* rij,
     for (int mu = 0; mu < R_; ++mu) {
       const double fm = f[mu], dfm = df[mu];
       for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) {
-        const double ga = g[ba[q]];
+        const double ga = g[ba[q] * L];
         w[bm[q]] += ga * fm;
         wd[bm[q]] += ga * dfm;
       }
@@ -320,7 +395,53 @@ double Model::site_energy(Workspace& ws, int itype, int n, const double* rij,
     out[1] = u[1] * radial + gy * ir;
     out[2] = u[2] * radial + gz * ir;
   }
+}
+
+double Model::site_energy(Workspace& ws, int itype, int n, const double* rij,
+                          const int* jtypes, double* dE_drij, double* basis_row) const {
+  const int nn = prepare(ws, itype, n, rij, jtypes, dE_drij != nullptr);
+  forward_moments(ws, nn);
+  const double* M = ws.M.data();
+  const int ns = n_scalar();
+  double e = species_[itype];
+  for (int k = 0; k < ns; ++k) e += moment_[k] * M[map_[k]];
+  if (basis_row) {
+    for (int s = 0; s < S_; ++s) basis_row[s] = (s == itype) ? 1.0 : 0.0;
+    for (int k = 0; k < ns; ++k) basis_row[S_ + k] = M[map_[k]];
+  }
+  if (!dE_drij) return e;
+  reverse_moments(ws);
+  neighbor_gradients(ws, nn, ws.g.data(), 1, n, dE_drij);
   return e;
+}
+
+void Model::site_energies(BatchWorkspace& bw, int nsites, const int* itype, const int* n,
+                          const double* const* rij, const int* const* jtypes,
+                          double* const* dE_drij, double* energies) const {
+  constexpr int L = kLanes;
+  int nn[L];
+  grow(bw.M, static_cast<size_t>(amc_) * L);
+  grow(bw.g, static_cast<size_t>(amc_) * L);
+  double* M = bw.M.data();
+  std::fill(M, M + static_cast<size_t>(amc_) * L, 0.0);
+  for (int s = 0; s < nsites; ++s) {
+    nn[s] = prepare(bw.lane[s], itype[s], n[s], rij[s], jtypes[s], dE_drij != nullptr);
+    basic_moments(bw.lane[s], nn[s], M + s, L);
+  }
+  times_forward<L>(M);
+  const int ns = n_scalar();
+  for (int s = 0; s < nsites; ++s) {
+    double e = species_[itype[s]];
+    for (int k = 0; k < ns; ++k) e += moment_[k] * M[map_[k] * L + s];
+    energies[s] = e;
+  }
+  if (!dE_drij) return;
+  double* g = bw.g.data();
+  std::fill(g, g + static_cast<size_t>(amc_) * L, 0.0);
+  for (int k = 0; k < ns; ++k)
+    for (int s = 0; s < nsites; ++s) g[map_[k] * L + s] += moment_[k];
+  times_reverse<L>(M, g);
+  for (int s = 0; s < nsites; ++s) neighbor_gradients(bw.lane[s], nn[s], g + s, L, n[s], dE_drij[s]);
 }
 
 double Model::site_energy_param_grad(Workspace& ws, int itype, int n, const double* rij,
@@ -352,20 +473,13 @@ double Model::site_energy_param_grad(Workspace& ws, int itype, int n, const doub
   return e;
 }
 
-double Model::site_mixed_param_grad(Workspace& ws, int itype, int n, const double* rij,
-                                    const int* jtypes, const double* drij, double alpha,
-                                    double beta, double* grad) const {
-  const int nn = prepare(ws, itype, n, rij, jtypes, true);
-  // tangent data per neighbour: rdot, mono_dot
+// Basic moments and their tangents along drij; keeps r-dot and monomial dots
+// in ws.tmp for mixed_radial_grad.
+void Model::basic_moments_tangent(Workspace& ws, int nn, const double* drij, double* M,
+                                  double* Mt, int L) const {
   grow(ws.tmp, static_cast<size_t>(nn) * (n_mono_ + 1));
   double* rdot = ws.tmp.data();
   double* mdot = rdot + nn;
-  grow(ws.Mt, amc_);
-  grow(ws.gt, amc_);
-  double* M = ws.M.data();
-  double* Mt = ws.Mt.data();
-  std::fill(M, M + amc_, 0.0);
-  std::fill(Mt, Mt + amc_, 0.0);
   const int* ba = by_mu_a_.data();
   const int* bm = by_mu_mono_.data();
   const int* dl = dlow_.data();
@@ -389,24 +503,52 @@ double Model::site_mixed_param_grad(Workspace& ws, int itype, int n, const doubl
       const double fm = f[mu], tm = df[mu] * rd;
       for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) {
         const int a = ba[q], id = bm[q];
-        M[a] += fm * mono[id];
-        Mt[a] += tm * mono[id] + fm * md[id];
+        M[a * L] += fm * mono[id];
+        Mt[a * L] += tm * mono[id] + fm * md[id];
       }
     }
   }
-  const TimesRow* tr = trow_.data();
-  const int ng = static_cast<int>(grp_k_.size());
-  for (int gi = 0; gi < ng; ++gi) {
-    double acc = 0.0, acct = 0.0;
-    for (int t = grp_start_[gi]; t < grp_start_[gi + 1]; ++t) {
-      const double mi = M[tr[t].i], mj = M[tr[t].j];
-      acc += tr[t].mult * mi * mj;
-      acct += tr[t].mult * (Mt[tr[t].i] * mj + mi * Mt[tr[t].j]);
+}
+
+// Radial-coefficient part of the mixed gradient from adjoints gb, gh (stride L).
+void Model::mixed_radial_grad(const Workspace& ws, int nn, int itype, const double* gb,
+                              const double* gh, int L, double* grad) const {
+  const double* rdot = ws.tmp.data();
+  const double* mdot = rdot + nn;
+  const int* ba = by_mu_a_.data();
+  const int* bm = by_mu_mono_.data();
+  for (int j = 0; j < nn; ++j) {
+    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
+    const double* md = mdot + static_cast<size_t>(j) * n_mono_;
+    const double* Q = &ws.Q[static_cast<size_t>(j) * B_];
+    const double* dQ = &ws.dQ[static_cast<size_t>(j) * B_];
+    const double rd = rdot[j];
+    double* gr = grad + (static_cast<size_t>(itype) * S_ + ws.jt[j]) * R_ * B_;
+    for (int mu = 0; mu < R_; ++mu) {
+      double A = 0.0, C = 0.0;
+      for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) {
+        const int a = ba[q] * L, id = bm[q];
+        A += gb[a] * mono[id] + gh[a] * md[id];
+        C += gh[a] * mono[id];
+      }
+      C *= rd;
+      for (int b = 0; b < B_; ++b) gr[mu * B_ + b] += A * Q[b] + C * dQ[b];
     }
-    M[grp_k_[gi]] += acc;
-    Mt[grp_k_[gi]] += acct;
   }
-  // adjoints: gb (of M) and gh (of Mt)
+}
+
+double Model::site_mixed_param_grad(Workspace& ws, int itype, int n, const double* rij,
+                                    const int* jtypes, const double* drij, double alpha,
+                                    double beta, double* grad) const {
+  const int nn = prepare(ws, itype, n, rij, jtypes, true);
+  grow(ws.Mt, amc_);
+  grow(ws.gt, amc_);
+  double* M = ws.M.data();
+  double* Mt = ws.Mt.data();
+  std::fill(M, M + amc_, 0.0);
+  std::fill(Mt, Mt + amc_, 0.0);
+  basic_moments_tangent(ws, nn, drij, M, Mt, 1);
+  times_forward_tangent<1>(M, Mt);
   double* gb = ws.g.data();
   double* gh = ws.gt.data();
   std::fill(gb, gb + amc_, 0.0);
@@ -418,41 +560,53 @@ double Model::site_mixed_param_grad(Workspace& ws, int itype, int n, const doubl
     gb[map_[k]] += alpha * moment_[k];
     gh[map_[k]] += beta * moment_[k];
   }
-  for (int gi = ng; gi-- > 0;) {
-    const int k = grp_k_[gi];
-    const double ghk = gh[k], gbk = gb[k];
-    if (ghk == 0.0 && gbk == 0.0) continue;
-    for (int t = grp_start_[gi + 1]; t-- > grp_start_[gi];) {
-      const int i = tr[t].i, j = tr[t].j;
-      const double m = tr[t].mult;
-      gh[i] += m * ghk * M[j];
-      gh[j] += m * ghk * M[i];
-      gb[i] += m * (gbk * M[j] + ghk * Mt[j]);
-      gb[j] += m * (gbk * M[i] + ghk * Mt[i]);
-    }
-  }
+  times_reverse_mixed<1>(M, Mt, gb, gh);
   const int nr = n_radial_params();
   grad[nr + itype] += alpha;
   for (int k = 0; k < ns; ++k) grad[nr + S_ + k] += alpha * M[map_[k]] + beta * Mt[map_[k]];
-  for (int j = 0; j < nn; ++j) {
-    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
-    const double* md = mdot + static_cast<size_t>(j) * n_mono_;
-    const double* Q = &ws.Q[static_cast<size_t>(j) * B_];
-    const double* dQ = &ws.dQ[static_cast<size_t>(j) * B_];
-    const double rd = rdot[j];
-    double* gr = grad + (static_cast<size_t>(itype) * S_ + ws.jt[j]) * R_ * B_;
-    for (int mu = 0; mu < R_; ++mu) {
-      double A = 0.0, C = 0.0;
-      for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) {
-        const int a = ba[q], id = bm[q];
-        A += gb[a] * mono[id] + gh[a] * md[id];
-        C += gh[a] * mono[id];
-      }
-      C *= rd;
-      for (int b = 0; b < B_; ++b) gr[mu * B_ + b] += A * Q[b] + C * dQ[b];
-    }
-  }
+  mixed_radial_grad(ws, nn, itype, gb, gh, 1, grad);
   return e;
+}
+
+void Model::site_mixed_param_grads(BatchWorkspace& bw, int nsites, const int* itype,
+                                   const int* n, const double* const* rij,
+                                   const int* const* jtypes, const double* const* drij,
+                                   const double* alpha, const double* beta,
+                                   double* grad) const {
+  constexpr int L = kLanes;
+  const size_t sz = static_cast<size_t>(amc_) * L;
+  grow(bw.M, sz);
+  grow(bw.Mt, sz);
+  grow(bw.g, sz);
+  grow(bw.gt, sz);
+  double* M = bw.M.data();
+  double* Mt = bw.Mt.data();
+  std::fill(M, M + sz, 0.0);
+  std::fill(Mt, Mt + sz, 0.0);
+  int nn[L];
+  for (int s = 0; s < nsites; ++s) {
+    nn[s] = prepare(bw.lane[s], itype[s], n[s], rij[s], jtypes[s], true);
+    basic_moments_tangent(bw.lane[s], nn[s], drij[s], M + s, Mt + s, L);
+  }
+  times_forward_tangent<L>(M, Mt);
+  double* gb = bw.g.data();
+  double* gh = bw.gt.data();
+  std::fill(gb, gb + sz, 0.0);
+  std::fill(gh, gh + sz, 0.0);
+  const int ns = n_scalar();
+  for (int k = 0; k < ns; ++k)
+    for (int s = 0; s < nsites; ++s) {
+      gb[map_[k] * L + s] += alpha[s] * moment_[k];
+      gh[map_[k] * L + s] += beta[s] * moment_[k];
+    }
+  times_reverse_mixed<L>(M, Mt, gb, gh);
+  const int nr = n_radial_params();
+  for (int s = 0; s < nsites; ++s) {
+    grad[nr + itype[s]] += alpha[s];
+    for (int k = 0; k < ns; ++k)
+      grad[nr + S_ + k] += alpha[s] * M[map_[k] * L + s] + beta[s] * Mt[map_[k] * L + s];
+    mixed_radial_grad(bw.lane[s], nn[s], itype[s], gb + s, gh + s, L, grad);
+  }
 }
 
 void Model::site_basis_jacobian(Workspace& ws, int itype, int n, const double* rij,

@@ -84,6 +84,19 @@ class Workspace {
   std::vector<int> idx;                      // index of in-cutoff neighbours
 };
 
+// Scratch memory for Model::site_energies / site_mixed_param_grads (up to
+// kLanes sites evaluated together). One per thread, like Workspace.
+constexpr int kLanes = 4;
+class BatchWorkspace {
+ public:
+  BatchWorkspace() = default;
+
+ private:
+  friend class Model;
+  Workspace lane[kLanes];
+  std::vector<double> M, g, Mt, gt;  // alpha_moments_count x kLanes (interleaved)
+};
+
 class Model {
  public:
   explicit Model(const ModelSpec& spec);
@@ -124,6 +137,16 @@ class Model {
                      const int* jtypes, double* dE_drij = nullptr,
                      double* basis_row = nullptr) const;
 
+  // The same as site_energy for `nsites` (1..kLanes) central atoms at once;
+  // faster at high levels (the alpha_index_times sweeps run on all sites
+  // together, SIMD across sites). Per site s: itype[s], n[s], rij[s] (n[s] x 3),
+  // jtypes[s], dE_drij[s] (n[s] x 3 or nullptr for the whole call: pass
+  // dE_drij == nullptr to skip gradients). Energies go to energies[s].
+  // Results are bitwise identical to site_energy.
+  void site_energies(BatchWorkspace& bw, int nsites, const int* itype, const int* n,
+                     const double* const* rij, const int* const* jtypes,
+                     double* const* dE_drij, double* energies) const;
+
   // dE_i/d(theta) for all parameters (n_params(), mtpkit order), ADDED into
   // `grad` (scaled by `weight`). Returns E_i.
   double site_energy_param_grad(Workspace& ws, int itype, int n, const double* rij,
@@ -138,6 +161,13 @@ class Model {
                                const int* jtypes, const double* drij, double alpha,
                                double beta, double* grad) const;
 
+  // Batched site_mixed_param_grad: per-site alpha[s], beta[s], drij[s]; all
+  // parameter gradients are ADDED into the one `grad`, in site order.
+  void site_mixed_param_grads(BatchWorkspace& bw, int nsites, const int* itype, const int* n,
+                              const double* const* rij, const int* const* jtypes,
+                              const double* const* drij, const double* alpha,
+                              const double* beta, double* grad) const;
+
   // d B_k / d r_ij for every scalar basis function (the linear design rows of
   // forces and virials). Writes n_scalar x n x 3 values into `dB_drij` and
   // the basis row (n_linear()) into `basis_row` (may be nullptr).
@@ -150,6 +180,20 @@ class Model {
               bool need_derivs) const;
   void forward_moments(Workspace& ws, int nn) const;
   void reverse_moments(Workspace& ws) const;
+  // building blocks shared by the single-site and batched kernels; moment
+  // arrays are laid out as X[index * L + lane]
+  void basic_moments(const Workspace& ws, int nn, double* M, int L) const;
+  void basic_moments_tangent(Workspace& ws, int nn, const double* drij, double* M, double* Mt,
+                             int L) const;
+  template <int L> void times_forward(double* M) const;
+  template <int L> void times_forward_tangent(double* M, double* Mt) const;
+  template <int L> void times_reverse(const double* M, double* g) const;
+  template <int L> void times_reverse_mixed(const double* M, const double* Mt, double* gb,
+                                            double* gh) const;
+  void neighbor_gradients(Workspace& ws, int nn, const double* g, int L, int n,
+                          double* dE_drij) const;
+  void mixed_radial_grad(const Workspace& ws, int nn, int itype, const double* gb,
+                         const double* gh, int L, double* grad) const;
 
   struct TimesRow {
     int i, j;

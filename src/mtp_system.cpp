@@ -31,22 +31,36 @@ void reduce_chunks(const std::vector<double>& parts, int64_t nchunks, int64_t le
   }
 }
 
-// Site energies and pair gradients for atoms [0, n) of a packed pair list.
+// Site energies and pair gradients for atoms [0, n) of a packed pair list,
+// kLanes sites per kernel call.
 void sites_and_pair_grads(const Model& model, int64_t n, const int* types,
                           const int64_t* offsets, const int* pj, const double* rij,
                           double* site_e, double* pair_grad) {
+  const int64_t nbatch = (n + kLanes - 1) / kLanes;
 #pragma omp parallel
   {
-    Workspace ws;
-    std::vector<int> jt;
-#pragma omp for schedule(dynamic, 8)
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t o = offsets[i];
-      const int cnt = static_cast<int>(offsets[i + 1] - o);
-      jt.resize(cnt);
-      for (int q = 0; q < cnt; ++q) jt[q] = types[pj[o + q]];
-      site_e[i] = model.site_energy(ws, types[i], cnt, rij + 3 * o, jt.data(),
-                                    pair_grad ? pair_grad + 3 * o : nullptr, nullptr);
+    BatchWorkspace bw;
+    std::vector<int> jt[kLanes];
+#pragma omp for schedule(dynamic, 2)
+    for (int64_t bt = 0; bt < nbatch; ++bt) {
+      const int64_t i0 = bt * kLanes;
+      const int ns = static_cast<int>(std::min<int64_t>(kLanes, n - i0));
+      int it[kLanes], cnt[kLanes];
+      const double* r[kLanes];
+      const int* jp[kLanes];
+      double* g[kLanes];
+      for (int s = 0; s < ns; ++s) {
+        const int64_t i = i0 + s;
+        const int64_t o = offsets[i];
+        cnt[s] = static_cast<int>(offsets[i + 1] - o);
+        jt[s].resize(cnt[s]);
+        for (int q = 0; q < cnt[s]; ++q) jt[s][q] = types[pj[o + q]];
+        it[s] = types[i];
+        r[s] = rij + 3 * o;
+        jp[s] = jt[s].data();
+        g[s] = pair_grad ? pair_grad + 3 * o : nullptr;
+      }
+      model.site_energies(bw, ns, it, cnt, r, jp, pair_grad ? g : nullptr, site_e + i0);
     }
   }
 }
@@ -288,36 +302,60 @@ double loss_and_grad(const Model& model, const TrainingSet& ts, const double* e_
 #pragma omp parallel
   {
     Workspace ws;
-    std::vector<int> jt;
-    std::vector<double> dr;
+    BatchWorkspace bw;
+    std::vector<int> jt, bjt[kLanes];
+    std::vector<double> bdr[kLanes];
 #pragma omp for schedule(dynamic, 1)
     for (int64_t ch = 0; ch < nchunks; ++ch) {
       double* g = parts.data() + ch * P;
+      // sites with force/virial terms go through the batched mixed kernel
+      int nb = 0;
+      int it[kLanes], cnt[kLanes];
+      const double* r[kLanes];
+      const int* jp[kLanes];
+      const double* dp[kLanes];
+      double al[kLanes], be[kLanes];
+      auto flush = [&]() {
+        if (nb) model.site_mixed_param_grads(bw, nb, it, cnt, r, jp, dp, al, be, g);
+        nb = 0;
+      };
       for (int64_t i = ch * kChunk; i < std::min(n, (ch + 1) * kChunk); ++i) {
         const int c = cfg[i];
         const int64_t o = ts.pair_offset[i];
-        const int cnt = static_cast<int>(ts.pair_offset[i + 1] - o);
-        jt.resize(cnt);
-        for (int q = 0; q < cnt; ++q) jt[q] = ts.types[ts.pair_j[o + q]];
-        const double* r = ts.rij.data() + 3 * o;
+        const int cn = static_cast<int>(ts.pair_offset[i + 1] - o);
+        const double* ri = ts.rij.data() + 3 * o;
         if (!tangent[c]) {
-          if (alpha[c] != 0.0)
-            model.site_energy_param_grad(ws, ts.types[i], cnt, r, jt.data(), alpha[c], g);
+          if (alpha[c] != 0.0) {
+            jt.resize(cn);
+            for (int q = 0; q < cn; ++q) jt[q] = ts.types[ts.pair_j[o + q]];
+            model.site_energy_param_grad(ws, ts.types[i], cn, ri, jt.data(), alpha[c], g);
+          }
           continue;
         }
-        dr.resize(3 * static_cast<size_t>(cnt));
+        auto& bj = bjt[nb];
+        auto& dr = bdr[nb];
+        bj.resize(cn);
+        for (int q = 0; q < cn; ++q) bj[q] = ts.types[ts.pair_j[o + q]];
+        dr.resize(3 * static_cast<size_t>(cn));
         const double* Wc = W.data() + 9 * c;
         const double* wi = w.data() + 3 * i;
-        for (int q = 0; q < cnt; ++q) {
+        for (int q = 0; q < cn; ++q) {
           const double* wj = w.data() + 3 * static_cast<int64_t>(ts.pair_j[o + q]);
-          const double* rq = r + 3 * q;
+          const double* rq = ri + 3 * q;
           for (int x = 0; x < 3; ++x)
             dr[3 * q + x] = wj[x] - wi[x] + Wc[3 * x] * rq[0] + Wc[3 * x + 1] * rq[1] +
                             Wc[3 * x + 2] * rq[2];
         }
-        model.site_mixed_param_grad(ws, ts.types[i], cnt, r, jt.data(), dr.data(), alpha[c],
-                                    -1.0, g);
+        it[nb] = ts.types[i];
+        cnt[nb] = cn;
+        r[nb] = ri;
+        jp[nb] = bj.data();
+        dp[nb] = dr.data();
+        al[nb] = alpha[c];
+        be[nb] = -1.0;
+        if (++nb == kLanes) flush();
       }
+      flush();
     }
   }
   reduce_chunks(parts, nchunks, P, grad);
