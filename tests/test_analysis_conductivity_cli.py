@@ -129,3 +129,23 @@ def test_cli_descriptors_on_vibrating_nyzc75(tmp_path, nyzc75_atoms):
     assert 0 < d["cl_angle_deg"]["mean"] < 5.0
     assert set(d["sro_mean"]) == {"Y-Y", "Y-Zr", "Zr-Y", "Zr-Zr"}
     assert (out / "descriptors.png").stat().st_size > 0
+
+
+def test_cli_sweep_toml_reports_unstarted_runs(tmp_path, data_dir):
+    import shutil
+
+    (tmp_path / "pot.mtp").write_text("MTP\nversion = 1.1.0\n")
+    shutil.copy(data_dir / "NYZC75_P21n_37atoms_CHGNet-relaxed.cif", tmp_path / "nyzc.cif")
+    (tmp_path / "sweep.toml").write_text(
+        '[potential]\nfile = "pot.mtp"\nspecies = ["Na", "Cl"]\n\n'
+        '[md]\ntimestep = 2.0\ndump_every = 10\nsteps = 1000\n\n'
+        '[sweep]\nstructures = ["nyzc.cif"]\ntemperatures = [500, 600]\nreplicas = 2\noutput = "runs"\n')
+    runs = tmp_path / "runs" / "nyzc"
+    _run_folder(runs / "T500K" / "r0", 500.0, 1, "done")
+    _run_folder(runs / "T500K" / "r1", 500.0, 2, "done")
+    _run_folder(runs / "T600K" / "r0", 600.0, 3, "done")
+    assert main(["conductivity", str(tmp_path / "sweep.toml"), "--no-plots", "--workers", "1"]) == 0
+    doc = json.loads((tmp_path / "conductivity" / "results.json").read_text())
+    assert [len(t["replicas"]) for t in doc["temperatures"]] == [2, 1]
+    assert doc["partial"] and "not started" in doc["skipped"][0]["reason"]
+    assert doc["systems"][0]["label"] == "nyzc"
