@@ -1,0 +1,255 @@
+"""Active learning on NYZC75 with the CHGNet labeller: MaxVol vs random selection, and loop overhead.
+
+Part 1 (selection). A fixed pool of unlabelled NYZC75 configurations (the
+37-atom P2_1/n cell rattled by 0.03-0.25 Å and strained by up to ±3 %) and a
+held-out set of CHGNet MD snapshots at 600 K. Starting from the same small
+labelled set and fit, each round adds ``--per-round`` labels chosen either by
+D-optimal MaxVol selection (neighbourhood mode, all parameters, against the
+active set of the current fit) or uniformly at random, labels them with CHGNet
+(model 0.3.0), refits with a warm start and measures the force RMSE (eV/Å) on
+the held-out snapshots. Prints both curves and their ratio.
+
+Part 2 (bookkeeping). Runs ``mtpkit learn`` on NYZC75 with CHGNet for a few
+iterations and prints the share of wall time spent outside MD, labelling and
+training (target < 5 %).
+
+Usage: python benchmarks/bench_al.py [--rounds 5 --per-round 4 --level 6 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CIF = ROOT / "tests" / "data" / "NYZC75_P21n_37atoms_CHGNet-relaxed.cif"
+SPECIES = ["Na", "Y", "Zr", "Cl"]
+
+
+def chgnet_calc():
+    from mtpkit.active_learning.labellers import LabellerSpec, make_calculator
+
+    return make_calculator(LabellerSpec("chgnet"))
+
+
+def label(calc, atoms):
+    from mtpkit.active_learning.labellers import labelled_copy
+
+    a = atoms.copy()
+    a.calc = calc
+    out = labelled_copy(atoms, a.get_potential_energy(), a.get_forces(), a.get_stress())
+    return out
+
+
+def heldout_md(calc, base, n, every, equil, seed):
+    """CHGNet Langevin MD at 600 K (2 fs): ``n`` snapshots ``every`` steps apart after ``equil`` steps."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    a = base.copy()
+    a.calc = calc
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(a, temperature_K=600, rng=rng)
+    dyn = Langevin(a, 2 * units.fs, temperature_K=600, friction=0.02 / units.fs, fixcm=False, rng=rng)
+    dyn.run(equil)
+    snaps = []
+    for _ in range(n):
+        dyn.run(every)
+        snaps.append(label(calc, a))
+    return snaps
+
+
+def make_pool(base, n, seed):
+    rng = np.random.default_rng(seed)
+    pool = []
+    for i in range(n):
+        a = base.copy()
+        sigma = rng.uniform(0.03, 0.25)
+        strain = np.eye(3) + rng.uniform(-0.03, 0.03, size=(3, 3)) * (i % 2)
+        a.set_cell(a.cell.array @ strain, scale_atoms=True)
+        a.positions += rng.normal(scale=sigma, size=a.positions.shape)
+        pool.append(a)
+    return pool
+
+
+def fit(images, init, max_iter, seed):
+    from mtpkit.potentials.training import train
+
+    return train(images, init, species=SPECIES, log=None, max_iter=max_iter, seed=seed, valid_fraction=0.0).mtp
+
+
+def force_rmse(mtp, images):
+    from mtpkit.active_learning.loop import heldout_errors
+
+    return heldout_errors(mtp, images, SPECIES)
+
+
+def maxvol_pick(mtp, train, pool, remaining, k):
+    from mtpkit.active_learning.grades import row_blocks
+    from mtpkit.active_learning.selection import build_active_set, select_add
+
+    aset = build_active_set(row_blocks(mtp, train, "neighborhood", "all", SPECIES), train, mode="neighborhood")
+    cand = [pool[i] for i in remaining]
+    sel = select_add(aset, row_blocks(mtp, cand, "neighborhood", "all", SPECIES), limit=k)
+    chosen = [remaining[int(i)] for i in sel.selected]
+    if len(chosen) < k:  # everything interpolates: top up with the highest grades
+        order = np.argsort(-sel.grades)
+        for i in order:
+            if remaining[int(i)] not in chosen:
+                chosen.append(remaining[int(i)])
+            if len(chosen) == k:
+                break
+    return chosen, float(sel.grades.max())
+
+
+def selection_benchmark(args):
+    from ase.io import read
+
+    from mtpkit.potentials.templates import make_template
+
+    t0 = time.perf_counter()
+    base = read(CIF)
+    calc = chgnet_calc()
+    print(f"# NYZC75 {base.get_chemical_formula()} ({len(base)} atoms), CHGNet 0.3.0 labeller", flush=True)
+    held = heldout_md(calc, base, args.heldout, args.every, args.equil, args.seed)
+    print(f"# held-out: {len(held)} CHGNet MD snapshots at 600 K ({time.perf_counter() - t0:.0f} s)", flush=True)
+    pool = make_pool(base, args.pool, args.seed + 1)
+    cache: dict[int, object] = {}
+
+    def lab(i):
+        if i not in cache:
+            cache[i] = label(calc, pool[i])
+        return cache[i]
+
+    init_idx = list(range(args.initial))
+    start = [label(calc, base)] + [lab(i) for i in init_idx]
+    template = make_template(args.level, len(SPECIES), 8, 1.8, 5.0)
+    mtp0 = fit(start, template, args.max_iter, args.seed)
+    e0 = force_rmse(mtp0, held)
+    print(f"# start: {len(start)} labels, held-out force RMSE {e0['force_rmse']:.4f} eV/Å "
+          f"(level {args.level}, {mtp0.n_params} parameters)", flush=True)
+
+    curves = {}
+    strategies = ["maxvol"] + [f"random{s}" for s in range(args.random_seeds)]
+    for strat in strategies:
+        rng = np.random.default_rng(1000 + len(curves))
+        mtp, train_set = mtp0, list(start)
+        remaining = [i for i in range(len(pool)) if i not in init_idx]
+        curve = [(len(train_set), e0["force_rmse"], e0["energy_rmse"])]
+        for r in range(args.rounds):
+            if strat == "maxvol":
+                chosen, gmax = maxvol_pick(mtp, train_set, pool, remaining, args.per_round)
+            else:
+                chosen = [int(i) for i in rng.choice(remaining, args.per_round, replace=False)]
+                gmax = float("nan")
+            remaining = [i for i in remaining if i not in chosen]
+            train_set += [lab(i) for i in chosen]
+            mtp = fit(train_set, mtp, args.max_iter, args.seed)
+            e = force_rmse(mtp, held)
+            curve.append((len(train_set), e["force_rmse"], e["energy_rmse"]))
+            print(f"  {strat:8s} round {r + 1}: {len(train_set)} labels, pool max grade {gmax:.3g}, "
+                  f"held-out force RMSE {e['force_rmse']:.4f} eV/Å", flush=True)
+        curves[strat] = curve
+
+    print()
+    print("labels | MaxVol F-RMSE | random F-RMSE (mean of %d) | random/MaxVol" % args.random_seeds)
+    rows = []
+    for j, (n, fm, _) in enumerate(curves["maxvol"]):
+        fr = float(np.mean([curves[s][j][1] for s in strategies[1:]]))
+        rows.append((n, fm, fr, fr / fm))
+        print(f"{n:6d} | {fm:13.4f} | {fr:26.4f} | {fr / fm:13.2f}")
+    print(f"# part 1 wall time {time.perf_counter() - t0:.0f} s, {len(cache) + 1 + len(held)} CHGNet labels")
+    return {"curves": curves, "table": rows}
+
+
+def loop_benchmark(args):
+    """Run `mtpkit learn` on NYZC75 with CHGNet; report the bookkeeping share of wall time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        toml = Path(tmp) / "c.toml"
+        toml.write_text(f"""
+[campaign]
+folder = "run"
+max_iterations = {args.loop_iterations}
+[potential]
+species = {json.dumps(SPECIES)}
+level = {args.level}
+min_dist = 1.8
+max_dist = 5.0
+[structures]
+files = ["{CIF}"]
+rattled_per_structure = 5
+rattle = 0.08
+[labeller]
+kind = "chgnet"
+[exploration]
+temperatures = [300.0, 600.0]
+steps = {args.loop_steps}
+grade_every = 10
+[selection]
+max_labels_per_iteration = 5
+[training]
+max_iter = {args.max_iter}
+""")
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "mtpkit.cli", "learn", str(toml)], capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            print(proc.stdout[-3000:], proc.stderr[-3000:])
+            raise SystemExit("mtpkit learn failed")
+        s = json.loads((Path(tmp) / "run" / "summary.json").read_text())
+    print()
+    print("loop phase        | seconds")
+    for key in ("md_time_s", "label_time_s", "train_time_s"):
+        print(f"{key:17s} | {s[key]:8.1f}")
+    other = s["wall_time_s"] - s["md_time_s"] - s["label_time_s"] - s["train_time_s"]
+    print(f"{'bookkeeping':17s} | {other:8.1f}")
+    print(f"{'loop wall (phases)':17s} | {s['wall_time_s']:8.1f}   (process wall incl. imports {wall:.1f} s)")
+    print(f"bookkeeping share {100 * s['bookkeeping_share']:.2f} % (target < 5 %), "
+          f"{s['labels']} labels, stop: {s['stop_reason']}")
+    return s
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--level", type=int, default=6)
+    p.add_argument("--pool", type=int, default=120)
+    p.add_argument("--heldout", type=int, default=12)
+    p.add_argument("--every", type=int, default=10, help="MD steps between held-out snapshots")
+    p.add_argument("--equil", type=int, default=40)
+    p.add_argument("--initial", type=int, default=3)
+    p.add_argument("--per-round", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--random-seeds", type=int, default=2)
+    p.add_argument("--max-iter", type=int, default=150)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--loop-iterations", type=int, default=2)
+    p.add_argument("--loop-steps", type=int, default=200)
+    p.add_argument("--skip-selection", action="store_true")
+    p.add_argument("--skip-loop", action="store_true")
+    p.add_argument("--json", help="write the numbers here")
+    args = p.parse_args()
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    print(f"# machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"commit {commit}")
+    out = {}
+    if not args.skip_selection:
+        out["selection"] = selection_benchmark(args)
+    if not args.skip_loop:
+        out["loop"] = loop_benchmark(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
