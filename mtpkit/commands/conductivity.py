@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "conductivity", help="diffusivity, conductivity and Arrhenius fits from MD trajectories",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep", nargs="?", help="sweep folder (run folders with state.json, or manifest.json)")
+    p.add_argument("sweep", nargs="?", help="an MD sweep: its TOML, its output folder (run folders with "
+                   "state.json, manifest.json) or a list-style manifest JSON")
     p.add_argument("--trajectory", action="append", default=[], metavar="FILE",
                    help="a trajectory (LAMMPS dump with xu yu zu, or extxyz); repeat, each with --temperature")
     p.add_argument("--temperature", action="append", type=float, default=[], metavar="K",
