@@ -113,7 +113,7 @@ RESUME_SCRIPT = textwrap.dedent("""
     from mtpkit.md.run import MDSettings, run_md
     pot, folder = sys.argv[1:3]
     atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))
-    s = MDSettings(ensemble="nvt", temperature=600.0, steps=600, timestep=1.0, thermo_every=10,
+    s = MDSettings(ensemble="nvt", temperature=600.0, steps=300, timestep=1.0, thermo_every=10,
                    dump_every=10, restart_every=50, seed=3)
     run_md(atoms, PluginEngine(pot), ["Cu"], s, folder)
 """)
@@ -128,25 +128,25 @@ def test_kill_and_resume_no_gap_no_duplicate(cu_pot, tmp_path):
     t0 = time.time()
     while time.time() - t0 < 120:
         state = cut / "state.json"
-        if state.is_file() and json.loads(state.read_text())["step"] >= 200:
+        if state.is_file() and json.loads(state.read_text())["step"] >= 100:
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = json.loads((cut / "state.json").read_text())["step"]
-    assert 200 <= killed_at < 600
+    assert 100 <= killed_at < 300
     # the dump may hold frames written after the checkpoint: the resume must drop them
     subprocess.run([sys.executable, str(script), str(cu_pot), str(cut)], check=True, timeout=300)
     fr, fc = read_dump(ref / "traj.dump"), read_dump(cut / "traj.dump")
-    assert sorted(fc) == sorted(fr) == list(range(0, 601, 10))
+    assert sorted(fc) == sorted(fr) == list(range(0, 301, 10))
     for step in fr:
         np.testing.assert_allclose(fc[step], fr[step], rtol=0, atol=1e-6)
     tr, tc = np.loadtxt(ref / "thermo.dat"), np.loadtxt(cut / "thermo.dat")
-    assert list(tc[:, 0]) == list(tr[:, 0]) == list(range(0, 601, 10))
+    assert list(tc[:, 0]) == list(tr[:, 0]) == list(range(0, 301, 10))
     np.testing.assert_allclose(tc[:, 2], tr[:, 2], rtol=1e-6)
     # a finished run is not redone
     again = run_md(cu_cell(), PluginEngine(cu_pot), ["Cu"],
-                   MDSettings(ensemble="nvt", temperature=600.0, steps=600, timestep=1.0,
+                   MDSettings(ensemble="nvt", temperature=600.0, steps=300, timestep=1.0,
                               thermo_every=10, dump_every=10, restart_every=50, seed=3), cut)
     assert again.status == "done" and again.message == "already finished"
 
