@@ -93,6 +93,10 @@ def plot_arrhenius(results: Sequence[TemperatureResult], fit: ArrheniusFit | Non
             tt = np.linspace(reg.T_min_K, reg.T_max_K, 50)
             ax.plot(1000 / tt, np.exp(reg.ln_y(tt)), "-", color=f"C{k}",
                     label=f"{reg.T_min_K:g}–{reg.T_max_K:g} K: Ea = {reg.Ea_eV:.3f} ± {reg.Ea_err_eV:.3f} eV")
+            if fit.breakpoint_K:  # dashed continuation of each line up to the breakpoint
+                edge = reg.T_max_K if k == 0 else reg.T_min_K
+                te = np.linspace(edge, fit.breakpoint_K, 10)
+                ax.plot(1000 / te, np.exp(reg.ln_y(te)), "--", color=f"C{k}", lw=0.8)
         if fit.breakpoint_K:
             ax.axvline(1000 / fit.breakpoint_K, color="0.6", ls=":", lw=1)
     ax.set_yscale("log")
