@@ -92,7 +92,9 @@ class TrainConfig:
     checkpoint_every:
         Iterations between checkpoints.
     ftol, gtol:
-        L-BFGS-B stopping tolerances (relative loss decrease, projected gradient).
+        L-BFGS-B stopping tolerances (loss decrease, largest gradient
+        component), applied to the loss divided by its value after the
+        initial linear fit.
     lbfgs_memory:
         Number of L-BFGS correction pairs.
     """

@@ -544,6 +544,9 @@ def train(images: Sequence[Atoms], init: Any, *, species: Sequence[str] | None =
 
     z0 = x[:nr].copy() if varpro else x.copy()
     last = {"f": initial_loss, "g": (g0[:nr] if varpro else g0)}
+    # the optimiser sees L / L0 (L0: loss after the linear fit), so that its
+    # tolerances do not depend on the units and size of the data
+    scale = 1.0 / initial_loss if initial_loss > 0 else 1.0
 
     def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
         state["nfev"] += 1
@@ -556,9 +559,9 @@ def train(images: Sequence[Atoms], init: Any, *, species: Sequence[str] | None =
         if not math.isfinite(f) or not np.all(np.isfinite(g)):
             # a trial step of the line search went too far: report a large
             # loss so that it backtracks, never a NaN
-            return 1e6 * max(abs(last["f"]), 1.0), -last["g"]
+            return 1e6 * max(abs(last["f"]) * scale, 1.0), -scale * last["g"]
         last.update(f=f, g=g)
-        return f, g
+        return f * scale, g * scale
 
     def progress(it: int, xk: np.ndarray, fval: float, rec: dict[str, float]) -> None:
         model.set_params(xk)
@@ -575,7 +578,7 @@ def train(images: Sequence[Atoms], init: Any, *, species: Sequence[str] | None =
         state["it"] += 1
         it = state["it"]
         xk = full(np.array(intermediate_result.x, dtype=np.float64)).copy()
-        fval = float(intermediate_result.fun)
+        fval = float(intermediate_result.fun) / scale
         rec: dict[str, float] = {"iteration": it, "loss": fval}
         if has_valid and it % cfg.valid_every == 0:
             vl = valid_loss(xk)
