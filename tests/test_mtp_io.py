@@ -190,3 +190,28 @@ def test_unknown_key_warns(motep_data, tmp_path):
         warnings.simplefilter("always")
         read_mtp(p)
     assert any("foo" in str(w.message) for w in rec)
+
+
+def test_load_potential_save_and_calculator(motep_data, tmp_path):
+    import mtpkit
+    from mtpkit.errors import UserError
+    from mtpkit.potentials.cfg import read_cfg
+    from mtpkit.potentials.reference import calculate
+
+    d = motep_data / "fitting/crystals/multi/10"
+    pot = mtpkit.load_potential(d / "pot.mtp", species=["Cu", "Ag", "Au"])
+    assert pot.species == ["Cu", "Ag", "Au"] and pot.active_set is None
+    pot.save(tmp_path / "copy.mtp")
+    assert (tmp_path / "copy.mtp").read_bytes() == (d / "pot.mtp").read_bytes()
+    with pytest.raises(UserError, match="species_count = 3"):
+        pot.calculator(species=["Na", "Cl"])
+    with pytest.raises(UserError, match=".mtp or .almtp"):
+        pot.save(tmp_path / "x.txt")
+    with pytest.raises(InputFileError, match=".mtp or .almtp"):
+        mtpkit.load_potential(d / "out.cfg")
+    pytest.importorskip("mtpkit._core")
+    atoms = read_cfg(d / "out.cfg", species=pot.species)[5]
+    ref = calculate(pot.mtp, atoms)
+    atoms.calc = pot.calculator()
+    assert atoms.get_potential_energy() == pytest.approx(ref["energy"], abs=1e-10)
+    np.testing.assert_allclose(atoms.get_forces(), ref["forces"], atol=1e-10)
