@@ -207,3 +207,25 @@ def test_kill_9_at_each_phase_then_resume(tmp_path):
     counts = Counter(log.read_text().split())
     twice = {c: n for c, n in counts.items() if c in labelled and n > 1}
     assert not twice, twice
+
+
+def test_ase_and_lammps_exploration_engines(tmp_path, helpers_on_path):
+    """Both exploration engines run an iteration: ASE MD with grade checks, and LAMMPS
+    pair_style mtp with extrapolation control (skipped when the plugin is not built)."""
+    from mtpkit.active_learning.loop import exploration_engine
+
+    for engine in ("ase", "lammps"):
+        folder = tmp_path / engine
+        path = make_campaign(folder, max_iterations=1, gamma_max=1.0 + 1e-9)
+        path.write_text(path.read_text().replace("[exploration]", f'[exploration]\nengine = "{engine}"'))
+        camp = load_campaign(path)
+        if engine == "lammps":
+            try:
+                exploration_engine("lammps", __import__("mtpkit.active_learning.active_set",
+                                                        fromlist=["ActiveSet"]).ActiveSet.empty(3))
+            except UserError:
+                pytest.skip("LAMMPS plugin not built")
+        Loop(camp, log=None).start()
+        ex = json.loads((folder / "run" / "iter_001" / "explore.json").read_text())
+        assert len(ex["runs"]) == 2 and all(r["engine"] == engine for r in ex["runs"])
+        assert all(r["max_grade"] > 0 and r["steps_done"] > 0 for r in ex["runs"])

@@ -33,7 +33,7 @@ Schema (units: K, GPa, fs, Å; every key optional unless marked required)::
     scheduler = ""               # dask.distributed scheduler address
 
     [exploration]
-    engine = "auto"              # auto | ase | lammps (LAMMPS pair_style mtp plugin)
+    engine = "auto"              # auto (lammps when the plugin is built and basis = "all") | ase | lammps
     ensemble = "nvt"             # nvt | npt
     temperatures = [300.0]       # K, one run per structure and temperature (and pressure)
     pressures = [0.0]            # GPa (npt)

@@ -253,6 +253,8 @@ class Loop:
         runs_dir = d / "runs"
         runs_dir.mkdir(exist_ok=True)
         pressures = ex.pressures if ex.ensemble == "npt" else [None]
+        engine = exploration_engine(ex.engine, aset)
+        self.say(f"iter {k}: exploring with the {engine} engine")
         results, all_cands = [], []
         r = 0
         for si, atoms in enumerate(structures):
@@ -264,10 +266,15 @@ class Loop:
                         res = json.loads(rfile.read_text())
                     else:
                         seed = int(self.c.campaign.seed) * 100003 + k * 1009 + r
-                        res, cands = explore_ase(mtp, aset, atoms, self.species, float(T),
-                                                 None if P is None else float(P), ex,
-                                                 self.c.selection.gamma_select, self.c.selection.gamma_break,
-                                                 seed)
+                        gs, gb = self.c.selection.gamma_select, self.c.selection.gamma_break
+                        pr = None if P is None else float(P)
+                        if engine == "lammps":
+                            res, cands = explore_lammps(self.it_dir(k - 1) / "pot.almtp", atoms, self.species,
+                                                        float(T), pr, ex, gs, gb, seed, runs_dir / f"md_{r:03d}")
+                        else:
+                            res, cands = explore_ase(mtp, aset, atoms, self.species, float(T), pr, ex, gs, gb,
+                                                     seed)
+                        res["engine"] = engine
                         res.update(structure=si, temperature=float(T), pressure=P)
                         write_images(cfile, cands)
                         atomic_write_json(rfile, res)
@@ -589,6 +596,81 @@ def explore_ase(mtp, aset: ActiveSet, atoms: Atoms, species: Sequence[str], temp
     kept = [a for _, a in cands[: ex.max_candidates_per_run]]
     return ({"status": status, "steps_done": steps_done, "steps": ex.steps, "max_grade": max_grade,
              "candidates": len(kept), "md_time": md_time, "wall_time": time.perf_counter() - t0}, kept)
+
+
+def exploration_engine(requested: str, aset: ActiveSet) -> str:
+    """``"lammps"`` (the ``pair_style mtp`` plugin with extrapolation control) or ``"ase"``.
+
+    ``auto`` takes LAMMPS when the plugin is built and the active set is over
+    all parameters (what the plugin reads from an ``.almtp``), else ASE.
+    """
+    if requested == "ase":
+        return "ase"
+    try:
+        from mtpkit.md import lammps_env
+
+        lammps_env.plugin_path()
+        ok = aset.basis == "all"
+    except Exception:
+        ok = False
+    if requested == "lammps" and not ok:
+        raise UserError("exploration.engine = 'lammps' needs the built mtpkit LAMMPS plugin and "
+                        "selection.basis = 'all'")
+    return "lammps" if ok else "ase"
+
+
+def explore_lammps(almtp: Path, atoms: Atoms, species: Sequence[str], temperature: float,
+                   pressure: float | None, ex, gamma_select: float, gamma_break: float, seed: int,
+                   folder: Path) -> tuple[dict, list[Atoms]]:
+    """One LAMMPS run with ``pair_style mtp`` extrapolation control (:mod:`mtpkit.md`).
+
+    Grades are computed by the plugin every ``grade_every`` steps against the
+    active set stored in ``almtp``; configurations above ``gamma_select`` are
+    saved by the plugin, a grade above ``gamma_break`` stops the run.
+    """
+    from ase.io import read
+
+    from mtpkit.md.engines import Extrapolation, PluginEngine, potential_min_dist
+    from mtpkit.md.run import MDSettings, run_md
+
+    t0 = time.perf_counter()
+    eng = PluginEngine(potential=str(almtp), extrapolation=Extrapolation(
+        every=ex.grade_every, select_threshold=gamma_select, break_threshold=gamma_break,
+        save="extrapolative.extxyz"))
+    settings = MDSettings(ensemble=ex.ensemble, temperature=temperature, steps=ex.steps, timestep=ex.timestep,
+                          pressure=0.0 if pressure is None else pressure, barostat="iso", seed=seed % 900000 + 1,
+                          thermo_every=ex.grade_every, dump_every=ex.steps, restart_every=ex.steps,
+                          # only a real collapse is a blow-up; close contacts beyond the training
+                          # data are what the extrapolation grade is for
+                          min_dist=0.6 * (potential_min_dist(almtp) or 1.0))
+    res = run_md(atoms, eng, list(species), settings, folder)
+    max_grade = 0.0
+    thermo = folder / "thermo.dat"
+    if thermo.exists():
+        data = [ln.split() for ln in thermo.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        vals = [float(row[-1]) for row in data if row]
+        max_grade = max(vals) if vals else 0.0
+    cands = []
+    saved = folder / "extrapolative.extxyz"
+    if saved.exists() and saved.stat().st_size:
+        for a in read(saved, index=":", format="extxyz"):
+            g = float(a.info.get("max_gamma", 0.0))
+            max_grade = max(max_grade, g)
+            b = Atoms(a.get_chemical_symbols(), positions=a.positions, cell=a.cell, pbc=True)
+            b.info = {"MV_grade": g, "md_step": int(a.info.get("step", 0)), "temperature": temperature}
+            cands.append((g, b))
+    status = {"done": "done", "extrapolation_break": "break"}.get(res.status, f"failed: {res.message}")
+    last = folder / "last_good.extxyz"
+    if status.startswith("failed") and last.exists():  # where the potential went wrong: worth a label
+        a = read(last, format="extxyz")
+        b = Atoms(a.get_chemical_symbols(), positions=a.positions, cell=a.cell, pbc=True)
+        b.info = {"MV_grade": gamma_break, "md_step": -1, "temperature": temperature}
+        cands.append((gamma_break, b))
+    cands.sort(key=lambda t: -t[0])
+    kept = [a for _, a in cands[: ex.max_candidates_per_run]]
+    return ({"status": status, "steps_done": int(res.steps_done), "steps": ex.steps, "max_grade": max_grade,
+             "candidates": len(kept), "md_time": float(res.wall_time), "wall_time": time.perf_counter() - t0},
+            kept)
 
 
 def heldout_errors(mtp, images: Sequence[Atoms], species: Sequence[str]) -> dict:
