@@ -188,3 +188,45 @@ def test_multiline_feature(tmp_path):
     atoms.info["note"] = "line one\nline two"
     write_cfg(tmp_path / "f.cfg", [atoms], ["H"])
     assert read_cfg(tmp_path / "f.cfg", ["H"])[0].info["note"] == "line one\nline two"
+
+
+def test_convert_cfg_extxyz_traj_round_trip(motep_data, tmp_path, capsys):
+    from mtpkit.cli import main
+
+    src = motep_data / "fitting/crystals/noncubic/10/out.cfg"
+    first = tmp_path / "first.cfg"
+    assert main(["convert", str(src), str(tmp_path / "a.extxyz"), "--species", "Cu", "--index", ":5"]) == 0
+    assert "wrote 5 configurations" in capsys.readouterr().out
+    assert main(["convert", str(tmp_path / "a.extxyz"), str(tmp_path / "b.traj")]) == 0
+    assert main(["convert", str(tmp_path / "b.traj"), str(first), "--species", "Cu"]) == 0
+    original = src.read_text().split("END_CFG\n\n")[:5]
+    assert first.read_text() == "END_CFG\n\n".join(original) + "END_CFG\n\n"
+    import ase.io
+
+    back = ase.io.read(tmp_path / "a.extxyz", index=":")
+    labels = read_cfg(src, ["Cu"])[:5]
+    for a, b in zip(back, labels):
+        assert a.get_potential_energy() == b.get_potential_energy()
+        np.testing.assert_allclose(a.get_stress(), b.get_stress(), rtol=1e-12)
+        np.testing.assert_allclose(a.get_forces(), b.get_forces(), atol=0)
+
+
+def test_convert_errors(tmp_path, capsys):
+    from mtpkit.cli import main
+
+    assert main(["convert", str(tmp_path / "missing.xyz"), str(tmp_path / "o.cfg")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "bad.xyz").write_text("garbage\n")
+    assert main(["convert", str(tmp_path / "bad.xyz"), str(tmp_path / "o.cfg")]) == 2
+    assert "ASE cannot read" in capsys.readouterr().err
+    atoms = Atoms("NaCl", positions=[[0, 0, 0], [0, 0, 2.5]], cell=[5, 5, 5], pbc=True)
+    import ase.io
+
+    ase.io.write(tmp_path / "nacl.extxyz", atoms)
+    assert main(["convert", str(tmp_path / "nacl.extxyz"), str(tmp_path / "o.cfg"), "--species", "Na,Y"]) == 2
+    assert "Cl is not in species" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "nacl.extxyz"), str(tmp_path / "o.cfg"), "--species", "Na,Xx"]) == 2
+    assert "unknown chemical symbol 'Xx'" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "nacl.extxyz"), str(tmp_path / "o.cfg")]) == 0
+    assert "MLIP types: Na,Cl" in capsys.readouterr().out
+    assert not list(tmp_path.glob(".o.cfg*"))  # no temporary files left behind
