@@ -39,7 +39,7 @@ class PairMorse(Calculator):
     """``E = 1/2 sum_{i != j} phi_{s_i s_j}(r_ij)`` with
     ``phi(r) = D [(1 - exp(-alpha (r - r0)))^2 - 1] ((rc - r) / rc)^2`` for ``r < rc``."""
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    implemented_properties = ("energy", "free_energy", "forces", "stress")
 
     def __init__(self, cutoff: float = 5.0, **kwargs) -> None:
         super().__init__(**kwargs)

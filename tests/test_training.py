@@ -120,7 +120,7 @@ def test_weightings_follow_mlip(train_set):
 
 
 def test_same_seed_same_potential_other_seed_differs(train_set):
-    kw = dict(species=SPECIES, max_iter=15, print_every=0, log=None)
+    kw = {"species": SPECIES, "max_iter": 15, "print_every": 0, "log": None}
     r1 = train(train_set[:5], 6, seed=7, **kw)
     r2 = train(train_set[:5], 6, seed=7, **kw)
     r3 = train(train_set[:5], 6, seed=8, **kw)
@@ -131,7 +131,7 @@ def test_same_seed_same_potential_other_seed_differs(train_set):
 
 def test_warm_start_needs_fewer_iterations(train_set):
     """Active-learning case: a potential fitted to part of the data, refitted to all of it."""
-    kw = dict(species=SPECIES, max_iter=50, print_every=0, log=None)
+    kw = {"species": SPECIES, "max_iter": 50, "print_every": 0, "log": None}
     partial = train(train_set[:6], LEVEL, **kw)
     fresh = train(train_set, LEVEL, **kw)
     warm = train(train_set, partial.mtp, **kw)

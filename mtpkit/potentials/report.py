@@ -83,7 +83,7 @@ class Labels:
     def __len__(self) -> int:
         return int(self.energy.size)
 
-    def subset(self, idx: Sequence[int]) -> "Labels":
+    def subset(self, idx: Sequence[int]) -> Labels:
         """The labels of configurations ``idx`` (in that order)."""
         idx = list(idx)
         return Labels(

@@ -150,12 +150,11 @@ class TrainConfig:
         if not isinstance(self.linear_fit, bool):
             raise UserError(f"linear_fit must be true or false, got {self.linear_fit!r}")
         md = self.min_dist
-        if isinstance(md, str):
-            if md not in ("data", "keep"):
-                try:
-                    self.min_dist = float(md)
-                except ValueError:
-                    raise UserError(f"min_dist must be 'data', 'keep' or a distance in Å, got {md!r}") from None
+        if isinstance(md, str) and md not in ("data", "keep"):
+            try:
+                self.min_dist = float(md)
+            except ValueError:
+                raise UserError(f"min_dist must be 'data', 'keep' or a distance in Å, got {md!r}") from None
         if not isinstance(self.min_dist, str) and not (
                 isinstance(self.min_dist, (int, float)) and math.isfinite(self.min_dist)
                 and self.min_dist >= 0):
@@ -165,7 +164,7 @@ class TrainConfig:
         if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
             raise UserError(f"checkpoint must be a path, got {self.checkpoint!r}")
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (validated)."""
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:

@@ -199,7 +199,7 @@ def split_indices(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray,
     """Random (seeded) split of ``range(n)`` into sorted train and validation indices."""
     if valid_fraction <= 0 or n < 2:
         return np.arange(n), np.arange(0)
-    n_valid = min(n - 1, max(1, int(round(valid_fraction * n))))
+    n_valid = min(n - 1, max(1, round(valid_fraction * n)))
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
 
