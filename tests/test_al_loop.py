@@ -112,6 +112,15 @@ def test_failed_labels_are_quarantined_with_reason(tmp_path, helpers_on_path):
     # quarantined configurations are not in the training set
     loop = Loop(load_campaign(path), log=None)
     assert len(loop.training_images(0)) == 3
+    # retry: with a working labeller and one more iteration they are labelled and trained on
+    path.write_text(path.read_text().replace("nan_every = 2", "nan_every = 0")
+                    .replace("max_iterations = 0", "max_iterations = 1"))
+    loop = Loop(load_campaign(path), log=None)
+    assert loop.retry_quarantined() == 2
+    loop.start(resume=True)
+    assert not list((tmp_path / "run" / "quarantine").glob("*.json"))
+    assert len(list((tmp_path / "run" / "labels").glob("*.extxyz"))) >= 5
+    assert len(loop.training_images(1)) >= 5
 
 
 @pytest.mark.parametrize("edit, key", [

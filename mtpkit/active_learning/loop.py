@@ -167,6 +167,9 @@ class Loop:
                 raise UserError(f"{self.folder} already holds a campaign; use --resume to continue it "
                                 "or choose another campaign.folder")
             state = LoopState.load(self.state_path)
+            if (state.done and state.stop_reason.startswith("reached max_iterations")
+                    and state.iteration <= self.c.campaign.max_iterations):
+                state.done, state.stop_reason = False, ""  # max_iterations was raised: go on
             self.say(f"resuming iteration {state.iteration}, phase {state.phase}")
         else:
             if resume:
@@ -352,6 +355,7 @@ class Loop:
         todo = [(cid, a) for cid, a in zip(info["ids"], chosen)
                 if not (self.labels_dir / f"{cid}.extxyz").exists()
                 and not (self.quarantine_dir / f"{cid}.json").exists()]
+        todo += [t for t in self._retries() if t[0] not in {c for c, _ in todo}]
         t0 = time.perf_counter()
         attempts: dict[str, list[str]] = {cid: [] for cid, _ in todo}
         for attempt in range(1 + self.c.labeller.retries):
@@ -359,6 +363,10 @@ class Loop:
                 break
             failed = self._label_batch(todo, attempts)
             todo = [(cid, a) for cid, a in todo if cid in failed]
+        retried = self.quarantine_dir / "retry"
+        for cid in attempts:
+            if retried.exists():
+                (retried / f"{cid}.json").unlink(missing_ok=True)
         for cid, a in todo:
             atomic_write_json(self.quarantine_dir / f"{cid}.json",
                               {"id": cid, "iteration": k, "reasons": attempts[cid], "reason": attempts[cid][-1],
@@ -367,6 +375,35 @@ class Loop:
         done = sum((self.labels_dir / f"{cid}.extxyz").exists() for cid in info["ids"])
         self.say(f"iter {k}: {done} of {len(info['ids'])} labelled, {len(todo)} quarantined "
                  f"({time.perf_counter() - t0:.1f} s)")
+
+    def retry_quarantined(self) -> int:
+        """Release every quarantined configuration for one more labelling attempt.
+
+        They are labelled in the next label phase (after ``--resume``); a label
+        that fails again goes back to quarantine. Returns how many were released.
+        """
+        retry = self.quarantine_dir / "retry"
+        n = 0
+        for q in sorted(self.quarantine_dir.glob("*.json")) if self.quarantine_dir.exists() else []:
+            retry.mkdir(parents=True, exist_ok=True)
+            os.replace(q, retry / q.name)
+            n += 1
+        return n
+
+    def _retries(self) -> list[tuple[str, Atoms]]:
+        """Released quarantined configurations still without a label, with their atoms."""
+        retry = self.quarantine_dir / "retry"
+        out = []
+        for q in sorted(retry.glob("*.json")) if retry.exists() else []:
+            rec = json.loads(q.read_text())
+            cid, k = rec["id"], int(rec["iteration"])
+            if (self.labels_dir / f"{cid}.extxyz").exists():
+                continue
+            ids = json.loads((self.it_dir(k) / "selected.json").read_text())["ids"]
+            atoms = read_images(self.it_dir(k) / "selected.extxyz")
+            if cid in ids:
+                out.append((cid, atoms[ids.index(cid)]))
+        return out
 
     def _label_batch(self, todo: list[tuple[str, Atoms]], attempts: dict[str, list[str]]) -> set[str]:
         """Label ``todo``; each success is written as it finishes; returns the ids that failed."""
