@@ -192,18 +192,24 @@ def test_report_files(fitted, tmp_path):
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_missing_stress_switches_term_off_and_says_so(train_set):
-    images = [a.copy() for a in train_set[:4]]
-    for k, (a, src) in enumerate(zip(images, train_set[:4])):
+def test_missing_stress_or_forces_switch_terms_off_and_say_so(train_set):
+    images = [a.copy() for a in train_set[:5]]
+    for k, (a, src) in enumerate(zip(images, train_set[:5])):
         res = dict(src.calc.results)
         if k % 2:
             res.pop("stress")
+        if k == 4:
+            res.pop("forces")
         a.calc = SinglePointCalculator(a, **res)
     lines: list[str] = []
     r = train(images, 6, species=SPECIES, max_iter=5, print_every=0, log=lines.append)
-    assert any("2 of 4 training configurations have no stress" in ln for ln in lines), lines
-    assert r.train_metrics["n_stress_configs"] == 2
-    assert math.isfinite(r.train_loss)
+    assert any("2 of 5 training configurations have no stress" in ln for ln in lines), lines
+    assert any("1 of 5 training configurations have no force labels" in ln for ln in lines), lines
+    assert r.train_metrics["n_stress_configs"] == 3
+    assert math.isfinite(r.train_loss) and math.isfinite(r.train_metrics["force_rmse"])
+    a, b, d = loss_coefficients(r.train_labels, np.ones(5), TrainConfig())
+    assert list(d > 0) == [True, False, True, False, True]
+    assert list(b > 0) == [True, True, True, True, False]
 
 
 def test_nan_label_names_configuration(train_set):

@@ -58,7 +58,8 @@ class Labels:
     energy:
         Total energies in eV, shape ``(n_configs,)``.
     forces:
-        One ``(n_atoms, 3)`` array per configuration, eV/Å.
+        One ``(n_atoms, 3)`` array per configuration, eV/Å (all NaN when the
+        configuration has no force labels, see ``has_forces``).
     virial:
         One 3x3 virial per configuration in eV (``-volume * stress``); zeros
         where ``has_stress`` is false.
@@ -82,6 +83,11 @@ class Labels:
 
     def __len__(self) -> int:
         return int(self.energy.size)
+
+    @property
+    def has_forces(self) -> npt.NDArray[np.bool_]:
+        """Whether the configuration carries force labels (absent ones are NaN)."""
+        return np.array([bool(np.all(np.isfinite(f))) for f in self.forces], dtype=bool)
 
     def subset(self, idx: Sequence[int]) -> Labels:
         """The labels of configurations ``idx`` (in that order)."""

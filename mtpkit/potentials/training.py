@@ -17,7 +17,8 @@ For training configurations ``c`` with ``N_c`` atoms, reference total energy
   ``atoms.info["weight"]`` -- a cfg ``Feature weight`` line -- else 1);
   ``W = sum_c w_c``, so ``L`` is a weighted mean over configurations.
 * ``s_c``: 1 if configuration ``c`` has a stress label and a 3D cell, else 0
-  (its stress term is switched off, and a log line says for how many).
+  (its stress term is switched off, and a log line says for how many);
+  likewise a configuration without force labels gets no force term.
 * ``p_c, q_c`` follow MLIP's ``--weighting``: ``"vibrations"`` (default)
   ``p_c = 1/N_c, q_c = 1``, so the energy term is
   ``N_c * (E_c/N_c - E*_c/N_c)^2``, an error of the energy per atom;
@@ -158,6 +159,7 @@ def loss_coefficients(labels: Labels, weights: npt.ArrayLike, config: TrainConfi
     wn = w / w.sum()
     a = wn * config.energy_weight * p
     b = wn * config.force_weight * q
+    b = b * labels.has_forces
     d = wn * config.stress_weight * p * labels.has_stress
     return a, b, d
 
@@ -428,7 +430,7 @@ def train(images: Sequence[Atoms], init: Any, *, species: Sequence[str] | None =
 
     mtp, species = resolve_init(init, species, images)
     all_types = types_for_images(images, species, mtp.species_count, source)
-    all_labels = extract_labels(images, source)
+    all_labels = extract_labels(images, source, require_forces=False)
     all_weights = config_weights(images, weights, source)
 
     if valid is not None:
@@ -436,7 +438,7 @@ def train(images: Sequence[Atoms], init: Any, *, species: Sequence[str] | None =
         tr_idx, va_idx = np.arange(len(images)), np.arange(0)
         v_images = valid
         v_types = types_for_images(valid, species, mtp.species_count, valid_source)
-        v_labels = extract_labels(valid, valid_source)
+        v_labels = extract_labels(valid, valid_source, require_forces=False)
         v_weights = config_weights(valid, valid_weights, valid_source)
     else:
         tr_idx, va_idx = split_indices(len(images), cfg.valid_fraction, cfg.seed)
@@ -454,6 +456,10 @@ def train(images: Sequence[Atoms], init: Any, *, species: Sequence[str] | None =
         raise UserError("all training configurations have weight 0")
     has_valid = len(v_images) > 0 and float(np.sum(v_weights)) > 0
 
+    n_no_forces = int((~t_labels.has_forces).sum())
+    if n_no_forces and cfg.force_weight > 0:
+        say(f"forces: {n_no_forces} of {len(t_labels)} training configurations have no force labels; "
+            "their force term is switched off (b_c = 0)")
     n_no_stress = int((~t_labels.has_stress).sum())
     if n_no_stress and cfg.stress_weight > 0:
         say(f"stress: {n_no_stress} of {len(t_labels)} training configurations have no stress label "
