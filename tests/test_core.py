@@ -311,7 +311,7 @@ def _labelled_set(mtp, seed: int, n: int = 3) -> core.TrainingSet:
     return core.TrainingSet(images, types, mtp.cutoff)
 
 
-@pytest.mark.parametrize("level", [8, 16])
+@pytest.mark.parametrize("level", [8, 16, 20])
 def test_loss_gradient_matches_finite_differences(level, motep_data):
     mtp = random_mtp(level, motep_data, seed=11)
     tset = _labelled_set(mtp, seed=11)
@@ -402,6 +402,11 @@ def test_site_kernel_matches_system_evaluation(motep_data):
     jt = np.ascontiguousarray(types[nl.j[sl]], dtype=np.int32)
     e, grad, row = cm.model.site_energy(int(types[i]), rij, jt)
     assert e == pytest.approx(efs.site_energies[i], rel=1e-13)
+    # same neighbour order as evaluate's own list: batched (full cell) and single-site kernels agree bitwise
+    nl0 = core.neighbor_list(atoms, cm.cutoff)
+    s0 = slice(nl0.offsets[i], nl0.offsets[i + 1])
+    jt0 = np.ascontiguousarray(types[nl0.j[s0]], dtype=np.int32)
+    assert cm.model.site_energy(int(types[i]), np.ascontiguousarray(nl0.rij[s0]), jt0)[0] == efs.site_energies[i]
     assert (grad[np.linalg.norm(rij, axis=1) >= cm.cutoff] == 0).all()
     assert row @ np.concatenate([cm.mtp.species_coeffs, cm.mtp.moment_coeffs]) == pytest.approx(e, rel=1e-12)
     # forward-over-reverse kernel: d/dθ of alpha E_i + beta * (dE_i/dr . drij)
