@@ -33,7 +33,14 @@
 //
 // Thread safety: a Model is immutable after construction except through
 // set_params(); concurrent const calls (site_energy etc.) on one Model are
-// safe as long as each thread uses its own Workspace.
+// safe as long as each thread uses its own Workspace / BatchWorkspace.
+//
+// Faster at high levels: Model::site_energies() evaluates up to kLanes sites
+// in one call (bitwise the same results as site_energy).
+//
+// Whole configurations (own neighbour search, forces, virial, training-set
+// loss and gradients, linear design rows): see neighbors.hpp and
+// mtp_system.hpp.
 #pragma once
 
 #include <cstdint>
