@@ -62,12 +62,15 @@ def test_train_from_toml_flags_win_and_warm_start(cfg_files, tmp_path, capsys):
     toml = tmp_path / "train.toml"
     toml.write_text(
         f'init = 6\ntrain = "{cfg_files / "train.cfg"}"\nspecies = "Na,Y,Zr,Cl"\n'
-        'output = "first.mtp"\nmax_iter = 10\nforce_weight = 0.02\nprint_every = 0\n')
+        'output = "first.mtp"\nmax_iter = 10\nforce_weight = 0.02\nprint_every = 0\n'
+        'max_dist = 4.5\nradial_basis_size = 6\n')
     assert main(["train", "--config", str(toml), "--max-iter", "12"]) == 0
     capsys.readouterr()
     first = tmp_path / "first.mtp"  # relative to the TOML file
     settings = json.loads((tmp_path / "first_report.json").read_text())["info"]["settings"]
     assert settings["max_iter"] == 12 and settings["force_weight"] == 0.02
+    mtp = read_mtp(first)
+    assert mtp.max_dist == 4.5 and mtp.radial_basis_size == 6
     # warm start from the written potential
     assert main(["train", "--init", str(first), "--train", str(cfg_files / "train.cfg"),
                  "--species", ",".join(SPECIES), "--output", str(tmp_path / "second.mtp"),

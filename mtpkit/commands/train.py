@@ -55,6 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", help="checkpoint .mtp (default: OUTPUT stem + '.checkpoint.mtp')")
     p.add_argument("--resume", action="store_true",
                    help="start from the checkpoint when it exists (a warm start)")
+    p.add_argument("--max-dist", type=float, help="cutoff in Å of a template --init LEVEL (default 5)")
+    p.add_argument("--radial-basis-size", type=int,
+                   help="Chebyshev functions of a template --init LEVEL (default 8)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     for flag, key, typ, text in _SETTINGS:
         p.add_argument(flag, dest=key, type=typ, default=None, help=text)
@@ -103,7 +106,8 @@ def _merged(args: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
         for key in ("train", "valid", "output", "report", "checkpoint"):
             if key in values and not Path(values[key]).is_absolute():
                 values[key] = os.fspath(base / values[key])
-    for key in ("init", "train", "valid", "species", "output", "report", "checkpoint"):
+    for key in ("init", "train", "valid", "species", "output", "report", "checkpoint", "max_dist",
+                "radial_basis_size"):
         v = getattr(args, key)
         if v is not None:
             values[key] = v
@@ -135,10 +139,21 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = Path(values["checkpoint"]) if values.get("checkpoint") else \
         output.with_name(output.stem + ".checkpoint.mtp")
     report = values.get("report") or os.fspath(output.with_name(output.stem + "_report"))
-    init: int | str = parse_init(values["init"], init_base)
+    init: Any = parse_init(values["init"], init_base)
     if args.resume and checkpoint.exists():
         print(f"resuming from the checkpoint {checkpoint}")
         init = os.fspath(checkpoint)
+    elif isinstance(init, int):
+        if species is None:
+            raise UserError("--init LEVEL needs --species (the template's species count)")
+        from mtpkit.potentials.templates import make_template
+
+        if values.get("max_dist", 5.0) <= 1.0:
+            raise UserError(f"--max-dist {values['max_dist']} Å must exceed the template's min_dist 1 Å")
+        init = make_template(init, len(species), radial_basis_size=values.get("radial_basis_size", 8),
+                             max_dist=values.get("max_dist", 5.0))
+    elif "max_dist" in values or "radial_basis_size" in values:
+        raise UserError("--max-dist/--radial-basis-size only apply to a template (--init LEVEL)")
     cfg = cfg.replace(checkpoint=os.fspath(checkpoint))
 
     train_images = read_cfg(values["train"], species)

@@ -2,12 +2,15 @@
 
 A TOML file holds flat ``key = value`` pairs: every field of
 :class:`TrainConfig` plus the file options of ``mtpkit train`` (``init``,
-``train``, ``valid``, ``species``, ``output``, ``report``). Example::
+``train``, ``valid``, ``species``, ``output``, ``report``, and for a template
+``max_dist``, ``radial_basis_size``). Example::
 
     init = 16                       # level-16 template, or a path to a .mtp
     train = "train.cfg"
     species = ["Na", "Y", "Zr", "Cl"]
     output = "pot.mtp"
+    max_dist = 5.0                  # cutoff (Å) and radial basis size of a template
+    radial_basis_size = 8
     energy_weight = 1.0
     force_weight = 0.01
     stress_weight = 0.001
@@ -173,7 +176,7 @@ class TrainConfig:
 
 
 #: Keys of the TOML file that are not :class:`TrainConfig` fields (``mtpkit train`` options).
-FILE_KEYS = ("init", "train", "valid", "species", "output", "report")
+FILE_KEYS = ("init", "train", "valid", "species", "output", "report", "max_dist", "radial_basis_size")
 
 
 def config_keys() -> tuple[str, ...]:
@@ -223,6 +226,14 @@ def _check_value(path, key: str, value: Any) -> Any:
     if key in ("train", "valid", "output", "report", "checkpoint"):
         if not isinstance(value, str):
             raise bad("a path string")
+        return value
+    if key == "max_dist":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise bad("a cutoff in Å > 0")
+        return float(value)
+    if key == "radial_basis_size":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise bad("an integer >= 2")
         return value
     if key == "species":
         if isinstance(value, str):
