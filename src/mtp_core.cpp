@@ -365,17 +365,31 @@ void Model::neighbor_gradients(Workspace& ws, int nn, const double* g, int L, in
   const int* dl = dlow_.data();
   const double* dc = dcoef_.data();
   const double* kd = mono_k_.data();
+  // adjoints of the basic moments as a dense (mu, monomial) table: the
+  // per-neighbour sums below become contiguous, vectorisable loops
+  grow(ws.gt, static_cast<size_t>(R_) * n_mono_);
+  double* G = ws.gt.data();
+  std::fill(G, G + static_cast<size_t>(R_) * n_mono_, 0.0);
+  for (int mu = 0; mu < R_; ++mu)
+    for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) G[mu * n_mono_ + bm[q]] += g[ba[q] * L];
+  const int nm = n_mono_;
   for (int j = 0; j < nn; ++j) {
     const double* f = &ws.f[static_cast<size_t>(j) * R_];
     const double* df = &ws.df[static_cast<size_t>(j) * R_];
     const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
-    std::fill(w, w + 2 * n_mono_, 0.0);
-    for (int mu = 0; mu < R_; ++mu) {
+    {
+      const double f0 = f[0], d0 = df[0];
+      for (int id = 0; id < nm; ++id) {
+        w[id] = f0 * G[id];
+        wd[id] = d0 * G[id];
+      }
+    }
+    for (int mu = 1; mu < R_; ++mu) {
       const double fm = f[mu], dfm = df[mu];
-      for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) {
-        const double ga = g[ba[q] * L];
-        w[bm[q]] += ga * fm;
-        wd[bm[q]] += ga * dfm;
+      const double* Gm = G + mu * nm;
+      for (int id = 0; id < nm; ++id) {
+        w[id] += fm * Gm[id];
+        wd[id] += dfm * Gm[id];
       }
     }
     double s0 = 0.0, s1 = 0.0, gx = 0.0, gy = 0.0, gz = 0.0;
