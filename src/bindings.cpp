@@ -163,18 +163,18 @@ NB_MODULE(_core, m) {
                      std::vector<int64_t> v(s.offsets);
                      const size_t k = v.size();
                      return to_numpy(std::move(v), {k});
-                   })
+                   }, nb::rv_policy::automatic)
       .def_prop_ro("j",
                    [](const mtpkit::NeighborList& s) {
                      std::vector<int32_t> v(s.j.begin(), s.j.end());
                      const size_t k = v.size();
                      return to_numpy(std::move(v), {k});
-                   })
+                   }, nb::rv_policy::automatic)
       .def_prop_ro("rij", [](const mtpkit::NeighborList& s) {
         std::vector<double> v(s.rij);
         const size_t k = v.size() / 3;
         return to_numpy(std::move(v), {k, 3});
-      });
+      }, nb::rv_policy::automatic);
 
   m.def(
       "build_neighbor_list",
@@ -245,12 +245,12 @@ NB_MODULE(_core, m) {
                      std::vector<int64_t> v(s.atom_offset);
                      const size_t k = v.size();
                      return to_numpy(std::move(v), {k});
-                   })
+                   }, nb::rv_policy::automatic)
       .def_prop_ro("min_r", [](const mtpkit::TrainingSet& s) {
         std::vector<double> v(s.min_r);
         const size_t k = v.size();
         return to_numpy(std::move(v), {k});
-      });
+      }, nb::rv_policy::automatic);
 
   m.def(
       "build_training_set",
