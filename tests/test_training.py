@@ -41,8 +41,9 @@ def test_set():
 
 @pytest.fixture(scope="module")
 def fitted(train_set, test_set):
-    """A level-8 fit on 10 configurations, validated on 6 others."""
-    return train(train_set, LEVEL, species=SPECIES, valid=test_set, max_iter=100, print_every=0,
+    """A level-8 fit on 10 configurations, validated on 6 others (held-out force
+    RMSE 0.0008-0.0022 eV/Å over seeds 0-5 when written; threshold 0.01)."""
+    return train(train_set, LEVEL, species=SPECIES, valid=test_set, max_iter=150, print_every=0,
                  patience=0, log=None)
 
 
