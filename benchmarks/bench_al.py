@@ -69,17 +69,45 @@ def heldout_md(calc, base, n, every, equil, seed):
     return snaps
 
 
-def make_pool(base, n, seed):
+def make_pool(base, n, seed, kind="wide"):
+    """Unlabelled candidates. ``wide``: rattles of 0.03-0.25 Å, every other one strained by up to
+    ±3 %; ``thermal``: rattles of 0.04-0.14 Å (about the 300-900 K amplitudes), strain ±1 %."""
     rng = np.random.default_rng(seed)
+    lo, hi, eps = (0.03, 0.25, 0.03) if kind == "wide" else (0.04, 0.14, 0.01)
     pool = []
     for i in range(n):
         a = base.copy()
-        sigma = rng.uniform(0.03, 0.25)
-        strain = np.eye(3) + rng.uniform(-0.03, 0.03, size=(3, 3)) * (i % 2)
+        sigma = rng.uniform(lo, hi)
+        strain = np.eye(3) + rng.uniform(-eps, eps, size=(3, 3)) * (i % 2)
         a.set_cell(a.cell.array @ strain, scale_atoms=True)
         a.positions += rng.normal(scale=sigma, size=a.positions.shape)
         pool.append(a)
     return pool
+
+
+class LabelCache:
+    """CHGNet labels on disk (extxyz per configuration id), so reruns do not relabel."""
+
+    def __init__(self, folder, calc):
+        self.folder = Path(folder) if folder else None
+        self.calc = calc
+        self.computed = 0
+        if self.folder:
+            self.folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, atoms):
+        from ase.io import read, write
+
+        from mtpkit.active_learning.loop import config_id
+
+        f = self.folder / f"{config_id(atoms)}.extxyz" if self.folder else None
+        if f is not None and f.exists():
+            return read(f)
+        out = label(self.calc, atoms)
+        self.computed += 1
+        if f is not None:
+            write(f, out)
+        return out
 
 
 def fit(images, init, max_iter, seed):
@@ -121,18 +149,29 @@ def selection_benchmark(args):
     base = read(CIF)
     calc = chgnet_calc()
     print(f"# NYZC75 {base.get_chemical_formula()} ({len(base)} atoms), CHGNet 0.3.0 labeller", flush=True)
-    held = heldout_md(calc, base, args.heldout, args.every, args.equil, args.seed)
+    held_file = Path(args.cache) / f"heldout_{args.heldout}_{args.every}_{args.equil}_{args.seed}.extxyz" \
+        if args.cache else None
+    if held_file is not None and held_file.exists():
+        held = list(read(held_file, index=":"))
+    else:
+        held = heldout_md(calc, base, args.heldout, args.every, args.equil, args.seed)
+        if held_file is not None:
+            from ase.io import write
+
+            write(held_file, held)
     print(f"# held-out: {len(held)} CHGNet MD snapshots at 600 K ({time.perf_counter() - t0:.0f} s)", flush=True)
-    pool = make_pool(base, args.pool, args.seed + 1)
+    pool = make_pool(base, args.pool, args.seed + 1, args.pool_kind)
+    print(f"# pool: {len(pool)} {args.pool_kind} configurations", flush=True)
+    labeller = LabelCache(Path(args.cache) / "labels" if args.cache else None, calc)
     cache: dict[int, object] = {}
 
     def lab(i):
         if i not in cache:
-            cache[i] = label(calc, pool[i])
+            cache[i] = labeller(pool[i])
         return cache[i]
 
     init_idx = list(range(args.initial))
-    start = [label(calc, base)] + [lab(i) for i in init_idx]
+    start = [labeller(base)] + [lab(i) for i in init_idx]
     template = make_template(args.level, len(SPECIES), 8, 1.8, 5.0)
     mtp0 = fit(start, template, args.max_iter, args.seed)
     e0 = force_rmse(mtp0, held)
@@ -168,7 +207,8 @@ def selection_benchmark(args):
         fr = float(np.mean([curves[s][j][1] for s in strategies[1:]]))
         rows.append((n, fm, fr, fr / fm))
         print(f"{n:6d} | {fm:13.4f} | {fr:26.4f} | {fr / fm:13.2f}")
-    print(f"# part 1 wall time {time.perf_counter() - t0:.0f} s, {len(cache) + 1 + len(held)} CHGNet labels")
+    print(f"# part 1 wall time {time.perf_counter() - t0:.0f} s, {len(cache) + 1} pool labels "
+          f"({labeller.computed} computed now), {len(held)} held-out snapshots")
     return {"curves": curves, "table": rows}
 
 
@@ -234,6 +274,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--loop-iterations", type=int, default=2)
     p.add_argument("--loop-steps", type=int, default=200)
+    p.add_argument("--pool-kind", choices=["wide", "thermal"], default="thermal")
+    p.add_argument("--cache", default="", help="folder for CHGNet labels and held-out snapshots (reused by reruns)")
     p.add_argument("--skip-selection", action="store_true")
     p.add_argument("--skip-loop", action="store_true")
     p.add_argument("--json", help="write the numbers here")
