@@ -201,7 +201,7 @@ def selection_benchmark(args):
         curves[strat] = curve
 
     print()
-    print("labels | MaxVol F-RMSE | random F-RMSE (mean of %d) | random/MaxVol" % args.random_seeds)
+    print(f"labels | MaxVol F-RMSE | random F-RMSE (mean of {args.random_seeds}) | random/MaxVol")
     rows = []
     for j, (n, fm, _) in enumerate(curves["maxvol"]):
         fr = float(np.mean([curves[s][j][1] for s in strategies[1:]]))
@@ -241,7 +241,8 @@ max_labels_per_iteration = 5
 max_iter = {args.max_iter}
 """)
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "mtpkit.cli", "learn", str(toml)], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "mtpkit.cli", "learn", str(toml)], capture_output=True, text=True,
+                              check=False)
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             print(proc.stdout[-3000:], proc.stderr[-3000:])
@@ -281,7 +282,7 @@ def main() -> None:
     p.add_argument("--json", help="write the numbers here")
     args = p.parse_args()
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+                            text=True, check=False).stdout.strip()
     print(f"# machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"commit {commit}")
     out = {}

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from mtpkit.active_learning.labellers import BatchLabeller, LabellerSpec, check_label, label_one
+from mtpkit.active_learning.labellers import (
+    BatchLabeller,
+    LabellerSpec,
+    check_label,
+    label_one,
+)
 from mtpkit.errors import UserError
 
 

@@ -197,7 +197,7 @@ def test_kill_9_at_each_phase_then_resume(tmp_path):
         killed_in.append(_state(run))
         resume = True
     proc = _launch(path, True, log)
-    out, err = proc.communicate(timeout=300)
+    _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     final = json.loads((run / "state.json").read_text())
     assert final["done"]

@@ -11,8 +11,19 @@ Public API::
 from __future__ import annotations
 
 __all__ = [
-    "ActiveSet", "build_active_set", "select_add", "grade_images", "row_blocks", "to_mlip", "from_mlip",
-    "LabellerSpec", "label_one", "BatchLabeller", "load_campaign", "Loop", "run_campaign",
+    "ActiveSet",
+    "BatchLabeller",
+    "LabellerSpec",
+    "Loop",
+    "build_active_set",
+    "from_mlip",
+    "grade_images",
+    "label_one",
+    "load_campaign",
+    "row_blocks",
+    "run_campaign",
+    "select_add",
+    "to_mlip",
 ]
 
 _WHERE = {

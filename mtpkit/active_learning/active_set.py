@@ -127,7 +127,7 @@ class ActiveSet:
     @classmethod
     def empty(cls, n: int, mode: Mode = "neighborhood", basis: Basis = "all",
               init_value: float = INIT_VALUE, threshold: float = SELECT_THRESHOLD,
-              weight_scaling: int = 2) -> "ActiveSet":
+              weight_scaling: int = 2) -> ActiveSet:
         """An active set of size ``n`` at its initial value ``init_value * I``."""
         return cls(
             mode=mode, basis=basis,
@@ -284,14 +284,14 @@ class ActiveSet:
 
     def prune_configurations(self) -> None:
         """Drop source configurations that no longer own an active row; renumber sources."""
-        used = sorted(set(int(s) for s in self.sources[:, 0] if s >= 0))
+        used = sorted({int(s) for s in self.sources[:, 0] if s >= 0})
         remap = {old: new for new, old in enumerate(used)}
         self.configurations = [self.configurations[k] for k in used]
         for r in range(self.size):
             if self.sources[r, 0] >= 0:
                 self.sources[r, 0] = remap[int(self.sources[r, 0])]
 
-    def copy(self) -> "ActiveSet":
+    def copy(self) -> ActiveSet:
         """A deep copy of the matrices (configurations are shared)."""
         return ActiveSet(
             mode=self.mode, basis=self.basis, A=self.A.copy(), inv_A=self.inv_A.copy(),

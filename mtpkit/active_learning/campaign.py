@@ -280,7 +280,7 @@ def _resolve(base: Path, name: str) -> Path:
 def _validate(c: Campaign, check_imports: bool) -> None:
     p = c.path
     base = p.parent
-    err = lambda key, msg: UserError(f"{p}: {key}: {msg}")  # noqa: E731
+    err = lambda key, msg: UserError(f"{p}: {key}: {msg}")
 
     c.campaign.folder = str(_resolve(base, c.campaign.folder))
     if c.campaign.max_iterations < 0:
@@ -332,7 +332,9 @@ def _validate(c: Campaign, check_imports: bool) -> None:
         if not q.exists():
             raise err("structures.initial_training", f"file not found: {q}")
         c.structures.initial_training = str(q)
-    from mtpkit.active_learning.loop import read_structures  # species check needs the reader
+    from mtpkit.active_learning.loop import (
+        read_structures,  # species check needs the reader
+    )
 
     for f, atoms in zip(files, read_structures(files, (1, 1, 1))):
         unknown = sorted(set(atoms.get_chemical_symbols()) - set(sp))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,9 @@ from ase import Atoms
 from mtpkit.active_learning.active_set import ActiveSet, Basis, Mode
 from mtpkit.errors import UserError
 from mtpkit.potentials.model import MTP
+
+if TYPE_CHECKING:
+    from mtpkit.potentials import core
 
 
 def atom_types(atoms: Atoms, species: Sequence[str] | None, species_count: int, label: str = "configuration"
@@ -48,7 +52,7 @@ def basis_size(mtp: MTP, basis: Basis) -> int:
     return mtp.n_params if basis == "all" else mtp.species_count + mtp.alpha_scalar_moments
 
 
-def site_rows(mtp: "MTP | core.CompiledMTP", atoms: Atoms, types: npt.ArrayLike, basis: Basis = "all") -> npt.NDArray[np.float64]:
+def site_rows(mtp: MTP | core.CompiledMTP, atoms: Atoms, types: npt.ArrayLike, basis: Basis = "all") -> npt.NDArray[np.float64]:
     """``(N, n)`` per-atom rows ``dE_i/dθ``."""
     from mtpkit.potentials import core
 
@@ -58,7 +62,7 @@ def site_rows(mtp: "MTP | core.CompiledMTP", atoms: Atoms, types: npt.ArrayLike,
     return np.asarray(core.site_basis(mtp, atoms, t), dtype=np.float64)
 
 
-def config_row(mtp: "MTP | core.CompiledMTP", atoms: Atoms, types: npt.ArrayLike, basis: Basis = "all",
+def config_row(mtp: MTP | core.CompiledMTP, atoms: Atoms, types: npt.ArrayLike, basis: Basis = "all",
                energy_weight: float = 1.0, weight_scaling: int = 2) -> npt.NDArray[np.float64]:
     """``(n,)`` configuration row ``energy_weight / N^(weight_scaling/2) * dE/dθ``."""
     from mtpkit.potentials import core

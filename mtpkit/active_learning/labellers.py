@@ -87,7 +87,7 @@ class LabellerSpec:
             module, how = _REQUIRES[self.kind]
             try:
                 importlib.import_module(module)
-            except Exception as exc:  # ImportError or a broken install
+            except Exception as exc:  # noqa: BLE001  # ImportError or a broken install
                 raise UserError(f"{key}.kind = {self.kind!r}: cannot import {module!r} ({exc}); "
                                 f"install it with: {how}") from None
         if self.kind == "ase":
@@ -102,7 +102,7 @@ def _import_object(path: str, key: str) -> Any:
         obj = importlib.import_module(module)
         for part in name.split("."):
             obj = getattr(obj, part)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise UserError(f"{key}: cannot import {path!r} ({exc})") from None
     return obj
 
@@ -204,7 +204,7 @@ def label_one(spec: LabellerSpec, atoms: Atoms) -> tuple[Atoms | None, str | Non
             scf = getattr(calc, "scf", None)
             if scf is not None and getattr(scf, "converged", True) is False:
                 return None, "GPAW SCF did not converge"
-    except Exception as exc:  # a failed calculation is data, not a crash
+    except Exception as exc:  # noqa: BLE001  # a failed calculation is data, not a crash
         name = type(exc).__name__
         if "Convergence" in name:
             return None, f"SCF did not converge ({name}: {exc})"
@@ -281,7 +281,8 @@ class BatchLabeller:
 
     def submit(self, folder: str | os.PathLike) -> str:
         """Run the submit command inside ``folder``; returns its standard output."""
-        proc = subprocess.run(shlex.split(self.submit_command), cwd=folder, capture_output=True, text=True)
+        proc = subprocess.run(shlex.split(self.submit_command), cwd=folder, capture_output=True, text=True,
+                              check=False)
         if proc.returncode != 0:
             raise LabelError(f"submit command failed ({proc.returncode}): {proc.stderr.strip()}")
         (Path(folder) / ".submitted").write_text(proc.stdout)
@@ -312,7 +313,7 @@ class BatchLabeller:
                 return None, "pending"
         try:
             res = read(vasprun if vasprun.exists() else outcar, index=-1)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             raise LabelError(f"cannot read VASP output: {type(exc).__name__}: {exc}") from None
         return self._finish(atoms, res)
 
@@ -329,7 +330,7 @@ class BatchLabeller:
             return None, "pending"
         try:
             res = read(out, format="espresso-out", index=-1)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             raise LabelError(f"cannot read pw output: {type(exc).__name__}: {exc}") from None
         return self._finish(atoms, res)
 
@@ -341,7 +342,7 @@ class BatchLabeller:
         forces = res.get_forces()
         try:
             stress = res.get_stress()
-        except Exception:
+        except Exception:  # noqa: BLE001
             stress = None
         reason = check_label(energy, forces, stress, len(atoms))
         if reason:

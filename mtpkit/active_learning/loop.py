@@ -64,7 +64,7 @@ def read_structures(files: Sequence[str], supercell: Sequence[int]) -> list[Atom
     for f in files:
         try:
             atoms = read(f)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             raise UserError(f"structures.files: cannot read {f}: {exc}") from None
         atoms.calc = None
         out.append(atoms.repeat(tuple(int(x) for x in supercell)))
@@ -134,7 +134,7 @@ class LoopState:
     phase_times: dict | None = None  # "iter/phase" -> seconds (accumulated over resumes)
 
     @classmethod
-    def load(cls, path: Path) -> "LoopState":
+    def load(cls, path: Path) -> LoopState:
         d = json.loads(path.read_text())
         return cls(**d)
 
@@ -610,7 +610,7 @@ def explore_ase(mtp, aset: ActiveSet, atoms: Atoms, species: Sequence[str], temp
             t1 = time.perf_counter()
             try:
                 dyn.run(n)
-            except Exception as exc:  # the MTP left its domain badly enough to fail
+            except Exception as exc:  # noqa: BLE001  # the MTP left its domain badly enough to fail
                 md_time += time.perf_counter() - t1
                 status = f"failed: {type(exc).__name__}: {exc}"
                 break
@@ -648,7 +648,7 @@ def exploration_engine(requested: str, aset: ActiveSet) -> str:
 
         lammps_env.plugin_path()
         ok = aset.basis == "all"
-    except Exception:
+    except Exception:  # noqa: BLE001
         ok = False
     if requested == "lammps" and not ok:
         raise UserError("exploration.engine = 'lammps' needs the built mtpkit LAMMPS plugin and "

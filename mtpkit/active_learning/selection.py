@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from mtpkit.active_learning.active_set import INIT_VALUE, SELECT_THRESHOLD, ActiveSet, Basis, Mode
+from mtpkit.active_learning.active_set import (
+    INIT_VALUE,
+    SELECT_THRESHOLD,
+    ActiveSet,
+    Basis,
+    Mode,
+)
 
 
 def _stack(blocks: Sequence[npt.ArrayLike], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
