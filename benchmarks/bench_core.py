@@ -101,9 +101,9 @@ def main() -> int:
     from mtpkit.potentials.calculator import MTPCalculator
 
     core.set_num_threads(args.threads)
-    model = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
     model = next((ln.split(":", 1)[1].strip() for ln in model.splitlines() if ln.startswith("Model name")), "?")
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
     print(f"machine: {model}, {os.cpu_count()} cores; python {platform.python_version()}; commit {commit}")
     print(f"mtpkit threads: {core.max_threads()}; motep cext engine (single process)")
 
@@ -129,14 +129,14 @@ def main() -> int:
             theirs.calc = make_calculator(md, engine="cext")
             step = [0.0]
 
-            def run(a):
+            def run(a, step=step):
                 step[0] = -step[0] if step[0] else 1e-7
                 a.positions[0, 0] += step[0]
                 return a.get_potential_energy(), a.get_forces(), a.get_stress()
 
             e1, e2 = ours.get_potential_energy(), theirs.get_potential_energy()  # same positions
-            t_ours = best_time(lambda: run(ours), repeats=5)
-            t_motep = best_time(lambda: run(theirs), repeats=2 if level >= 20 else 5, blocks=3)
+            t_ours = best_time(lambda a=ours: run(a), repeats=5)
+            t_motep = best_time(lambda a=theirs: run(a), repeats=2 if level >= 20 else 5, blocks=3)
 
             # labelled configurations (labels: the potential's own EFS plus noise)
             rng = np.random.default_rng(level)
@@ -156,7 +156,7 @@ def main() -> int:
             b = np.full(nc, 0.01 / n)
             d = np.full(nc, 0.001)
             cm = core.compile_mtp(mtp)
-            t_lg = best_time(lambda: core.loss_and_grad(cm, tset, a, b, d), repeats=2, blocks=3)
+            t_lg = best_time(lambda cm=cm, ts=tset, a=a, b=b, d=d: core.loss_and_grad(cm, ts, a, b, d), repeats=2, blocks=3)
             loss = LossFunction(images, md, LossSetting(), engine="cext")
             x = md.parameters
             loss(x)

@@ -7,12 +7,11 @@ import pytest
 from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.optimize import BFGS
+from test_core import SPECIES, nyzc_cell, random_mtp
 
 from mtpkit.errors import UserError
 from mtpkit.potentials import core
 from mtpkit.potentials.calculator import MTPCalculator
-
-from test_core import SPECIES, nyzc_cell, random_mtp
 
 
 @pytest.fixture

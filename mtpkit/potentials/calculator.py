@@ -21,6 +21,7 @@ Properties: ``energy`` and ``free_energy`` (eV, identical), ``forces``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
@@ -51,7 +52,7 @@ class MTPCalculator(Calculator):
         ``min_dist``.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress", "energies"]
     nolabel = True
 
     def __init__(

@@ -41,16 +41,16 @@ from dataclasses import dataclass
 # i.e. at the import below; an explicit user setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
-from ase import Atoms  # noqa: E402
+import numpy as np
+import numpy.typing as npt
+from ase import Atoms
 
-from mtpkit import _core  # noqa: E402
+from mtpkit import _core
 from mtpkit.potentials.model import MTP
 
 __all__ = [
-    "CompiledMTP",
     "EFS",
+    "CompiledMTP",
     "LinearRows",
     "Predictions",
     "ShortDistanceError",
@@ -61,6 +61,7 @@ __all__ = [
     "evaluate",
     "linear_rows",
     "loss_and_grad",
+    "max_threads",
     "neighbor_list",
     "predict",
     "set_num_threads",
