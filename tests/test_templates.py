@@ -26,9 +26,11 @@ def _rank(X: np.ndarray) -> int:
     return int((s > s[0] * 1e-9).sum())
 
 
-@pytest.mark.parametrize("level", [2, 4, 6, 8, 10, 12, 14, 16])
+@pytest.mark.parametrize("level", [2, 4, 6, 8, 10, 12, 14, 16,
+                                   *(pytest.param(lv, marks=pytest.mark.slow) for lv in (18, 20, 22, 24))])
 def test_same_function_space_as_mlip(motep_data, level):
-    mlip = read_mtp(motep_data / f"fitting/crystals/cubic/{level:02d}/initial.mtp")
+    folder = motep_data / f"fitting/crystals/cubic/{level:02d}"
+    mlip = read_mtp(folder / "initial.mtp" if (folder / "initial.mtp").exists() else folder / "pot.mtp")
     ours = make_template(level, species_count=1)
     assert ours.radial_funcs_count == mlip.radial_funcs_count
     rng = np.random.default_rng(level)
@@ -40,6 +42,20 @@ def test_same_function_space_as_mlip(motep_data, level):
     rank_ours, rank_mlip = _rank(A), _rank(B)
     assert rank_ours == ours.alpha_scalar_moments  # no redundant basis function
     assert rank_ours == rank_mlip == _rank(np.hstack([A, B]))
+
+
+@pytest.mark.slow
+def test_level_26_contains_mlip_span(motep_data):
+    """MLIP's level-26 file also leaves out M_{6,0} and M_{0,11}.M_{0,11}; ours spans a superset."""
+    mlip = read_mtp(motep_data / "fitting/crystals/cubic/26/pot.mtp")
+    ours = make_template(26, species_count=1)
+    rng = np.random.default_rng(26)
+    n = 2 * ours.alpha_scalar_moments + 50
+    u = rng.normal(size=(n, 14, 3))
+    u /= np.linalg.norm(u, axis=-1, keepdims=True)
+    f = rng.normal(size=(n, 14, ours.radial_funcs_count))
+    A, B = _features(ours, u, f), _features(mlip, u, f)
+    assert _rank(np.hstack([A, B])) == _rank(A) == ours.alpha_scalar_moments > _rank(B)
 
 
 def test_template_is_a_valid_untrained_mtp(tmp_path):
