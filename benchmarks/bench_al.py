@@ -149,6 +149,8 @@ def selection_benchmark(args):
     base = read(CIF)
     calc = chgnet_calc()
     print(f"# NYZC75 {base.get_chemical_formula()} ({len(base)} atoms), CHGNet 0.3.0 labeller", flush=True)
+    if args.cache:
+        Path(args.cache).mkdir(parents=True, exist_ok=True)
     held_file = Path(args.cache) / f"heldout_{args.heldout}_{args.every}_{args.equil}_{args.seed}.extxyz" \
         if args.cache else None
     if held_file is not None and held_file.exists():
@@ -215,6 +217,9 @@ def selection_benchmark(args):
 def loop_benchmark(args):
     """Run `mtpkit learn` on NYZC75 with CHGNet; report the bookkeeping share of wall time."""
     with tempfile.TemporaryDirectory() as tmp:
+        if args.loop_dir:
+            tmp = args.loop_dir
+            Path(tmp).mkdir(parents=True, exist_ok=True)
         toml = Path(tmp) / "c.toml"
         toml.write_text(f"""
 [campaign]
@@ -248,6 +253,11 @@ max_iter = {args.max_iter}
             print(proc.stdout[-3000:], proc.stderr[-3000:])
             raise SystemExit("mtpkit learn failed")
         s = json.loads((Path(tmp) / "run" / "summary.json").read_text())
+        state = json.loads((Path(tmp) / "run" / "state.json").read_text())
+    print()
+    print("iteration/phase   | seconds")
+    for key, sec in state["phase_times"].items():
+        print(f"{key:17s} | {sec:8.2f}")
     print()
     print("loop phase        | seconds")
     for key in ("md_time_s", "label_time_s", "train_time_s"):
@@ -277,6 +287,7 @@ def main() -> None:
     p.add_argument("--loop-steps", type=int, default=200)
     p.add_argument("--pool-kind", choices=["wide", "thermal"], default="thermal")
     p.add_argument("--cache", default="", help="folder for CHGNet labels and held-out snapshots (reused by reruns)")
+    p.add_argument("--loop-dir", default="", help="keep the loop benchmark's campaign folder here")
     p.add_argument("--skip-selection", action="store_true")
     p.add_argument("--skip-loop", action="store_true")
     p.add_argument("--json", help="write the numbers here")
