@@ -122,13 +122,14 @@ def force_rmse(mtp, images):
     return heldout_errors(mtp, images, SPECIES)
 
 
-def maxvol_pick(mtp, train, pool, remaining, k):
+def maxvol_pick(mtp, train, pool, remaining, k, basis="all"):
     from mtpkit.active_learning.grades import row_blocks
     from mtpkit.active_learning.selection import build_active_set, select_add
 
-    aset = build_active_set(row_blocks(mtp, train, "neighborhood", "all", SPECIES), train, mode="neighborhood")
+    aset = build_active_set(row_blocks(mtp, train, "neighborhood", basis, SPECIES), train, mode="neighborhood",
+                            basis=basis)
     cand = [pool[i] for i in remaining]
-    sel = select_add(aset, row_blocks(mtp, cand, "neighborhood", "all", SPECIES), limit=k)
+    sel = select_add(aset, row_blocks(mtp, cand, "neighborhood", basis, SPECIES), limit=k)
     chosen = [remaining[int(i)] for i in sel.selected]
     if len(chosen) < k:  # everything interpolates: top up with the highest grades
         order = np.argsort(-sel.grades)
@@ -163,7 +164,7 @@ def selection_benchmark(args):
             write(held_file, held)
     print(f"# held-out: {len(held)} CHGNet MD snapshots at 600 K ({time.perf_counter() - t0:.0f} s)", flush=True)
     pool = make_pool(base, args.pool, args.seed + 1, args.pool_kind)
-    print(f"# pool: {len(pool)} {args.pool_kind} configurations", flush=True)
+    print(f"# pool: {len(pool)} {args.pool_kind} configurations; MaxVol basis: {args.basis}", flush=True)
     labeller = LabelCache(Path(args.cache) / "labels" if args.cache else None, calc)
     cache: dict[int, object] = {}
 
@@ -189,7 +190,7 @@ def selection_benchmark(args):
         curve = [(len(train_set), e0["force_rmse"], e0["energy_rmse"])]
         for r in range(args.rounds):
             if strat == "maxvol":
-                chosen, gmax = maxvol_pick(mtp, train_set, pool, remaining, args.per_round)
+                chosen, gmax = maxvol_pick(mtp, train_set, pool, remaining, args.per_round, args.basis)
             else:
                 chosen = [int(i) for i in rng.choice(remaining, args.per_round, replace=False)]
                 gmax = float("nan")
@@ -285,6 +286,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--loop-iterations", type=int, default=2)
     p.add_argument("--loop-steps", type=int, default=200)
+    p.add_argument("--basis", choices=["all", "linear"], default="all",
+                   help="MaxVol rows: all parameters (MLIP-3) or linear coefficients")
     p.add_argument("--pool-kind", choices=["wide", "thermal"], default="thermal")
     p.add_argument("--cache", default="", help="folder for CHGNet labels and held-out snapshots (reused by reruns)")
     p.add_argument("--loop-dir", default="", help="keep the loop benchmark's campaign folder here")
