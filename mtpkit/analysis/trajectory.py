@@ -15,6 +15,12 @@ LAMMPS text dumps (``dump custom``):
   (``type_map[0]`` is type 1);
 * atoms are sorted by ``id`` in every frame.
 
+NPT caveat: LAMMPS writes ``xu = x + image·L(t)``, so an atom that has crossed the
+boundary n times carries an error n·ΔL(t) from box fluctuations (typically ≲ 0.1 Å
+per crossing, negligible against the MSD of a diffusing ion).  Wrapped input is
+unwrapped by minimum-image steps in the current cell instead, which has no such
+error.
+
 Frames can be read with a stride without parsing the skipped ones: a dump under
 64 MiB is scanned once for its frame offsets (a fast byte search, 8 bytes per
 frame); a larger one with evenly spaced timesteps is not read at all beyond the
