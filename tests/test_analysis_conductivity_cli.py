@@ -129,6 +129,13 @@ def test_cli_descriptors_on_vibrating_nyzc75(tmp_path, nyzc75_atoms):
     assert 0 < d["cl_angle_deg"]["mean"] < 5.0
     assert set(d["sro_mean"]) == {"Y-Y", "Y-Zr", "Zr-Y", "Zr-Zr"}
     assert (out / "descriptors.png").stat().st_size > 0
+    # by nearest reference site: the CIF (repeated to the trajectory's 2x1x1 cell) labels the sites
+    cif = Path(__file__).parent / "data" / "NYZC75_P21n_37atoms_CHGNet-relaxed.cif"
+    assert main(["conductivity", "--trajectory", str(path), "--temperature", "300", "--frame-interval-fs", "10",
+                 "--type-map", "Na", "Y", "Zr", "Cl", "--reference-structure", str(cif), "--no-plots",
+                 "-o", str(tmp_path / "out2"), "--workers", "1"]) == 0
+    d2 = json.loads((tmp_path / "out2" / "results.json").read_text())["temperatures"][0]["descriptors"]
+    assert d2["o_oct"]["mean"] == pytest.approx(8 / 18, abs=1e-9)
 
 
 def test_cli_sweep_toml_reports_unstarted_runs(tmp_path, data_dir):

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from mtpkit.analysis.octahedra import cl_angular_displacement
-from mtpkit.analysis.sites import octahedral_occupancy
+from mtpkit.analysis.sites import octahedral_occupancy, reference_sites
 from mtpkit.analysis.sro import warren_cowley, warren_cowley_trajectory
 from mtpkit.analysis.trajectory import frame_to_atoms, iter_unwrapped, open_trajectory
+from mtpkit.errors import UserError
 
 __all__ = ["trajectory_descriptors"]
 
@@ -23,12 +24,15 @@ def trajectory_descriptors(path: str | os.PathLike, frame_interval_fs: float, ce
                            ligand: str = "Cl", metals: Sequence[str] = ("Y", "Zr"),
                            sro_cutoff: float = 8.5, max_frames: int = 400,
                            type_map: Sequence[str] | None = None, format: str | None = None,
-                           equilibration_fraction: float = 0.2) -> dict:
+                           equilibration_fraction: float = 0.2, reference=None) -> dict:
     """Descriptors of one trajectory (times in ps, angles in deg).
 
     Returns ``{"t_ps", "o_oct": {series, mean, sem, ...}, "cl_angle_deg": {mean series,
     equilibrated mean, sem}, "sro_first_frame": {"Y-Zr": ..}, "sro_mean": {..}, "stride"}``;
     a descriptor whose atoms are missing is ``None`` with the reason under ``"skipped"``.
+    ``reference``: an ASE ``Atoms`` (e.g. the ideal structure) whose Na sites, labelled by their
+    polyhedra, classify the Na by nearest site instead of by their own polyhedra; it is
+    repeated to the trajectory's cell when that is a diagonal supercell of it.
     """
     traj = open_trajectory(path, format=format, type_map=type_map)
     stride = max(1, math.ceil(traj.n_frames / max_frames))
@@ -38,11 +42,18 @@ def trajectory_descriptors(path: str | os.PathLike, frame_interval_fs: float, ce
     t_ps = np.array([f.index for f in frames]) * frame_interval_fs / 1000.0
     out: dict = {"path": str(path), "stride": stride, "t_ps": t_ps.tolist(), "skipped": {}}
     if center in present and ligand in present:
-        occ = octahedral_occupancy(frames, symbols, center, ligand,
-                                   equilibration_fraction=equilibration_fraction)
+        if reference is None:
+            occ = octahedral_occupancy(frames, symbols, center, ligand,
+                                       equilibration_fraction=equilibration_fraction)
+        else:
+            site_frac, site_oct = reference_sites(_match_supercell(reference, frames[0].cell, path),
+                                                  center, ligand)
+            occ = octahedral_occupancy(frames, symbols, center, ligand, method="reference",
+                                       site_frac=site_frac, site_is_oct=site_oct,
+                                       equilibration_fraction=equilibration_fraction)
         out["o_oct"] = {"series": occ.o_oct.tolist(), "mean": occ.mean, "sem": occ.sem,
                         "equilibrated_from_ps": occ.equilibrated_from * frame_interval_fs / 1000.0,
-                        "method": "polyhedron"}
+                        "method": "polyhedron" if reference is None else "reference sites"}
     else:
         out["o_oct"] = None
         out["skipped"]["o_oct"] = f"needs {center} and {ligand} atoms"
@@ -67,3 +78,15 @@ def trajectory_descriptors(path: str | os.PathLike, frame_interval_fs: float, ce
         out["sro_first_frame"] = out["sro_mean"] = None
         out["skipped"]["sro"] = f"needs at least two of {list(metals)}"
     return out
+
+
+def _match_supercell(reference, cell: np.ndarray, path) -> object:
+    """``reference`` repeated (n1, n2, n3) to match the lattice-vector lengths of ``cell``."""
+    ref_len = np.linalg.norm(np.asarray(reference.cell[:]), axis=1)
+    traj_len = np.linalg.norm(np.asarray(cell), axis=1)
+    reps = np.rint(traj_len / ref_len).astype(int)
+    if np.any(reps < 1) or np.any(np.abs(traj_len / (reps * ref_len) - 1) > 0.05):
+        raise UserError(f"{path}: the reference structure's cell ({np.round(ref_len, 2).tolist()} Å) does "
+                        f"not tile the trajectory's cell ({np.round(traj_len, 2).tolist()} Å); give a "
+                        "reference in the same (super)cell")
+    return reference.repeat(tuple(int(r) for r in reps))

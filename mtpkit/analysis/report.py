@@ -52,7 +52,7 @@ class ReplicaSpec:
 
 
 def _load(args):
-    spec, species, max_frames, descriptors = args
+    spec, species, max_frames, descriptors, reference = args
     rep = load_replica(spec.path, species, spec.temperature_K, spec.frame_interval_fs,
                        max_frames=max_frames, type_map=spec.type_map, format=spec.format,
                        label=spec.label or Path(spec.path).name)
@@ -61,7 +61,7 @@ def _load(args):
         from mtpkit.analysis.descriptors import trajectory_descriptors
 
         desc = trajectory_descriptors(spec.path, spec.frame_interval_fs, center=species,
-                                      type_map=spec.type_map, format=spec.format)
+                                      type_map=spec.type_map, format=spec.format, reference=reference)
         desc["label"] = rep.label
     return rep, desc
 
@@ -109,7 +109,7 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
                  extrapolate_T_K: float = 293.0, charge: float | None = None, workers: int = 1,
                  skipped: Sequence[dict] = (), notes: Sequence[str] = (),
                  temperature_tolerance_K: float = 10.0, temperature_tolerance_fraction: float = 0.03,
-                 plots: bool = True, descriptors: bool = False) -> dict:
+                 plots: bool = True, descriptors: bool = False, reference=None) -> dict:
     """Analyse trajectories and write results into ``output``; returns the results dict.
 
     results.json::
@@ -143,7 +143,7 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
     _check_temperatures(specs, temperature_tolerance_K, temperature_tolerance_fraction)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    jobs = [(s, species, max_frames, descriptors) for s in specs]
+    jobs = [(s, species, max_frames, descriptors, reference) for s in specs]
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
             loaded = list(pool.map(_load, jobs))

@@ -55,6 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--descriptors", action="store_true",
                    help="also compute O_oct(t) (Na in octahedra), Cl angular displacement of the "
                         "Y/Zr octahedra and the Y/Zr Warren-Cowley SRO per trajectory")
+    p.add_argument("--reference-structure", metavar="FILE",
+                   help="with --descriptors: classify Na by the nearest Na site of this structure "
+                        "(sites labelled by their polyhedra) instead of by their own polyhedra")
     p.set_defaults(func=run)
 
 
@@ -102,6 +105,19 @@ def _sweep_specs(args):
     return specs, skipped, notes
 
 
+def _reference(path):
+    if not path:
+        return None
+    from ase.io import read
+
+    from mtpkit.errors import InputFileError
+
+    try:
+        return read(path)
+    except Exception as exc:  # ASE raises many types for unreadable files
+        raise InputFileError(path, f"cannot read the reference structure ({type(exc).__name__}: {exc})") from None
+
+
 def run(args) -> int:
     from mtpkit.analysis.report import analyze_runs
     from mtpkit.analysis.transport import DEFAULT_MAX_FRAMES
@@ -123,7 +139,8 @@ def run(args) -> int:
                        regimes=args.regimes, breakpoint_K=args.breakpoint, quantity=args.arrhenius,
                        extrapolate_T_K=args.extrapolate_T, charge=args.charge, workers=args.workers,
                        skipped=skipped, notes=notes, plots=not args.no_plots,
-                       descriptors=args.descriptors)
+                       descriptors=args.descriptors or bool(args.reference_structure),
+                       reference=_reference(args.reference_structure))
     for note in doc["notes"]:
         print(f"note: {note}", file=sys.stderr)
     for s in doc["systems"]:
