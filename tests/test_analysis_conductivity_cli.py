@@ -54,6 +54,16 @@ def test_cli_explicit_trajectories_results_json(tmp_path):
                  "arrhenius.svg"):
         assert (out / name).stat().st_size > 0, name
     assert "Ea (eV)" in (out / "results.md").read_text()
+    # two regimes split at a given breakpoint: both Ea's near the single one, σ(293 K) from the low-T one
+    out2 = tmp_path / "out_bp"
+    argv2 = [a if a != str(out) else str(out2) for a in argv] + ["--breakpoint", "550", "--no-plots"]
+    assert main(argv2) == 0
+    doc2 = json.loads((out2 / "results.json").read_text())
+    arr = doc2["arrhenius"]
+    assert arr["selected"] == "two_regimes" and arr["two_regimes"]["breakpoint_K"] == 550
+    lo, hi = arr["two_regimes"]["regimes"]
+    assert (lo["T_max_K"], hi["T_min_K"]) == (500.0, 600.0)
+    assert doc2["extrapolated"]["regime"] == 0 and doc2["sigma_293K"]["value"] > 0
 
 
 def _run_folder(folder: Path, T: float, seed: int, status: str, thermo_T: float | None = None):
