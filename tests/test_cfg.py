@@ -98,7 +98,7 @@ END_CFG
     assert "stress" not in a.calc.results and "forces" not in a.calc.results
     assert not b.pbc.any() and b.calc is None
     write_cfg(tmp_path / "y.cfg", [a, b], species=["H"])
-    a2, b2 = read_cfg(tmp_path / "y.cfg", species=["H"])
+    a2, _ = read_cfg(tmp_path / "y.cfg", species=["H"])
     np.testing.assert_allclose(a2.positions, a.positions)
     assert "Supercell" not in (tmp_path / "y.cfg").read_text().split("END_CFG")[1]
 

@@ -13,7 +13,12 @@ from ase import Atoms
 from mtpkit.potentials.cfg import iter_cfg
 from mtpkit.potentials.model import MTP
 from mtpkit.potentials.mtp_io import read_mtp
-from mtpkit.potentials.reference import basis_values, calculate, param_gradient, site_moments
+from mtpkit.potentials.reference import (
+    basis_values,
+    calculate,
+    param_gradient,
+    site_moments,
+)
 
 VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
 

@@ -43,8 +43,15 @@ from ase.data import atomic_numbers, chemical_symbols
 from mtpkit.errors import InputFileError, UserError
 from mtpkit.io_utils import atomic_open
 
-__all__ = ["read_cfg", "iter_cfg", "read_cfg_text", "write_cfg", "format_cfg", "species_numbers",
-           "default_species"]
+__all__ = [
+    "default_species",
+    "format_cfg",
+    "iter_cfg",
+    "read_cfg",
+    "read_cfg_text",
+    "species_numbers",
+    "write_cfg",
+]
 
 _CARTES = ("cartes_x", "cartes_y", "cartes_z")
 _DIRECT = ("direct_x", "direct_y", "direct_z")

@@ -19,7 +19,7 @@ from ase import Atoms
 from mtpkit.errors import InputFileError, UserError
 from mtpkit.potentials.cfg import default_species, read_cfg, write_cfg
 
-__all__ = ["read_images", "write_images", "convert"]
+__all__ = ["convert", "read_images", "write_images"]
 
 
 def _is_cfg(path: str | os.PathLike, fmt: str | None) -> bool:
@@ -43,7 +43,7 @@ def read_images(path: str | os.PathLike, species: Sequence[str] | None = None, f
 
     try:
         images = ase.io.read(path, index=index, format=fmt)
-    except Exception as exc:  # ASE raises many kinds; report one clear line
+    except Exception as exc:  # noqa: BLE001 - ASE raises many kinds; report one clear line
         raise InputFileError(path, f"ASE cannot read it{f' as {fmt}' if fmt else ''}: "
                                    f"{type(exc).__name__}: {exc}") from None
     images = images if isinstance(images, list) else [images]
@@ -74,7 +74,7 @@ def write_images(path: str | os.PathLike, images: Sequence[Atoms], species: Sequ
         try:
             fmt_used = fmt or ase.io.formats.filetype(target, read=False)
             ase.io.write(tmp, list(images), format=fmt_used)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any ASE writer failure becomes one clear line
             raise UserError(f"{path}: ASE cannot write it{f' as {fmt}' if fmt else ''}: "
                             f"{type(exc).__name__}: {exc}") from None
         os.replace(tmp, target)

@@ -39,7 +39,7 @@ from mtpkit.errors import InputFileError
 from mtpkit.io_utils import atomic_open
 from mtpkit.potentials.model import MTP
 
-__all__ = ["ActiveSet", "read_mtp", "write_mtp", "format_mtp", "parse_mtp"]
+__all__ = ["ActiveSet", "format_mtp", "parse_mtp", "read_mtp", "write_mtp"]
 
 MVS_MARKER = b"#MVS_v1.1\n"
 _KNOWN_KEYS = frozenset({
@@ -366,7 +366,6 @@ def _parse_active_set(path: str, data: bytes, start: int, n_expected: int) -> Ac
     def fail(msg: str) -> None:
         warnings.warn(f"{path}: cannot parse the #MVS_v1.1 active-set section ({msg}); "
                       "it is ignored and will not be written back", stacklevel=3)
-        return None
 
     pos = start + len(MVS_MARKER)
     weights: dict[str, float] = {}
@@ -457,7 +456,7 @@ def _e(x: float) -> str:
 
 def _short(x: float) -> str:
     s = repr(float(x))
-    return s[:-2] if s.endswith(".0") else s
+    return s.removesuffix(".0")
 
 
 def _ilist(rows: npt.NDArray[np.int64]) -> str:

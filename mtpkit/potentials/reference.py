@@ -35,12 +35,12 @@ from ase.neighborlist import primitive_neighbor_list
 from mtpkit.potentials.model import MTP
 
 __all__ = [
+    "basis_values",
+    "calculate",
     "neighbors",
+    "param_gradient",
     "radial_basis",
     "site_moments",
-    "calculate",
-    "basis_values",
-    "param_gradient",
 ]
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from mtpkit.potentials.model import MTP
 from mtpkit.potentials.mtp_io import _default_coeffs
 
-__all__ = ["make_template", "basis_structure", "moment_level"]
+__all__ = ["basis_structure", "make_template", "moment_level"]
 
 _N_SAMPLES = 400  # random neighbourhoods used to detect linear dependencies
 _N_NEIGHBOURS = 14
@@ -53,7 +53,7 @@ def moment_level(mu: int, nu: int) -> int:
     return 2 + 4 * mu + nu
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _triples(rank: int) -> tuple[tuple[int, int, int], ...]:
     """Exponent triples of a symmetric rank-``rank`` tensor, in MLIP's order."""
     return tuple((px, py, rank - px - py) for px in range(rank, -1, -1) for py in range(rank - px, -1, -1))
@@ -63,7 +63,7 @@ def _multinomial(p: tuple[int, int, int]) -> int:
     return math.factorial(sum(p)) // (math.factorial(p[0]) * math.factorial(p[1]) * math.factorial(p[2]))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _contraction_rule(ra: int, rb: int, c: int):
     """Symmetrised contraction of symmetric tensors of ranks ``ra``, ``rb`` over ``c`` pairs.
 
@@ -133,7 +133,7 @@ def _random_neighbourhoods(max_mu: int, seed: int = 20240917) -> tuple[np.ndarra
     return u, f
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def basis_structure(level: int, max_factors: int | None = MLIP_MAX_FACTORS
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """``(alpha_index_basic, alpha_index_times, alpha_moment_mapping, alpha_moments_count)`` of level ``level``.
@@ -163,7 +163,7 @@ def basis_structure(level: int, max_factors: int | None = MLIP_MAX_FACTORS
 
     # basic moment tensors M_{mu,nu}
     for mu in range(max_mu + 1):
-        for nu in range(0, level):
+        for nu in range(level):
             lev = moment_level(mu, nu)
             if not closable(lev, nu, 1):
                 continue
