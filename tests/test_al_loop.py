@@ -172,7 +172,7 @@ def _state(run: Path) -> tuple[int, str] | None:
 def test_kill_9_at_each_phase_then_resume(tmp_path):
     """SIGKILL the campaign in every phase of iteration 1, resuming in between;
     afterwards no finished label is lost and none was computed twice."""
-    path = make_campaign(tmp_path, max_iterations=2, delay=0.15, steps=300, gamma_max=1.0 + 1e-9)
+    path = make_campaign(tmp_path, max_iterations=2, delay=0.4, steps=300, gamma_max=1.0 + 1e-9)
     run = tmp_path / "run"
     log = tmp_path / "labels.log"
     killed_in = []
@@ -184,7 +184,7 @@ def test_kill_9_at_each_phase_then_resume(tmp_path):
             st = _state(run)
             if st is not None and st[0] == 1 and st[1] == target:
                 if target == "label":
-                    time.sleep(0.2)  # be inside a labelling call, not before it
+                    time.sleep(0.1)  # be inside a labelling call, not before it
                 break
             if st is not None and (st[0] > 1 or (st[0] == 1 and
                                                   ("explore", "select", "label", "train", "report").index(st[1])
