@@ -233,7 +233,8 @@ min_dist = 1.8
 max_dist = 5.0
 [structures]
 files = ["{CIF}"]
-rattled_per_structure = 5
+supercell = {json.dumps(args.loop_supercell)}
+rattled_per_structure = {args.loop_start}
 rattle = 0.08
 [labeller]
 kind = "chgnet"
@@ -242,7 +243,7 @@ temperatures = [300.0, 600.0]
 steps = {args.loop_steps}
 grade_every = 10
 [selection]
-max_labels_per_iteration = 5
+max_labels_per_iteration = {args.loop_cap}
 [training]
 max_iter = {args.max_iter}
 """)
@@ -284,8 +285,11 @@ def main() -> None:
     p.add_argument("--random-seeds", type=int, default=2)
     p.add_argument("--max-iter", type=int, default=150)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--loop-iterations", type=int, default=2)
-    p.add_argument("--loop-steps", type=int, default=200)
+    p.add_argument("--loop-iterations", type=int, default=3)
+    p.add_argument("--loop-steps", type=int, default=1000)
+    p.add_argument("--loop-start", type=int, default=8, help="rattled starting configurations")
+    p.add_argument("--loop-supercell", type=int, nargs=3, default=[1, 1, 1])
+    p.add_argument("--loop-cap", type=int, default=8, help="labels per iteration")
     p.add_argument("--basis", choices=["all", "linear"], default="all",
                    help="MaxVol rows: all parameters (MLIP-3) or linear coefficients")
     p.add_argument("--pool-kind", choices=["wide", "thermal"], default="thermal")
