@@ -141,6 +141,17 @@ def test_bad_input_names_the_key_before_any_work(tmp_path, helpers_on_path, edit
     assert not (tmp_path / "run").exists()
 
 
+def test_initial_potential_species_count_is_checked(tmp_path, helpers_on_path):
+    from mtpkit.potentials.mtp_io import write_mtp
+    from mtpkit.potentials.templates import make_template
+
+    path = make_campaign(tmp_path)
+    write_mtp(tmp_path / "two.mtp", make_template(4, 2))
+    path.write_text(path.read_text().replace("level = 4", 'initial = "two.mtp"'))
+    with pytest.raises(UserError, match=r"potential\.species.*species_count = 2"):
+        load_campaign(path)
+
+
 def test_cli_reports_bad_key(tmp_path, helpers_on_path, capsys):
     from mtpkit.cli import main
 

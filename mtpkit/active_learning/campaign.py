@@ -301,6 +301,11 @@ def _validate(c: Campaign, check_imports: bool) -> None:
         if not ini.exists():
             raise err("potential.initial", f"file not found: {ini}")
         c.potential.initial = str(ini)
+        from mtpkit.potentials.mtp_io import read_mtp
+
+        n = read_mtp(ini).species_count
+        if n != len(sp):
+            raise err("potential.species", f"{len(sp)} species given but {ini.name} has species_count = {n}")
     else:
         if not 2 <= c.potential.level <= 28:
             raise err("potential.level", f"must be between 2 and 28, got {c.potential.level}")
