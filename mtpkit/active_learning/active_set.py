@@ -18,7 +18,8 @@ then the basis functions ``B_k``).
 MLIP-3's conventions are followed so that an ``.almtp`` active set reads and
 writes unchanged: ``A`` starts as ``init_value * I`` (``1e-6``), rows are
 swapped in greedily while some candidate coefficient exceeds ``threshold``
-(``1.001``), ``A^-1`` is updated by Sherman-Morrison; MLIP stores the
+(``1.001``), the candidates' coefficients are updated by Sherman-Morrison
+(``A^-1`` itself is recomputed after the swaps); MLIP stores the
 *transpose* of ``A^-1`` (its ``invA``); in configuration mode an energy row is
 multiplied by ``energy_weight / N^(weight_scaling/2)`` (defaults 1 and 2).
 """
@@ -41,6 +42,17 @@ BASES: tuple[str, ...] = ("all", "linear")
 #: MLIP-3 defaults (``cfg_selection.h``).
 INIT_VALUE = 1e-6
 SELECT_THRESHOLD = 1.001
+
+
+def _single_blas_thread():
+    """Limit BLAS to one thread (``threadpoolctl``) when available, else do nothing."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def row_grades(rows: npt.ArrayLike, inv_A: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -169,8 +181,8 @@ class ActiveSet:
         Greedy MaxVol exactly as MLIP does it: take the largest ``|c_ij|`` of
         ``C = rows A^-1``; if it exceeds the threshold, row ``i`` replaces row
         ``j`` of ``A`` (which becomes a candidate itself, so it may come back),
-        ``A^-1`` and ``C`` are updated by Sherman-Morrison; repeat. Each swap
-        multiplies ``|det A|`` by ``|c_ij|``.
+        ``C`` is updated by Sherman-Morrison; repeat. Each swap multiplies
+        ``|det A|`` by ``|c_ij|``. ``A^-1`` is recomputed once at the end.
 
         Parameters
         ----------
@@ -194,6 +206,10 @@ class ActiveSet:
             them to owners. Sources of rows that entered are set to
             ``(-2 - i, -2 - i)`` placeholders that :meth:`commit_sources` fills in.
         """
+        with _single_blas_thread():  # level-1/2 BLAS calls: threading only adds overhead
+            return self._maxvol(rows, row_owner, max_new_owners, threshold, max_swaps)
+
+    def _maxvol(self, rows, row_owner, max_new_owners, threshold, max_swaps) -> SwapResult:
         B = np.array(np.atleast_2d(rows), dtype=np.float64)  # own copy: displaced rows go here
         m, n = B.shape
         if n != self.size:
@@ -232,8 +248,6 @@ class ActiveSet:
             # Sherman-Morrison: A' = A + e_j (b - a_j)^T,  c = b A^-1,  a_j A^-1 = e_j
             u = c.copy()
             u[j] -= 1.0
-            col = self.inv_A[:, j].copy()
-            self.inv_A -= np.outer(col, u) / cij
             colC = C[:, j].copy()
             C = dger(-1.0 / cij, colC, u, a=C, overwrite_a=1)
             flatC = C.ravel(order="K")
@@ -265,6 +279,10 @@ class ActiveSet:
             if max_new_owners is not None:
                 present = np.unique(a_owner[a_owner >= 0])
                 eligible = (np.isin(owner, present) | (owner < 0)) if present.size >= max_new_owners else None
+        if swaps:
+            # A^-1 is only needed after the swaps (C carries the Sherman-Morrison updates the
+            # swap choices depend on), so it is recomputed once instead of updated per swap.
+            self.inv_A = np.ascontiguousarray(np.linalg.inv(self.A))
         entered = np.sort(a_from[a_from >= 0])
         return SwapResult(swaps, entered, max_before)
 
