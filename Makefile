@@ -3,7 +3,7 @@ PYTHON ?= python3
 .PHONY: install test test-all bench lint demo
 
 install:
-	$(PYTHON) -m pip install -e ".[test]"
+	$(PYTHON) -m pip install -e ".[test,chgnet]"
 
 test: install
 	$(PYTHON) -m pytest -q
@@ -12,10 +12,10 @@ test-all: install
 	$(PYTHON) -m pytest -q -m "slow or not slow"
 
 bench: install
-	$(PYTHON) benchmarks/run_all.py
+	@echo "benchmarks/*.py print side-by-side ratios; see benchmarks/RESULTS.md"; for f in benchmarks/bench_*.py; do echo "== $$f"; $(PYTHON) $$f || exit 1; done
 
 lint:
 	$(PYTHON) -m ruff check mtpkit tests benchmarks
 
 demo: install
-	mtpkit run examples/nyzc75.toml --scale tiny
+	mtpkit run examples/nyzc75.toml --scale tiny --output runs/nyzc75-tiny
