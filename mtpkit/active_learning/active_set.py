@@ -174,7 +174,7 @@ class ActiveSet:
 
     # --- MaxVol ------------------------------------------------------------------------
     def maxvol(self, rows: npt.ArrayLike, row_owner: npt.ArrayLike | None = None,
-               max_new_owners: int | None = None, threshold: float | None = None,
+               threshold: float | None = None,
                max_swaps: int | None = None) -> SwapResult:
         """Swap candidate ``rows`` into the active set while some grade exceeds ``threshold``.
 
@@ -190,10 +190,7 @@ class ActiveSet:
             ``(m, n)`` candidate rows.
         row_owner:
             For each candidate row, an integer owner id (e.g. configuration
-            index); required with ``max_new_owners``.
-        max_new_owners:
-            At most this many distinct owners may have rows in ``A`` at the
-            end; once reached, rows of other owners are no longer swapped in.
+            index), carried along when rows are displaced.
         threshold:
             Swap threshold (default :attr:`threshold`).
         max_swaps:
@@ -207,9 +204,9 @@ class ActiveSet:
             ``(-2 - i, -2 - i)`` placeholders that :meth:`commit_sources` fills in.
         """
         with _single_blas_thread():  # level-1/2 BLAS calls: threading only adds overhead
-            return self._maxvol(rows, row_owner, max_new_owners, threshold, max_swaps)
+            return self._maxvol(rows, row_owner, threshold, max_swaps)
 
-    def _maxvol(self, rows, row_owner, max_new_owners, threshold, max_swaps) -> SwapResult:
+    def _maxvol(self, rows, row_owner, threshold, max_swaps) -> SwapResult:
         B = np.array(np.atleast_2d(rows), dtype=np.float64)  # own copy: displaced rows go here
         m, n = B.shape
         if n != self.size:
@@ -229,17 +226,11 @@ class ActiveSet:
         # C = B A^-1 kept column-major (m x n Fortran) so that BLAS idamax/dger work in place
         C = np.asfortranarray(B @ self.inv_A)
         flatC = C.ravel(order="K")
-        eligible: npt.NDArray[np.bool_] | None = None
         max_before = float(np.abs(flatC[idamax(flatC)]))
         swaps = 0
         limit = np.inf if max_swaps is None else max_swaps
         while swaps < limit:
-            if eligible is None:
-                k = int(idamax(flatC))
-            else:
-                absC = np.abs(C)
-                absC[~eligible] = 0.0
-                k = int(np.argmax(absC.ravel(order="F")))
+            k = int(idamax(flatC))
             j, i = divmod(k, m)
             cij = C[i, j]
             if abs(cij) <= thr:
@@ -276,9 +267,6 @@ class ActiveSet:
                 holds[i] = -len(old_rows)
                 owner[i] = -1
             swaps += 1
-            if max_new_owners is not None:
-                present = np.unique(a_owner[a_owner >= 0])
-                eligible = (np.isin(owner, present) | (owner < 0)) if present.size >= max_new_owners else None
         if swaps:
             # A^-1 is only needed after the swaps (C carries the Sherman-Morrison updates the
             # swap choices depend on), so it is recomputed once instead of updated per swap.

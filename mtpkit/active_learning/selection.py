@@ -95,35 +95,96 @@ def block_grades(active_set: ActiveSet, blocks: Sequence[npt.ArrayLike]) -> npt.
     return out
 
 
+def volume_gain(C: npt.NDArray[np.float64], threshold: float) -> float:
+    """``log|det|`` gain of MaxVol swapping rows with coefficients ``C`` (= rows A^-1) into A.
+
+    Works on ``C`` alone (a private copy is updated in place by the same
+    Sherman-Morrison steps as :meth:`ActiveSet.maxvol`), so evaluating a
+    candidate costs one small matrix product and at most a few swaps.
+    """
+    C = np.array(C, dtype=np.float64)
+    gain = 0.0
+    for _ in range(C.shape[0] * 4 + 8):
+        flat = int(np.argmax(np.abs(C)))
+        i, j = divmod(flat, C.shape[1])
+        cij = C[i, j]
+        if abs(cij) <= threshold:
+            break
+        gain += float(np.log(abs(cij)))
+        u = C[i].copy()
+        u[j] -= 1.0
+        C -= np.outer(C[:, j], u / cij)
+        C[i] = -u / cij
+        C[i, j] += 1.0
+    return gain
+
+
+def _commit(new: ActiveSet, rows: np.ndarray, eqn: np.ndarray, index: int, threshold: float | None) -> None:
+    """Swap ``rows`` (configuration ``index`` of ``new.configurations``) into ``new``."""
+    res = new.maxvol(rows, threshold=threshold)
+    new.commit_sources({int(c): (index, int(eqn[c])) for c in res.entered})
+
+
 def select_add(active_set: ActiveSet, blocks: Sequence[npt.ArrayLike], configurations: Sequence | None = None,
                limit: int | None = None, threshold: float | None = None) -> Selection:
     """D-optimal choice of pool configurations to add to the training set.
 
-    MaxVol swaps pool rows into a copy of ``active_set`` while any grade
-    exceeds the threshold, each swap being the one that increases
-    ``|det A|`` most; the configurations owning rows in the final matrix are
-    selected. With ``limit``, once that many pool configurations own rows,
-    only their rows (and displaced old rows) may still enter, so at most
-    ``limit`` configurations are chosen and they are the ones the greedy
-    volume maximisation reached first.
+    Without ``limit``: MaxVol swaps pool rows into a copy of ``active_set``
+    while any grade exceeds the threshold (each swap the one that increases
+    ``|det A|`` most); the configurations owning rows in the final matrix are
+    selected (MLIP's ``select-add``).
+
+    With ``limit``: greedy D-optimal choice at the level of configurations:
+    repeatedly add the configuration whose rows, swapped in by MaxVol,
+    increase ``log|det A|`` most, until ``limit`` are chosen or no candidate
+    increases it. ``log det`` is submodular, so stale gains are upper bounds
+    and a lazy priority queue re-evaluates only the current leader.
     """
+    import heapq
+
     if limit is not None and limit < 0:
         raise ValueError("limit must be >= 0")
     grades = block_grades(active_set, blocks)
     new = active_set.copy()
     if limit == 0 or not len(blocks):
         return Selection(np.zeros(0, np.int64), new, grades, 0.0)
-    rows, owner, eqn = _stack(blocks, active_set.size)
+    thr = active_set.threshold if threshold is None else float(threshold)
     before = new.log_abs_det()
-    res = new.maxvol(rows, row_owner=owner, max_new_owners=limit, threshold=threshold)
-    chosen = np.unique(owner[res.entered])
-    base = len(new.configurations)
-    index_of = {int(k): base + t for t, k in enumerate(chosen)}
     confs = list(configurations) if configurations is not None else [None] * len(blocks)
-    new.configurations = list(new.configurations) + [confs[int(k)] for k in chosen]
-    new.commit_sources({int(c): (index_of[int(owner[c])], int(eqn[c])) for c in res.entered})
+    base = len(new.configurations)
+    if limit is None:
+        rows, owner, eqn = _stack(blocks, active_set.size)
+        res = new.maxvol(rows, row_owner=owner, threshold=threshold)
+        chosen = np.unique(owner[res.entered])
+        index_of = {int(k): base + t for t, k in enumerate(chosen)}
+        new.configurations = list(new.configurations) + [confs[int(k)] for k in chosen]
+        new.commit_sources({int(c): (index_of[int(owner[c])], int(eqn[c])) for c in res.entered})
+        new.prune_configurations()
+        return Selection(chosen.astype(np.int64), new, grades, new.log_abs_det() - before)
+
+    arrays = [np.atleast_2d(np.asarray(b, dtype=np.float64)) for b in blocks]
+    version = 0
+    heap = []  # (-gain, index, version the gain was computed at)
+    for k in np.flatnonzero(grades > thr):
+        g = volume_gain(arrays[k] @ new.inv_A, thr)
+        if g > 0:
+            heap.append((-g, int(k), version))
+    heapq.heapify(heap)
+    chosen_list: list[int] = []
+    while heap and len(chosen_list) < limit:
+        _neg_gain, k, ver = heapq.heappop(heap)
+        if ver != version:  # stale: re-evaluate against the current active set
+            g = volume_gain(arrays[k] @ new.inv_A, thr)
+            if g > 0:
+                heapq.heappush(heap, (-g, k, version))
+            continue
+        new.configurations = list(new.configurations) + [confs[k]]
+        _commit(new, arrays[k], np.arange(arrays[k].shape[0]), len(new.configurations) - 1, threshold)
+        chosen_list.append(k)
+        version += 1
     new.prune_configurations()
-    return Selection(chosen.astype(np.int64), new, grades, new.log_abs_det() - before)
+    chosen = np.array(sorted(chosen_list), dtype=np.int64)
+    return Selection(chosen, new, grades, new.log_abs_det() - before)
 
 
 def active_set_for(mtp, species=None, train_images=None, mode: Mode | None = None, basis: Basis = "all",
