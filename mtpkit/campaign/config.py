@@ -18,9 +18,15 @@ Tables and keys (units: K, fs, Å, GPa):
     ``size`` (``"box"``: 296-atom 2×2×2 MD box; ``"cell"``: its 37-atom ordering cell).
 ``[labeller]``  ``kind`` (see :mod:`mtpkit.active_learning.labellers`), ``parameters``,
     ``calculator`` (for kind ``ase``), ``stress``.
-``[starting_set]``  ``per_structure`` (labelled copies of each structure), ``rattle``
+``[relax]``  relaxation of every structure with the labeller before the starting set and
+    production start from it: ``steps`` (FIRE steps at most; 0: no relaxation), ``fmax``
+    (eV/Å), ``cell`` (relax the cell too, FrechetCellFilter), ``pressure`` (GPa).
+``[starting_set]``  ``per_structure`` (labelled copies of each relaxed structure), ``rattle``
     (Å, largest Gaussian σ of the displacements; copy k of n gets σ = rattle·k/(n−1)),
-    ``strain`` (max |ε| per strain component).
+    ``strain`` (max |ε| per strain component), ``md_temperatures`` (labeller Langevin MD
+    of each relaxed structure at these K; ``[]``: none), ``md_steps`` (steps per
+    temperature), ``md_every`` (keep every this many steps as a labelled snapshot),
+    ``md_timestep`` (fs), ``relax_path`` (add the labelled frames along the relaxation).
 ``[potential]``  ``level``, ``radial_basis_size``, ``max_dist`` (cutoff Å), ``min_dist``
     (Å, template value; training resets it from the data), ``training`` (a table of
     :class:`mtpkit.potentials.train_config.TrainConfig` fields).
@@ -57,7 +63,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                  "scheduler": ""},
     "structures": {"names": [], "size": "box"},
     "labeller": {"kind": "chgnet", "parameters": {}, "calculator": "", "stress": True},
-    "starting_set": {"per_structure": 12, "rattle": 0.15, "strain": 0.03},
+    "relax": {"steps": 200, "fmax": 0.05, "cell": True, "pressure": 0.0},
+    "starting_set": {"per_structure": 12, "rattle": 0.15, "strain": 0.03, "md_temperatures": [],
+                     "md_steps": 0, "md_every": 10, "md_timestep": 2.0, "relax_path": True},
     "potential": {"level": 10, "radial_basis_size": 8, "max_dist": 5.0, "min_dist": 1.5,
                   "training": {}},
     "active_learning": {"temperatures": [300.0, 600.0, 900.0, 1200.0], "steps": 5000,
@@ -78,8 +86,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 SCALE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "structures": {"names": ["mixed-TM_oct50"], "size": "cell"},
-        "starting_set": {"per_structure": 24, "rattle": 0.25},
-        "potential": {"level": 6, "training": {"max_iter": 80}},
+        "relax": {"steps": 60},
+        "starting_set": {"per_structure": 12, "rattle": 0.15, "strain": 0.03,
+                         "md_temperatures": [400.0, 700.0], "md_steps": 120, "md_every": 6},
+        "potential": {"level": 8, "training": {"max_iter": 200}},
         "active_learning": {"temperatures": [400.0, 700.0], "steps": 1000, "max_iterations": 4,
                             "labels_per_iteration": 8, "candidates_per_run": 20,
                             "runs_per_structure": 4},
@@ -114,11 +124,12 @@ _POSITIVE_INTS = ("starting_set.per_structure", "potential.level", "potential.ra
                   "production.replicas", "production.steps",
                   "production.dump_every", "production.thermo_every", "production.restart_every",
                   "analysis.max_frames", "analysis.o_oct_frames", "fidelity.steps",
-                  "fidelity.dump_every", "campaign.workers")
-_POSITIVE_FLOATS = ("potential.max_dist", "potential.min_dist", "active_learning.timestep",
+                  "fidelity.dump_every", "campaign.workers", "starting_set.md_every")
+_POSITIVE_FLOATS = ("relax.fmax", "starting_set.md_timestep", "potential.max_dist", "potential.min_dist", "active_learning.timestep",
                     "production.timestep", "active_learning.gamma_select",
                     "active_learning.gamma_break", "active_learning.gamma_stop",
                     "analysis.extrapolate_T_K")
+_NONNEG_INTS = ("relax.steps", "starting_set.md_steps")
 _NONNEG_FLOATS = ("starting_set.rattle", "starting_set.strain", "analysis.breakpoint_K",
                   "fidelity.temperature")
 _FREE_TABLES = ("labeller.parameters", "potential.training")
@@ -184,6 +195,10 @@ def _validate(values: dict, path: Path | None) -> None:
         v = _get(values, key)
         if not is_num(v) or v <= 0:
             raise bad(key, f"must be a positive number, got {v!r}")
+    for key in _NONNEG_INTS:
+        v = _get(values, key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise bad(key, f"must be an integer >= 0, got {v!r}")
     for key in _NONNEG_FLOATS:
         v = _get(values, key)
         if not is_num(v) or v < 0:
@@ -192,6 +207,14 @@ def _validate(values: dict, path: Path | None) -> None:
         v = _get(values, key)
         if not isinstance(v, list) or not v or not all(is_num(t) and t > 0 for t in v):
             raise bad(key, f"must be a non-empty list of positive temperatures (K), got {v!r}")
+    md_t = values["starting_set"]["md_temperatures"]
+    if not isinstance(md_t, list) or not all(is_num(t) and t > 0 for t in md_t):
+        raise bad("starting_set.md_temperatures", f"must be a list of positive temperatures (K), got {md_t!r}")
+    for key in ("relax.cell", "starting_set.relax_path"):
+        if not isinstance(_get(values, key), bool):
+            raise bad(key, "must be true or false")
+    if not is_num(values["relax"]["pressure"]):
+        raise bad("relax.pressure", "must be a number (GPa)")
     species = values["campaign"]["species"]
     if not (isinstance(species, list) and species and all(isinstance(s, str) for s in species)
             and len(set(species)) == len(species)):

@@ -4,7 +4,10 @@
 stage                   folder                  what
 ======================  ======================  ==========================================
 ``structures``          ``01_structures``       enumerate orderings, write the structures
-``starting_set``        ``02_starting_set``     label strained/rattled copies
+``relax``               ``01_relax``            relax them with the labeller (cell + positions)
+``starting_set``        ``02_starting_set``     label strained/rattled copies of the relaxed
+                                                structures, plus labeller-MD snapshots and
+                                                relaxation-path frames (``starting.extxyz``)
 ``active_learning``     ``03_active_learning``  first fit + active learning over T
 ``production``          ``04_production``       NPT sweep with the final MTP
 ``analysis``            ``05_analysis``         D, σ, Arrhenius, σ(293 K), SRO, O_oct(t)
@@ -31,9 +34,9 @@ from mtpkit.campaign.state import CampaignState, make_logger
 from mtpkit.errors import UserError
 from mtpkit.io_utils import atomic_write_json
 
-STAGES = ("structures", "starting_set", "active_learning", "production", "analysis", "fidelity",
+STAGES = ("structures", "relax", "starting_set", "active_learning", "production", "analysis", "fidelity",
           "report")
-FOLDERS = {"structures": "01_structures", "starting_set": "02_starting_set",
+FOLDERS = {"structures": "01_structures", "relax": "01_relax", "starting_set": "02_starting_set",
            "active_learning": "03_active_learning", "production": "04_production",
            "analysis": "05_analysis", "fidelity": "06_fidelity"}
 
@@ -108,16 +111,53 @@ def _structures(cfg, out, ctx, say) -> dict:
     return {"n_structures": len(res["structures"])}
 
 
+def _relax(cfg, out, ctx, say) -> dict:
+    from mtpkit.campaign.relax_stage import run_relax
+
+    res = run_relax(cfg, out / FOLDERS["relax"], out / FOLDERS["structures"], _names(out), say)
+    return {"n_relaxed": len(res["structures"])}
+
+
+def _md_dir(out: Path) -> Path:
+    """Folder of the structures MD starts from: the relaxed ones (stage ``relax``)."""
+    return out / FOLDERS["relax"]
+
+
 def _starting_set(cfg, out, ctx, say) -> dict:
-    from mtpkit.campaign.labelling import label_configurations, spec_from_config
+    from mtpkit.active_learning.labellers import make_calculator
+    from mtpkit.campaign.labeller_md import md_snapshots
+    from mtpkit.campaign.labelling import label_configurations, spec_from_config, write_store
+    from mtpkit.campaign.relax_stage import read_path_frames
     from mtpkit.campaign.structures_stage import perturbed_copies, read_structure
 
     folder = out / FOLDERS["starting_set"]
     folder.mkdir(parents=True, exist_ok=True)
     ss = cfg["starting_set"]
     images = []
+    extra = []
+    calcs: list = []
+
+    def calculator():
+        if not calcs:
+            calcs.append(make_calculator(spec_from_config(cfg["labeller"])))
+        return calcs[0]
+
+    n_path = n_md = 0
     for i, name in enumerate(_names(out)):
-        atoms = read_structure(out / FOLDERS["structures"], name)
+        atoms = read_structure(_md_dir(out), name)
+        if ss["relax_path"]:
+            path = read_path_frames(_md_dir(out), name)
+            for f in path:
+                f.info = {"label_id": f"relax-{name}-{f.info.get('relax_step', 0)}",
+                          "source": f"relaxation path, {name}"}
+            extra.extend(path)
+            n_path += len(path)
+        if ss["md_temperatures"] and ss["md_steps"] > 0:
+            md = md_snapshots(calculator, atoms, name, folder, [float(t) for t in ss["md_temperatures"]],
+                              int(ss["md_steps"]), int(ss["md_every"]), float(ss["md_timestep"]),
+                              int(cfg["campaign"]["seed"]) + 211 * i, say)
+            extra.extend(md)
+            n_md += len(md)
         for j, a in enumerate(perturbed_copies(atoms, ss["per_structure"], ss["rattle"], ss["strain"],
                                                int(cfg["campaign"]["seed"]) + 101 * i)):
             a.info = {"label_id": f"start-{name}-{j}", "source": f"starting set, {name}"}
@@ -128,20 +168,26 @@ def _starting_set(cfg, out, ctx, say) -> dict:
         spec, images, folder / "labelled.extxyz", folder / "quarantine.json",
         workers=int(cfg["campaign"]["workers"]), scheduler=cfg["campaign"]["scheduler"], say=say,
         what="starting set")
-    if len(labelled) < 2:
-        raise UserError(f"starting set: only {len(labelled)} configuration(s) labelled "
+    if len(labelled) + len(extra) < 2:
+        raise UserError(f"starting set: only {len(labelled) + len(extra)} configuration(s) labelled "
                         f"({len(quarantined)} quarantined: see {folder / 'quarantine.json'}); "
                         "check the [labeller] table")
-    return {"n_labelled": len(labelled), "n_quarantined": len(quarantined)}
+    everything = list(labelled) + extra
+    write_store(folder / "starting.extxyz", everything)
+    say(f"starting set: {len(everything)} labelled configurations ({len(labelled)} strained/rattled, "
+        f"{n_path} from the relaxation path, {n_md} labeller-MD snapshots)")
+    return {"n_labelled": len(everything), "n_quarantined": len(quarantined), "n_copies": len(labelled),
+            "n_relax_path": n_path, "n_md": n_md}
 
 
 def _learning(cfg, out, ctx, say) -> dict:
     from mtpkit.campaign.labelling import read_store
     from mtpkit.campaign.learning import run_learning
 
-    starting = read_store(out / FOLDERS["starting_set"] / "labelled.extxyz")
-    hist = run_learning(cfg, out / FOLDERS["active_learning"], starting, out / FOLDERS["structures"],
-                        _names(out), say)
+    folder = out / FOLDERS["starting_set"]
+    store = folder / "starting.extxyz"
+    starting = read_store(store if store.is_file() else folder / "labelled.extxyz")
+    hist = run_learning(cfg, out / FOLDERS["active_learning"], starting, _md_dir(out), _names(out), say)
     return {"iterations": len(hist["iterations"]) - 1, "stop_reason": hist["stop_reason"],
             "final_potential": hist["final_potential"]}
 
@@ -153,7 +199,7 @@ def _production(cfg, out, ctx, say) -> dict:
     folder = out / FOLDERS["production"]
     folder.mkdir(parents=True, exist_ok=True)
     manifest = run_production(cfg, folder, final_potential(out / FOLDERS["active_learning"]),
-                              out / FOLDERS["structures"], _names(out), say)
+                              _md_dir(out), _names(out), say)
     runs = manifest["runs"].values()
     return {"runs_done": sum(r.get("status") == "done" for r in runs), "runs": len(runs)}
 
@@ -185,7 +231,7 @@ def _fidelity(cfg, out, ctx, say) -> dict:
     folder = out / FOLDERS["fidelity"]
     folder.mkdir(parents=True, exist_ok=True)
     res = run_fidelity(cfg, folder, final_potential(out / FOLDERS["active_learning"]),
-                       out / FOLDERS["structures"], _names(out), _manifest(out), say)
+                       _md_dir(out), _names(out), _manifest(out), say)
     return {"D_ratio_short": res.get("D_ratio_short")}
 
 
@@ -210,8 +256,10 @@ def gather_report_data(cfg: CampaignConfig, out: Path) -> dict:
     return {
         "config": cfg.to_dict(), "stages": state["stages"],
         "structures": load(FOLDERS["structures"], "structures.json"),
+        "relax": load(FOLDERS["relax"], "relax.json"),
         "starting_set": {"n_labelled": start.get("n_labelled"), "n_quarantined": start.get("n_quarantined"),
-                         **cfg["starting_set"]},
+                         "n_copies": start.get("n_copies"), "n_relax_path": start.get("n_relax_path"),
+                         "n_md": start.get("n_md"), **cfg["starting_set"]},
         "learning": load(FOLDERS["active_learning"], "history.json"),
         "al_cfg": cfg["active_learning"], "production_cfg": cfg["production"],
         "transport": load(FOLDERS["analysis"], "summary.json"), "fidelity": fid,
@@ -219,6 +267,6 @@ def gather_report_data(cfg: CampaignConfig, out: Path) -> dict:
 
 
 _RUNNERS: dict[str, Callable] = {
-    "structures": _structures, "starting_set": _starting_set, "active_learning": _learning,
+    "structures": _structures, "relax": _relax, "starting_set": _starting_set, "active_learning": _learning,
     "production": _production, "analysis": _analysis, "fidelity": _fidelity, "report": _report,
 }

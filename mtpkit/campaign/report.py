@@ -144,14 +144,39 @@ def build_blocks(data: dict) -> list[Block]:
               [[n, s["n_atoms"], s["tm_label"], s["oct_occupancy_percent"],
                 _num(s["ewald_eV_per_37_atoms"], "{:.3f}"), s["cell"], s["ordering"]]
                for n, s in st["structures"].items()]))
+    rx = data.get("relax") or {}
+    if rx.get("structures"):
+        b.append(("p", "Each structure was relaxed with the labeller (FIRE, cell + positions) before the "
+                       "starting set was built; the active-learning, production and fidelity MD start "
+                       "from the relaxed structure."))
+        rrows = []
+        for n, r in rx["structures"].items():
+            bb, aa = r["before"], r["after"]
+            bonds = "; ".join(f"{k} {bb['bonds_A'][k]:.3f} → {aa['bonds_A'].get(k, float('nan')):.3f}"
+                              for k in bb["bonds_A"])
+            rrows.append([n, r["steps"], "yes" if r["converged"] else "no",
+                          f"{bb['energy_eV']:.3f} → {aa['energy_eV']:.3f}",
+                          f"{bb['volume_A3']:.1f} → {aa['volume_A3']:.1f}",
+                          f"{max(abs(x) for x in bb['stress_GPa']):.2f} → {max(abs(x) for x in aa['stress_GPa']):.2f}",
+                          _num(aa["max_force_eV_A"], "{:.3f}"), bonds])
+        b.append(("table", ["structure", "FIRE steps", "converged", "E (eV)", "V (Å³)", "max |stress| (GPa)",
+                            "max |F| after (eV/Å)", "mean cation–Cl distance (Å)"], rrows))
 
     # 2-3. starting set and active learning
     al = data["learning"]
     ss = data["starting_set"]
     b.append(("h", 2, "2. Starting set"))
-    b.append(("p", f"{ss['n_labelled']} configurations labelled ({ss['n_quarantined']} quarantined) from "
-                   f"{ss['per_structure']} strained/rattled copies of each structure (rattle σ up to "
-                   f"{ss['rattle']} Å, strain ±{ss['strain']})."))
+    parts = [f"{ss['n_copies'] if ss.get('n_copies') is not None else ss['n_labelled']} of "
+             f"{ss['per_structure']} strained/rattled copies of each relaxed structure (rattle σ up to "
+             f"{ss['rattle']} Å, strain ±{ss['strain']})"]
+    if ss.get("n_relax_path"):
+        parts.append(f"{ss['n_relax_path']} frames along the relaxations")
+    if ss.get("n_md"):
+        parts.append(f"{ss['n_md']} snapshots of labeller Langevin MD at "
+                     f"{', '.join(f'{t:g}' for t in ss['md_temperatures'])} K ({ss['md_steps']} steps of "
+                     f"{ss['md_timestep']:g} fs, every {ss['md_every']}th step kept)")
+    b.append(("p", f"{ss['n_labelled']} labelled configurations ({ss['n_quarantined']} quarantined): "
+                   + "; ".join(parts) + "."))
     b.append(("h", 2, "3. Active learning"))
     b.append(("p", f"Stop: {al.get('stop_reason') or 'not finished'}. γ_select = {data['al_cfg']['gamma_select']}, "
                    f"γ_break = {data['al_cfg']['gamma_break']}, reliable when every run finishes "

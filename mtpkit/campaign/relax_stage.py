@@ -1,0 +1,148 @@
+"""Stage 1b: relax every structure with the labeller (cell + positions) before anything uses it.
+
+The representative structures of stage 1 are ideal, unrelaxed decorations of the
+Na3YCl6-type frame (Zr–Cl ≈ 2.65 Å instead of ≈ 2.5 Å, stressed by GPa). Starting
+sets built around them, and MD started from them, sit far from where the MD goes.
+Here each structure is relaxed with the labeller itself: ASE FIRE on a
+:class:`ase.filters.FrechetCellFilter` (cell and positions at ``relax.pressure``
+GPa), at most ``relax.steps`` steps or until max force < ``relax.fmax`` eV/Å
+(cell "forces" included). ``relax.cell = false`` keeps the cell and relaxes the
+positions only; ``relax.steps = 0`` copies the structure unchanged.
+
+Written into the stage folder, per structure: ``<name>.extxyz`` (the relaxed
+structure every later stage starts from), ``<name>.log`` (the optimiser log),
+``<name>_path.extxyz`` (labelled frames along the relaxation: energy eV, forces
+eV/Å, stress eV/Å^3, reused by the starting set), and ``relax.json`` with energy,
+volume, stress and mean cation–Cl distances before and after. A structure whose
+``<name>.extxyz`` exists is never relaxed again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mtpkit.campaign.config import CampaignConfig
+from mtpkit.io_utils import atomic_open, atomic_write_json
+
+Log = Callable[[str], None]
+GPA = 1.0 / 160.21766208  # eV/Å^3 per GPa
+BOND_CUTOFF = 3.3  # Å, cation–Cl first shell
+
+
+def mean_bonds(atoms, anion: str = "Cl", cutoff: float = BOND_CUTOFF) -> dict[str, float]:
+    """Mean distance (Å) from each cation species to its ``anion`` neighbours within ``cutoff``."""
+    from ase.neighborlist import neighbor_list
+
+    i, j, d = neighbor_list("ijd", atoms, cutoff)
+    sym = np.array(atoms.get_chemical_symbols())
+    out = {}
+    for s in sorted(set(sym) - {anion}):
+        m = (sym[i] == s) & (sym[j] == anion)
+        if m.any():
+            out[f"{s}-{anion}"] = float(d[m].mean())
+    return out
+
+
+def _summary(atoms) -> dict:
+    stress = atoms.get_stress(voigt=True) / GPA
+    return {"energy_eV": float(atoms.get_potential_energy()), "volume_A3": float(atoms.get_volume()),
+            "max_force_eV_A": float(np.abs(atoms.get_forces()).max()),
+            "stress_GPa": [float(x) for x in stress], "bonds_A": mean_bonds(atoms)}
+
+
+def relax_one(atoms, calculator, *, steps: int, fmax: float, cell: bool, pressure_GPa: float,
+              log_path: Path, keep_every: int = 5) -> tuple:
+    """Relax a copy of ``atoms``; returns (relaxed Atoms, labelled path frames, info dict)."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    from mtpkit.active_learning.labellers import check_label, labelled_copy
+
+    work = atoms.copy()
+    work.calc = calculator
+    before = _summary(work)
+    path: list = []
+    target = FrechetCellFilter(work, scalar_pressure=pressure_GPa * GPA) if cell else work
+    t0 = time.perf_counter()
+    with open(log_path, "w") as log:
+        opt = FIRE(target, logfile=log)
+
+        def keep() -> None:
+            if opt.nsteps % keep_every:
+                return
+            e, f = work.get_potential_energy(), work.get_forces()
+            s = work.get_stress(voigt=True)
+            if check_label(e, f, s, len(work)) is None:
+                frame = labelled_copy(work, e, f, s)
+                frame.info = {"relax_step": int(opt.nsteps)}
+                path.append(frame)
+
+        opt.attach(keep, interval=1)
+        converged = bool(opt.run(fmax=fmax, steps=steps)) if steps > 0 else False
+    after = _summary(work)
+    relaxed = work.copy()
+    relaxed.calc = None
+    info = {"steps": int(opt.nsteps), "converged": converged, "fmax_eV_A": fmax, "cell": cell,
+            "pressure_GPa": pressure_GPa, "wall_s": time.perf_counter() - t0,
+            "before": before, "after": after}
+    return relaxed, path, info
+
+
+def run_relax(cfg: CampaignConfig, folder: Path, structures_dir: Path, names: list[str],
+              say: Log) -> dict:
+    """Relax (or reuse) every structure; returns the ``relax.json`` dict."""
+    from ase.io import read, write
+
+    from mtpkit.active_learning.labellers import make_calculator
+    from mtpkit.campaign.labelling import spec_from_config
+
+    rx = cfg["relax"]
+    folder.mkdir(parents=True, exist_ok=True)
+    summary_path = folder / "relax.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"structures": {}}
+    calc = None
+    for name in names:
+        target = folder / f"{name}.extxyz"
+        if target.is_file() and name in summary["structures"]:
+            say(f"relax: {name}: already relaxed, reused")
+            continue
+        atoms = read(structures_dir / f"{name}.extxyz", format="extxyz")
+        atoms.calc = None
+        if calc is None:
+            calc = make_calculator(spec_from_config(cfg["labeller"]))
+        say(f"relax: {name}: FIRE, {'cell + positions' if rx['cell'] else 'positions'}, "
+            f"at most {rx['steps']} steps to fmax {rx['fmax']:g} eV/Å")
+        relaxed, path, info = relax_one(atoms, calc, steps=int(rx["steps"]), fmax=float(rx["fmax"]),
+                                        cell=bool(rx["cell"]), pressure_GPa=float(rx["pressure"]),
+                                        log_path=folder / f"{name}.log")
+        with atomic_open(folder / f"{name}_path.extxyz", "w") as fh:
+            if path:
+                write(fh, path, format="extxyz")
+        relaxed.info = {"name": name}
+        with atomic_open(target, "w") as fh:
+            write(fh, relaxed, format="extxyz")
+        summary["structures"][name] = info
+        atomic_write_json(summary_path, summary)
+        b, a = info["before"], info["after"]
+        bonds = ", ".join(f"{k} {b['bonds_A'][k]:.3f}→{a['bonds_A'].get(k, float('nan')):.3f} Å"
+                          for k in b["bonds_A"])
+        say(f"relax: {name}: {info['steps']} steps ({'converged' if info['converged'] else 'not converged'}, "
+            f"{info['wall_s']:.1f} s); E {b['energy_eV']:.3f}→{a['energy_eV']:.3f} eV, "
+            f"V {b['volume_A3']:.1f}→{a['volume_A3']:.1f} Å³, max|F| {a['max_force_eV_A']:.3f} eV/Å; {bonds}")
+    atomic_write_json(summary_path, summary)
+    return summary
+
+
+def read_path_frames(folder: Path, name: str) -> list:
+    """Labelled frames saved along the relaxation of ``name`` (``[]`` when none)."""
+    from ase.io import read
+
+    p = folder / f"{name}_path.extxyz"
+    if not p.is_file() or p.stat().st_size == 0:
+        return []
+    return list(read(p, index=":", format="extxyz"))
