@@ -20,6 +20,7 @@ stress are not finite. Batch DFT on clusters is :class:`BatchLabeller`.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import math
 import os
@@ -177,6 +178,8 @@ def labelled_copy(atoms: Atoms, energy: float, forces: np.ndarray, stress: np.nd
 
 
 _CALC_CACHE: dict[str, Any] = {}
+# drop cached calculators before interpreter teardown (GPAW's writes its timing log from __del__)
+atexit.register(_CALC_CACHE.clear)
 
 
 def _cached_calculator(spec: LabellerSpec):
