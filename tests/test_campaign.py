@@ -26,7 +26,9 @@ MORSE = {"epsilon": 0.1, "r0": 2.8, "rho0": 4.0, "rcut1": 1.4, "rcut2": 1.75}
 TINY = {
     "campaign": {"name": "t", "workers": 1, "seed": 7},
     "labeller": {"kind": "morse", "parameters": MORSE},
-    "starting_set": {"per_structure": 30, "rattle": 0.25},
+    "relax": {"steps": 15, "pressure": -1.8},
+    "starting_set": {"per_structure": 30, "rattle": 0.25, "md_temperatures": [500.0], "md_steps": 40,
+                     "md_every": 8},
     "potential": {"training": {"max_iter": 60}},
     "active_learning": {"temperatures": [500.0], "steps": 200, "max_iterations": 1,
                         "runs_per_structure": 2, "labels_per_iteration": 3, "pressure": -1.8},
@@ -48,6 +50,7 @@ def tiny_campaign(tmp_path_factory):
     cfg = build_config(TINY, "tiny")
     first = run_campaign(cfg, out, stop_after="active_learning", echo=False)
     snapshot = {p: p.stat().st_mtime_ns for p in (out / "02_starting_set").iterdir()}
+    snapshot.update({p: p.stat().st_mtime_ns for p in (out / "01_relax").iterdir()})
     snapshot.update({p: p.stat().st_mtime_ns for p in (out / "03_active_learning").rglob("*.almtp")})
     final = run_campaign(cfg, out, resume=True, echo=False)
     return out, cfg, first, final, snapshot
@@ -56,7 +59,7 @@ def tiny_campaign(tmp_path_factory):
 def test_stop_and_resume_skips_finished_stages(tiny_campaign):
     out, cfg, first, final, snapshot = tiny_campaign
     done_first = [s for s in STAGES if first["stages"].get(s, {}).get("status") == "done"]
-    assert done_first == ["structures", "starting_set", "active_learning"]
+    assert done_first == ["structures", "relax", "starting_set", "active_learning"]
     assert all(final["stages"][s]["status"] == "done" for s in STAGES)
     log = (out / "progress.log").read_text()
     for stage in done_first:
@@ -117,7 +120,9 @@ def test_cli_run_resume_is_a_no_op(tiny_campaign, tmp_path):
         "[campaign]", 'name = "t"', "workers = 1", "seed = 7",
         "[labeller]", 'kind = "morse"',
         "parameters = {" + ", ".join(f"{k} = {v}" for k, v in MORSE.items()) + "}",
-        "[starting_set]", "per_structure = 30", "rattle = 0.25",
+        "[relax]", "steps = 15", "pressure = -1.8",
+        "[starting_set]", "per_structure = 30", "rattle = 0.25", "md_temperatures = [500.0]",
+        "md_steps = 40", "md_every = 8",
         "[potential]", "training = {max_iter = 60}",
         "[active_learning]", "temperatures = [500.0]", "steps = 200", "max_iterations = 1",
         "runs_per_structure = 2", "labels_per_iteration = 3", "pressure = -1.8",

@@ -31,11 +31,14 @@ Log = Callable[[str], None]
 
 
 def _strided_frames(path: str, species: list[str], n_max: int):
-    from mtpkit.analysis.trajectory import iter_unwrapped, open_trajectory
+    """At most ``n_max`` evenly strided frames as dumped (SRO and O_oct use minimum images,
+    so the frames need not be unwrapped; unwrapping a strided read would refuse the
+    Na jumps between frames far apart)."""
+    from mtpkit.analysis.trajectory import open_trajectory
 
     traj = open_trajectory(path, type_map=species)
     stride = max(1, math.ceil(traj.n_frames / n_max))
-    return traj, iter_unwrapped(traj, stride=stride)
+    return traj, traj.frames(stride=stride)
 
 
 def _o_oct(run_folder: Path, species: list[str], n_max: int, sites: dict, frame_fs: float) -> dict:
