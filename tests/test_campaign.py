@@ -9,12 +9,14 @@ campaign with CHGNet is marked slow.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mtpkit.campaign.config import build_config, load_config
@@ -97,10 +99,14 @@ def test_report_has_every_section_from_run_numbers(tiny_campaign):
         assert any("arrhenius" in p for p in images) and any("o_oct" in p for p in images)
         temps = entry["transport"]["temperatures"]
         assert [t["temperature_K"] for t in temps] == [500.0, 700.0]
-        for t in temps:
+        for t in temps:  # real numbers, and the report shows them
+            assert math.isfinite(t["D"]) and t["D"] > 0 and math.isfinite(t["sigma"]) and t["sigma"] > 0
             assert f"{t['D']:.3g} ± {t['D_err']:.3g}" in md
+            assert f"{t['sigma']:.3g}" in md
         assert f"{entry['transport']['extrapolated']['sigma']:.3g}" in md
         assert 0.0 <= entry["o_oct"]["T500K/r0"]["mean"] <= 1.0
+        assert "| T500K/r0 |" in md and entry["sro_md"]["n_frames"] > 0
+        assert f"{entry['sro_md']['mean']['Y-Y']:.3f}" in md
     else:  # a failed production run is reported, with LAMMPS' reason, not papered over
         assert entry["transport"] is None and "did not finish" in md
         assert all(manifest["runs"][k]["message"] for k in manifest["runs"] if k not in finished)
@@ -111,6 +117,36 @@ def test_report_has_every_section_from_run_numbers(tiny_campaign):
     assert f"{fid['D_ratio_short']:.3g}" in md
     assert f"{fid['speedup_per_step_same_length']:.0f}" in md
     assert {"Y-Y", "Y-Zr", "Zr-Zr"} <= set(entry["sro_initial"])
+
+
+def test_relaxed_structure_seeds_starting_set_and_md(tiny_campaign):
+    out, cfg, *_ = tiny_campaign
+    from ase.io import read
+
+    rx = json.loads((out / "01_relax" / "relax.json").read_text())["structures"]["mixed-TM_oct50"]
+    p = rx["pressure_GPa"] / 160.21766208  # eV/Å^3; FIRE on the cell filter lowers the enthalpy
+    h = {k: rx[k]["energy_eV"] + p * rx[k]["volume_A3"] for k in ("before", "after")}
+    assert rx["steps"] >= 1 and h["after"] < h["before"]
+    relaxed = read(out / "01_relax" / "mixed-TM_oct50.extxyz")
+    assert abs(relaxed.get_volume() - rx["after"]["volume_A3"]) < 1e-6
+    assert "FIRE" in (out / "01_relax" / "mixed-TM_oct50.log").read_text()
+    # starting set: rattled copies + relaxation path + labeller-MD snapshots, all labelled
+    start = read(out / "02_starting_set" / "starting.extxyz", index=":")
+    ids = [a.info["label_id"] for a in start]
+    assert len(set(ids)) == len(ids)
+    n_md = sum(i.startswith("md-") for i in ids)
+    assert n_md == cfg["starting_set"]["md_steps"] // cfg["starting_set"]["md_every"]
+    assert any(i.startswith("relax-") for i in ids) and any(i.startswith("start-") for i in ids)
+    assert all(np.isfinite(a.get_forces()).all() for a in start)
+    # the first copy is the relaxed cell itself; production MD starts from it too
+    first = next(a for a in start if a.info["label_id"] == "start-mixed-TM_oct50-0")
+    assert abs(first.get_volume() - relaxed.get_volume()) < 1e-6
+    data = (out / "04_production" / "mixed-TM_oct50" / "T500K" / "r0" / "structure.data").read_text()
+    bounds = {m[2]: float(m[1]) - float(m[0]) for m in
+              re.findall(r"^\s*(\S+)\s+(\S+)\s+([xyz])lo [xyz]hi", data, re.M)}
+    assert abs(bounds["x"] * bounds["y"] * bounds["z"] - relaxed.get_volume()) < 1e-3
+    report = (out / "report.md").read_text()
+    assert "relaxed with the labeller" in report and "labeller Langevin MD" in report
 
 
 def test_cli_run_resume_is_a_no_op(tiny_campaign, tmp_path):
@@ -138,6 +174,30 @@ def test_cli_run_resume_is_a_no_op(tiny_campaign, tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("already finished, skipped") == len(STAGES)
     assert "report.md" in res.stdout
+
+
+@pytest.mark.slow
+def test_example_tiny_scale_campaign(tmp_path):
+    """The README's tiny job with CHGNet (minutes on 2 cores): AL ends reliable and every
+    production run finishes, so the report has real D and σ at every production temperature,
+    SRO from MD and O_oct(t)."""
+    pytest.importorskip("chgnet")
+    cfg = load_config("examples/nyzc75.toml", "tiny")
+    out = tmp_path / "tiny"
+    state = run_campaign(cfg, out, echo=False)
+    assert all(state["stages"][s]["status"] == "done" for s in STAGES)
+    history = json.loads((out / "03_active_learning" / "history.json").read_text())
+    assert history["stop_reason"].startswith("every exploration run reached")
+    summary = json.loads((out / "05_analysis" / "summary.json").read_text())
+    entry = summary["structures"]["mixed-TM_oct50"]
+    assert entry["runs_done"] == entry["runs_total"] == len(cfg["production"]["temperatures"])
+    temps = entry["transport"]["temperatures"]
+    assert len(temps) >= 2
+    md = (out / "report.md").read_text()
+    for t in temps:
+        assert math.isfinite(t["D"]) and t["D"] > 0 and math.isfinite(t["sigma"]) and t["sigma"] > 0
+        assert f"{t['D']:.3g} ± {t['D_err']:.3g}" in md
+    assert entry["sro_md"]["n_frames"] > 0 and len(entry["o_oct"]) == len(temps)
 
 
 @pytest.mark.slow

@@ -18,6 +18,11 @@ def test_example_resolves_at_every_scale():
     assert sizes["tiny"][0] == 1 and sizes["paper"][0] == 8
     assert sizes["paper"][1] == 5 and sizes["paper"][2] >= 2_000_000  # ≥ 2 ns in fs
     assert sizes["tiny"][2] < sizes["default"][2] < sizes["paper"][2]
+    tiny = load_config("examples/nyzc75.toml", "tiny")
+    # the tiny campaign relaxes its structure and seeds the starting set with labeller MD
+    assert tiny["relax"]["steps"] > 0 and tiny["relax"]["cell"]
+    assert tiny["starting_set"]["md_temperatures"] and tiny["starting_set"]["md_steps"] > 0
+    assert len(tiny["production"]["temperatures"]) >= 2
     paper = load_config("examples/nyzc75.toml", "paper")
     assert paper["structures"]["size"] == "box"
     assert paper["active_learning"]["temperatures"] == [300.0, 600.0, 900.0, 1200.0]
@@ -45,6 +50,13 @@ def test_precedence_scale_tables_override_top_level():
     ({"potential": {"training": {"max_iterations": 5}}}, "potential.training"),
     ({"labeller": {"kind": "vasp-magic"}}, "labeller"),
     ({"scales": {"huge": {}}}, "scales.huge"),
+    ({"relax": {"steps": -1}}, "relax.steps"),
+    ({"relax": {"fmax": 0.0}}, "relax.fmax"),
+    ({"relax": {"cell": "yes"}}, "relax.cell"),
+    ({"relax": {"pressure": "high"}}, "relax.pressure"),
+    ({"starting_set": {"md_temperatures": [400.0, -5.0]}}, "starting_set.md_temperatures"),
+    ({"starting_set": {"md_every": 0}}, "starting_set.md_every"),
+    ({"starting_set": {"md_steps": 2.5}}, "starting_set.md_steps"),
     ({"scales": {"tiny": {"production": {"stepz": 5}}}}, "production.stepz"),
 ])
 def test_bad_config_names_the_key(doc, field):

@@ -263,6 +263,7 @@ def gather_report_data(cfg: CampaignConfig, out: Path) -> dict:
         "learning": load(FOLDERS["active_learning"], "history.json"),
         "al_cfg": cfg["active_learning"], "production_cfg": cfg["production"],
         "transport": load(FOLDERS["analysis"], "summary.json"), "fidelity": fid,
+        "production_gamma": load(FOLDERS["production"], "gamma.json"),
     }
 
 

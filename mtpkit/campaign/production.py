@@ -4,6 +4,12 @@ Runs through :func:`mtpkit.md.sweep.run_sweep` (local processes or Dask), one fo
 per run ``<stage>/<structure>/T<T>K/r<replica>/`` with the unwrapped-coordinate dump
 ``traj.dump``; ``manifest.json`` lists every run. Finished runs are never redone and
 unfinished ones resume from their last checkpoint.
+
+The runs are watched, never stopped, by the extrapolation grade: ``pair_style mtp``
+grades every ``thermo_every`` steps (cheap at that interval), ``thermo.dat`` gets the
+``max_gamma`` column, configurations above ``active_learning.gamma_break`` are saved to
+``extrapolative.extxyz``, and ``gamma.json`` lists each run's largest grade, so the
+report says whether production stayed where the potential was trained.
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ def production_runs(cfg: CampaignConfig, folder: Path, potential: Path, structur
           "dump_every": int(pr["dump_every"]), "thermo_every": int(pr["thermo_every"]),
           "restart_every": int(pr["restart_every"])}
     seed = int(cfg["campaign"]["seed"])
+    watch = None
+    if _has_active_set(potential):
+        watch = {"every": int(pr["thermo_every"]),
+                 "select_threshold": float(cfg["active_learning"]["gamma_break"]),
+                 "break_threshold": NO_BREAK, "save": "extrapolative.extxyz"}
     runs = []
     for i_s, name in enumerate(names):
         for i_t, T in enumerate(pr["temperatures"]):
@@ -36,8 +47,19 @@ def production_runs(cfg: CampaignConfig, folder: Path, potential: Path, structur
                                     temperature=float(T), replica=r,
                                     seed=seed + 1 + r + 1000 * (i_t + 100 * i_s),
                                     folder=str(folder / run_id), potential=str(potential),
-                                    species=cfg.species, engine="plugin", md=md))
+                                    species=cfg.species, engine="plugin", md=md,
+                                    extrapolation=watch))
     return runs
+
+
+#: break threshold of the production watch: never reached, the runs are only watched
+NO_BREAK = 1.0e12
+
+
+def _has_active_set(potential: Path) -> bool:
+    from mtpkit.potentials.mtp_io import read_mtp
+
+    return getattr(read_mtp(potential), "active_set", None) is not None
 
 
 def run_production(cfg: CampaignConfig, folder: Path, potential: Path, structures_dir: Path,
@@ -57,4 +79,18 @@ def run_production(cfg: CampaignConfig, folder: Path, potential: Path, structure
     failed = [k for k, v in manifest["runs"].items() if v.get("status") != "done"]
     if failed:
         say(f"production: {len(failed)} run(s) did not finish: {', '.join(failed)}")
+    from mtpkit.campaign.learning import _max_gamma, _saved
+    from mtpkit.io_utils import atomic_write_json
+
+    grades = {}
+    for run in runs:
+        if run.extrapolation is None:
+            continue
+        f = Path(run.folder)
+        grades[run.run_id] = {"max_gamma": _max_gamma(f), "n_above_break": len(_saved(f)),
+                              "every": run.extrapolation["every"],
+                              "gamma_break": run.extrapolation["select_threshold"]}
+    atomic_write_json(folder / "gamma.json", grades)
+    if grades:
+        say("production: max γ " + ", ".join(f"{k}: {v['max_gamma']:.3g}" for k, v in grades.items()))
     return manifest

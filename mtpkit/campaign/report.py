@@ -212,6 +212,14 @@ def build_blocks(data: dict) -> list[Block]:
                    + ", ".join(f"{t:g}" for t in pc["temperatures"]) + " K."))
     b.append(("table", ["structure", "runs finished"],
               [[n, f"{e['runs_done']}/{e['runs_total']}"] for n, e in tr["structures"].items()]))
+    grades = data.get("production_gamma") or {}
+    if grades:
+        gb = next(iter(grades.values()))["gamma_break"]
+        b.append(("p", f"Extrapolation grade watched (not acted on) every {next(iter(grades.values()))['every']} "
+                       f"steps: a max γ above γ_break = {gb:g} means the run left the region the potential "
+                       "was trained on, and its numbers are less trustworthy."))
+        b.append(("table", ["run", "max γ", f"graded frames with γ > {gb:g}"],
+                  [[k, _num(v["max_gamma"], "{:.3g}"), v["n_above_break"]] for k, v in grades.items()]))
     b.append(("h", 2, "5. Na transport"))
     for name, e in tr["structures"].items():
         b.append(("h", 3, name))
