@@ -2,8 +2,10 @@
 
 The labeller is ASE's Morse potential (one pair potential for every species pair):
 cheap and deterministic; it is not a model of NYZC75 and contracts the cell, so the
-runs here hold the cell at a negative target pressure. The full default-scale
-campaign with CHGNet is marked slow.
+runs here hold the cell (and relax it) at a negative target pressure. It pulls the
+cations together, so its production runs may stop on the min_dist guard; the
+transport numbers are asserted whenever they finish, and always in the slow CHGNet
+tiny-scale test. The full default-scale campaign with CHGNet is marked slow too.
 """
 
 from __future__ import annotations
