@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,7 +144,7 @@ def test_relaxed_structure_seeds_starting_set_and_md(tiny_campaign):
     assert abs(first.get_volume() - relaxed.get_volume()) < 1e-6
     data = (out / "04_production" / "mixed-TM_oct50" / "T500K" / "r0" / "structure.data").read_text()
     bounds = {m[2]: float(m[1]) - float(m[0]) for m in
-              re.findall(r"^\s*(\S+)\s+(\S+)\s+([xyz])lo [xyz]hi", data, re.M)}
+              re.findall(r"^\s*(\S+)\s+(\S+)\s+([xyz])lo [xyz]hi", data, re.MULTILINE)}
     assert abs(bounds["x"] * bounds["y"] * bounds["z"] - relaxed.get_volume()) < 1e-3
     report = (out / "report.md").read_text()
     assert "relaxed with the labeller" in report and "labeller Langevin MD" in report

@@ -126,7 +126,11 @@ def _md_dir(out: Path) -> Path:
 def _starting_set(cfg, out, ctx, say) -> dict:
     from mtpkit.active_learning.labellers import make_calculator
     from mtpkit.campaign.labeller_md import md_snapshots
-    from mtpkit.campaign.labelling import label_configurations, spec_from_config, write_store
+    from mtpkit.campaign.labelling import (
+        label_configurations,
+        spec_from_config,
+        write_store,
+    )
     from mtpkit.campaign.relax_stage import read_path_frames
     from mtpkit.campaign.structures_stage import perturbed_copies, read_structure
 
