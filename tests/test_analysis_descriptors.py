@@ -62,6 +62,28 @@ def test_reference_sites_and_occupancy_time_series():
     assert occ.equilibrated_from == 5 and occ.mean == pytest.approx(0.1)
     with pytest.raises(UserError, match="reference sites"):
         octahedral_occupancy(frames, ref.get_chemical_symbols(), method="reference")
+    # per octahedral site: the one octahedral site is full, then empty
+    per_site = octahedral_occupancy(frames, ref.get_chemical_symbols(), method="reference", site_frac=frac,
+                                    site_is_oct=is_oct, per="site")
+    assert per_site.o_oct.tolist() == [1.0] * 6 + [0.0] * 4
+    with pytest.raises(UserError, match="method='reference'"):
+        octahedral_occupancy(frames, ref.get_chemical_symbols(), per="site")
+
+
+def test_per_site_occupancy_of_nyzc75_representatives_matches_their_names():
+    from mtpkit.analysis.sites import octahedral_site_occupancy
+    from mtpkit.structures.representatives import md_box_frame, representative_structures
+
+    frame = md_box_frame()
+    ref_na = [i for i, s in enumerate(frame) if s.properties.get("sublattice", "").startswith("Na")]
+    site_frac = frame.frac_coords[ref_na]
+    site_is_oct = np.array([frame[i].properties["sublattice"] == "Na_oct" for i in ref_na])
+    for name, rep in representative_structures().items():
+        atoms = rep.structure.to_ase_atoms() if hasattr(rep.structure, "to_ase_atoms") else rep.structure
+        nearest = classify_by_reference(atoms.positions, atoms.cell[:], atoms.get_chemical_symbols(),
+                                        site_frac, site_is_oct)[1]
+        expected = int(name.rsplit("oct", 1)[1]) / 100
+        assert octahedral_site_occupancy(nearest, site_is_oct) == pytest.approx(expected), name
 
 
 def test_nyzc75_has_both_site_kinds(nyzc75_atoms):

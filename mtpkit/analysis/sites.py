@@ -92,6 +92,21 @@ def classify_by_reference(positions: np.ndarray, cell: np.ndarray, symbols: Sequ
     return np.asarray(site_is_oct, bool)[nearest], nearest, dist[np.arange(len(ci)), nearest]
 
 
+def octahedral_site_occupancy(nearest_site: np.ndarray, site_is_oct: np.ndarray) -> float:
+    """Fraction of octahedral reference sites that hold at least one Na.
+
+    ``nearest_site``: index of each Na's nearest reference site (from
+    :func:`classify_by_reference`); ``site_is_oct``: flags of the reference sites.
+    """
+    is_oct = np.asarray(site_is_oct, bool)
+    n_oct = int(is_oct.sum())
+    if n_oct == 0:
+        raise UserError("the reference sites contain no octahedral site")
+    nearest_site = np.asarray(nearest_site, int)
+    occupied = np.unique(nearest_site[is_oct[nearest_site]])
+    return occupied.size / n_oct
+
+
 @dataclass
 class OctahedralOccupancy:
     """O_oct(t) (fraction of Na in octahedral sites) and its equilibrated mean ± block SEM."""
@@ -124,12 +139,19 @@ def equilibrated_mean(series: np.ndarray, equilibration_fraction: float = 0.2,
 def octahedral_occupancy(frames: Iterable, symbols: Sequence[str], center: str = "Na", ligand: str = "Cl",
                          method: str = "polyhedron", site_frac: np.ndarray | None = None,
                          site_is_oct: np.ndarray | None = None, equilibration_fraction: float = 0.2,
-                         threshold_deg: float = OCT_THRESHOLD_DEG) -> OctahedralOccupancy:
+                         threshold_deg: float = OCT_THRESHOLD_DEG, per: str = "na") -> OctahedralOccupancy:
     """O_oct(t) over frames (objects with ``positions``, ``cell``, ``index``; streamed).
 
     ``method``: ``"polyhedron"`` or ``"reference"`` (then ``site_frac``/``site_is_oct``
     from :func:`reference_sites`).
+    ``per``: ``"na"`` gives the fraction of Na on octahedral sites; ``"site"`` (reference
+    method only) the fraction of octahedral reference sites holding a Na — the octahedral
+    occupancy of the reference study (25/50/75/100 % for its NYZC75 models).
     """
+    if per not in ("na", "site"):
+        raise UserError(f"per must be 'na' or 'site', got {per!r}")
+    if per == "site" and method != "reference":
+        raise UserError("O_oct per octahedral site needs method='reference' (the sites must be known)")
     if method == "reference" and (site_frac is None or site_is_oct is None):
         raise UserError("site classification by reference needs the reference sites (site_frac, site_is_oct)")
     if method not in ("polyhedron", "reference"):
@@ -138,11 +160,15 @@ def octahedral_occupancy(frames: Iterable, symbols: Sequence[str], center: str =
     for frame in frames:
         if method == "polyhedron":
             flags = classify_by_polyhedron(frame.positions, frame.cell, symbols, center, ligand, threshold_deg)
+            values.append(float(flags.mean()))
         else:
-            flags = classify_by_reference(frame.positions, frame.cell, symbols, site_frac, site_is_oct,
-                                          center)[0]
+            flags, nearest, _ = classify_by_reference(frame.positions, frame.cell, symbols, site_frac,
+                                                      site_is_oct, center)
+            if per == "site":
+                values.append(octahedral_site_occupancy(nearest, site_is_oct))
+            else:
+                values.append(float(flags.mean()))
         idx.append(frame.index)
-        values.append(float(flags.mean()))
     if not values:
         raise UserError("O_oct: the trajectory has no frames")
     series = np.array(values)

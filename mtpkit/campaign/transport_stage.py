@@ -9,8 +9,8 @@ Per structure, through :mod:`mtpkit.analysis`:
   ``<stage>/<structure>/`` (results.json/md, transport.csv, msd and Arrhenius plots);
 * Warren–Cowley SRO of Y/Zr (8.5 Å): the starting structure and the average over
   frames of the hottest run;
-* O_oct(t): fraction of Na nearest to an octahedral reference site of the ideal
-  frame (:func:`mtpkit.analysis.sites.octahedral_occupancy`, method "reference") for
+* O_oct(t): fraction of the octahedral Na reference sites of the ideal frame that hold
+  a Na (the study's octahedral occupancy: 25/50/75/100 % for its models) (:func:`mtpkit.analysis.sites.octahedral_occupancy`, method "reference") for
   every run, with its equilibrated mean ± block standard error; plot per structure.
 
 ``<stage>/summary.json`` collects what the report needs.
@@ -47,7 +47,7 @@ def _o_oct(run_folder: Path, species: list[str], n_max: int, sites: dict, frame_
     traj, frames = _strided_frames(str(run_folder / "traj.dump"), species, n_max)
     occ = octahedral_occupancy(frames, traj.symbols, method="reference",
                                site_frac=np.array(sites["na_sites_frac"]),
-                               site_is_oct=np.array(sites["na_sites_oct"], bool))
+                               site_is_oct=np.array(sites["na_sites_oct"], bool), per="site")
     return {"t_ps": (occ.frame_index * frame_fs / 1000.0).tolist(), "o_oct": occ.o_oct.tolist(),
             "mean": occ.mean, "sem": occ.sem,
             "equilibrated_from_ps": occ.equilibrated_from * frame_fs / 1000.0}
@@ -57,12 +57,13 @@ def _o_oct_start(path: Path, sites: dict) -> float:
     """O_oct of the starting structure, classified like the MD frames."""
     from ase.io import read
 
-    from mtpkit.analysis.sites import classify_by_reference
+    from mtpkit.analysis.sites import classify_by_reference, octahedral_site_occupancy
 
     atoms = read(path, format="extxyz")
-    flags = classify_by_reference(atoms.positions, atoms.cell[:], atoms.get_chemical_symbols(),
-                                  np.array(sites["na_sites_frac"]), np.array(sites["na_sites_oct"], bool))[0]
-    return float(np.mean(flags))
+    site_is_oct = np.array(sites["na_sites_oct"], bool)
+    nearest = classify_by_reference(atoms.positions, atoms.cell[:], atoms.get_chemical_symbols(),
+                                    np.array(sites["na_sites_frac"]), site_is_oct)[1]
+    return octahedral_site_occupancy(nearest, site_is_oct)
 
 
 def _plot_o_oct(series: dict, name: str, stem: Path, ideal: float) -> str:
