@@ -21,6 +21,7 @@ stress are not finite. Batch DFT on clusters is :class:`BatchLabeller`.
 from __future__ import annotations
 
 import atexit
+import threading
 import importlib
 import math
 import os
@@ -177,13 +178,15 @@ def labelled_copy(atoms: Atoms, energy: float, forces: np.ndarray, stress: np.nd
     return out
 
 
-_CALC_CACHE: dict[str, Any] = {}
+_CALC_CACHE: dict[tuple[int, str], Any] = {}
 # drop cached calculators before interpreter teardown (GPAW's writes its timing log from __del__)
 atexit.register(_CALC_CACHE.clear)
 
 
 def _cached_calculator(spec: LabellerSpec):
-    key = repr(spec)
+    # One calculator per thread: ASE calculators keep per-call state (atoms, results), so
+    # threads of one worker (dask's threaded workers) must not share one.
+    key = (threading.get_ident(), repr(spec))
     if key not in _CALC_CACHE:
         _CALC_CACHE[key] = make_calculator(spec)
     return _CALC_CACHE[key]
