@@ -183,37 +183,46 @@ def _state(run: Path) -> tuple[int, str] | None:
 def test_kill_9_at_each_phase_then_resume(tmp_path):
     """SIGKILL the campaign in every phase of iteration 1, resuming in between;
     afterwards no finished label is lost and none was computed twice."""
-    path = make_campaign(tmp_path, max_iterations=2, delay=0.4, steps=300, gamma_max=1.0 + 1e-9)
+    path = make_campaign(tmp_path, max_iterations=3, delay=0.4, steps=300, gamma_max=1.0 + 1e-9)
     run = tmp_path / "run"
     log = tmp_path / "labels.log"
     killed_in = []
     resume = False
-    for target in ("explore", "select", "label", "train", "report"):
-        proc = _launch(path, resume, log)
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            st = _state(run)
-            if st is not None and st[0] == 1 and st[1] == target:
-                if target == "label":
-                    time.sleep(0.1)  # be inside a labelling call, not before it
+    phases_order = ("explore", "select", "label", "train", "report")
+    finished_early = False
+    for target in phases_order:
+        # Kill as soon as the campaign is in `target` (iteration >= 1). A phase that went by
+        # between two polls gets another chance in the next iteration, so the test does not
+        # depend on how fast the machine is.
+        for _attempt in range(3):
+            proc = _launch(path, resume, log)
+            resume = True
+            deadline = time.time() + 120
+            while time.time() < deadline and proc.poll() is None:
+                st = _state(run)
+                if st is not None and st[0] >= 1 and st[1] == target:
+                    if target == "label":
+                        time.sleep(0.1)  # be inside a labelling call, not before it
+                    break
+                time.sleep(0.005)
+            if proc.poll() is not None:  # the campaign finished before reaching the target again
+                assert proc.returncode == 0, proc.communicate()
+                finished_early = True
                 break
-            if st is not None and (st[0] > 1 or (st[0] == 1 and
-                                                  ("explore", "select", "label", "train", "report").index(st[1])
-                                                  > ("explore", "select", "label", "train", "report").index(target))):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            killed_in.append(_state(run))
+            if killed_in[-1][1] == target:
                 break
-            time.sleep(0.005)
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        killed_in.append(_state(run))
-        resume = True
+        if finished_early:
+            break
     proc = _launch(path, True, log)
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     final = json.loads((run / "state.json").read_text())
     assert final["done"]
-    # killed at least once in explore, label and train of iteration 1 (the slow phases)
-    phases = {p for (it, p) in killed_in if it == 1}
+    # killed at least once in explore, label and train (the slow phases)
+    phases = {p for (it, p) in killed_in if it >= 1}
     assert {"explore", "label", "train"} <= phases, killed_in
     print("killed in", killed_in)
     # every selected configuration ended labelled (nothing lost), none labelled twice
