@@ -26,16 +26,20 @@ def _figure():
     return plt
 
 
-def _save(fig, stem: Path) -> list[str]:
+def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = ("png", "svg"),
+                dpi: int = 150) -> list[str]:
+    """Write ``fig`` as ``stem.<format>`` for each format, atomically; returns the paths."""
+    stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
-    for ext in ("png", "svg"):
+    for ext in formats:
         path = stem.with_suffix(f".{ext}")
         tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+        fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight")
         os.replace(tmp, path)
         paths.append(str(path))
     return paths
+
 
 
 def plot_msd(results: Sequence[TemperatureResult], stem: str | os.PathLike, title: str = "") -> list[str]:
@@ -67,7 +71,7 @@ def plot_msd(results: Sequence[TemperatureResult], stem: str | os.PathLike, titl
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    paths = _save(fig, Path(stem))
+    paths = save_figure(fig, Path(stem))
     plt.close(fig)
     return paths
 
@@ -106,7 +110,7 @@ def plot_arrhenius(results: Sequence[TemperatureResult], fit: ArrheniusFit | Non
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    paths = _save(fig, Path(stem))
+    paths = save_figure(fig, Path(stem))
     plt.close(fig)
     return paths
 
@@ -131,6 +135,6 @@ def plot_descriptors(descs_by_T: dict, stem: str | os.PathLike, title: str = "")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    paths = _save(fig, Path(stem))
+    paths = save_figure(fig, Path(stem))
     plt.close(fig)
     return paths

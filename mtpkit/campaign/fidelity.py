@@ -76,6 +76,8 @@ def _plot(runs: dict, stem: Path, T: float, name: str) -> str:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    from mtpkit.analysis.plots import save_figure
+
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, r in runs.items():
         ax.plot(r["short"]["t_ps"], r["short"]["msd_A2"], label=label)
@@ -86,12 +88,9 @@ def _plot(runs: dict, stem: Path, T: float, name: str) -> str:
     ax.set_title(f"{name}, {T:g} K: MTP vs labeller")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = stem.with_suffix(".png")
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=130)
+    path = save_figure(fig, stem, formats=("png",), dpi=130)[0]
     plt.close(fig)
-    tmp.replace(path)
-    return str(path)
+    return path
 
 
 def run_fidelity(cfg: CampaignConfig, folder: Path, potential: Path, structures_dir: Path,

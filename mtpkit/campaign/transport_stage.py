@@ -72,21 +72,20 @@ def _plot_o_oct(series: dict, name: str, stem: Path, ideal: float) -> str:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    from mtpkit.analysis.plots import save_figure
+
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for label, s in series.items():
         ax.plot(s["t_ps"], s["o_oct"], lw=1, label=f"{label} (mean {s['mean']:.3f})")
     ax.axhline(ideal, color="k", ls=":", lw=1, label=f"starting structure ({ideal:.3f})")
     ax.set_xlabel("t (ps)")
-    ax.set_ylabel("O_oct (fraction of Na in octahedral sites)")
+    ax.set_ylabel("O_oct (fraction of octahedral Na sites occupied)")
     ax.set_title(name)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = stem.with_suffix(".png")
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=130)
+    path = save_figure(fig, stem, formats=("png",), dpi=130)[0]
     plt.close(fig)
-    tmp.replace(path)
-    return str(path)
+    return path
 
 
 def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures: dict,
