@@ -199,7 +199,7 @@ def _candidates(records: list[dict], per_run: int, iteration: int) -> list:
 def run_learning(cfg: CampaignConfig, folder: Path, starting: list, structures_dir: Path,
                  names: list[str], say: Log) -> dict:
     """Iteration 0 fit and the active-learning loop; returns the history dict (also on disk)."""
-    from ase.io import read, write
+    from ase.io import write
 
     from mtpkit.active_learning.grades import rows_for
     from mtpkit.active_learning.selection import select_add

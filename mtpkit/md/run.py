@@ -180,14 +180,12 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
             _truncate_outputs(folder, start)
             _resume_setup(lmp, engine, species, settings, folder, min_dist)
         last_good = _gather_atoms(lmp, species)
-        first = True
         while steps_done < settings.steps:
             n = min(settings.restart_every - steps_done % settings.restart_every,
                     settings.steps - steps_done)
             _thermo_fix(lmp, engine, settings, folder, steps_done)
             lmp.command(f"run {n} start 0 stop {settings.steps} pre yes "
                         "post no")
-            first = False
             reached = int(lmp.get_thermo("step"))
             last_good = _check_sane(lmp, species, min_dist)
             if reached < steps_done + n:  # a soft halt: extrapolation break
@@ -352,7 +350,7 @@ def _truncate_outputs(folder: Path, step: int) -> None:
     if dump.is_file():
         with open(dump, "rb+") as fh:
             cut = None
-            pos = 0
+            pos = frame_start = 0
             expect_step = False
             for line in fh:
                 if expect_step:
