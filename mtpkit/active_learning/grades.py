@@ -23,28 +23,10 @@ from ase import Atoms
 from mtpkit.active_learning.active_set import ActiveSet, Basis, Mode
 from mtpkit.errors import UserError
 from mtpkit.potentials.model import MTP
+from mtpkit.potentials.species import atom_types
 
 if TYPE_CHECKING:
     from mtpkit.potentials import core
-
-
-def atom_types(atoms: Atoms, species: Sequence[str] | None, species_count: int, label: str = "configuration"
-               ) -> npt.NDArray[np.int64]:
-    """MLIP type index of each atom: from ``species`` (symbol of type 0, 1, ...) or ``arrays["mtp_type"]``."""
-    if species is not None:
-        index = {s: k for k, s in enumerate(species)}
-        try:
-            t = np.array([index[s] for s in atoms.get_chemical_symbols()], dtype=np.int64)
-        except KeyError as exc:
-            raise UserError(f"{label}: species {exc.args[0]!r} is not one of the potential's species "
-                            f"{', '.join(species)}") from None
-    elif "mtp_type" in atoms.arrays:
-        t = np.asarray(atoms.arrays["mtp_type"], dtype=np.int64)
-    else:
-        raise UserError(f"{label}: atoms carry no MLIP types; give the species list")
-    if t.size and (t.min() < 0 or t.max() >= species_count):
-        raise UserError(f"{label}: type {int(t.max())} is outside 0..{species_count - 1}")
-    return t
 
 
 def basis_size(mtp: MTP, basis: Basis) -> int:

@@ -98,26 +98,10 @@ def types_for_images(images: Sequence[Atoms], species: Sequence[str] | None, spe
     when no species are given) is used. Raises :class:`UserError` naming the
     configuration for an unknown symbol or a type outside ``0..species_count-1``.
     """
-    out = []
-    index = {s: k for k, s in enumerate(species)} if species is not None else None
-    for k, atoms in enumerate(images):
-        if index is not None:
-            try:
-                t = np.array([index[s] for s in atoms.get_chemical_symbols()], dtype=np.int64)
-            except KeyError as exc:
-                raise UserError(f"{config_name(source, k)}: species {exc.args[0]!r} is not in the "
-                                f"species list {','.join(species)}") from None
-        elif "mtp_type" in atoms.arrays:
-            t = np.asarray(atoms.arrays["mtp_type"], dtype=np.int64)
-        else:
-            raise UserError(f"{config_name(source, k)}: atoms carry no MLIP types; give the species "
-                            "(chemical symbol of each type index)")
-        if t.size and (t.min() < 0 or t.max() >= species_count):
-            bad = int(t[(t < 0) | (t >= species_count)][0])
-            raise UserError(f"{config_name(source, k)}: type {bad} is outside 0..{species_count - 1} "
-                            f"(the potential has species_count = {species_count})")
-        out.append(t)
-    return out
+    from mtpkit.potentials.species import atom_types
+
+    return [atom_types(atoms, species, species_count, label=config_name(source, k))
+            for k, atoms in enumerate(images)]
 
 
 def config_weights(images: Sequence[Atoms], weights: Sequence[float] | None = None,
