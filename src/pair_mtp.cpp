@@ -9,6 +9,10 @@
 #include <cstring>
 #include <exception>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include "atom.h"
 #include "comm.h"
 #include "domain.h"
@@ -231,6 +235,13 @@ void PairMTP::init_style()
 {
   if (atom->tag_enable == 0) error->all(FLERR, "pair_style mtp requires atom IDs");
   neighbor->add_request(this, NeighConst::REQ_FULL);
+  if (comm->me == 0) {
+#if defined(_OPENMP)
+    utils::logmesg(lmp, "pair_style mtp: {} OpenMP thread(s) per MPI rank\n", comm->nthreads);
+#else
+    utils::logmesg(lmp, "pair_style mtp: built without OpenMP, 1 thread per MPI rank\n");
+#endif
+  }
 }
 
 double PairMTP::init_one(int, int) { return model_->cutoff(); }
@@ -264,20 +275,23 @@ void PairMTP::compute(int eflag, int vflag)
   if (!newton) fghost_.assign(3 * static_cast<size_t>(nall), 0.0);
   double *fg = newton ? nullptr : fghost_.data();
 
+  // 1. gather (serial): the in-cutoff neighbours of every local site, packed
+  offs_.assign(static_cast<size_t>(inum) + 1, 0);
+  site_type_.assign(inum, -1);
+  active_.clear();
+  pjl_.clear();
+  pjt_.clear();
+  prij_.clear();
   for (int ii = 0; ii < inum; ++ii) {
     const int i = ilist[ii];
     const int itype = type_map_[type[i]];
+    offs_[ii + 1] = offs_[ii];
     if (itype < 0) continue;
+    site_type_[ii] = itype;
+    active_.push_back(ii);
     const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
     const int *jlist = firstneigh[i];
     const int jnum = numneigh[i];
-    if (static_cast<int>(jlocal_.size()) < jnum) {
-      jlocal_.resize(jnum);
-      jtypes_.resize(jnum);
-      rij_.resize(3 * static_cast<size_t>(jnum));
-      grad_.resize(3 * static_cast<size_t>(jnum));
-    }
-    int n = 0;
     for (int jj = 0; jj < jnum; ++jj) {
       const int j = jlist[jj] & NEIGHMASK;
       const int jt = type_map_[type[j]];
@@ -289,19 +303,66 @@ void PairMTP::compute(int eflag, int vflag)
         error->one(FLERR, "pair_style mtp: MD blow-up: atoms {} and {} are {:.4f} A apart, closer "
                    "than min_dist_error {} A, at step {}", atom->tag[i], atom->tag[j],
                    std::sqrt(rsq), min_dist_error_, update->ntimestep);
-      jlocal_[n] = j;
-      jtypes_[n] = jt;
-      rij_[3 * n] = dx;
-      rij_[3 * n + 1] = dy;
-      rij_[3 * n + 2] = dz;
-      ++n;
+      pjl_.push_back(j);
+      pjt_.push_back(jt);
+      prij_.push_back(dx);
+      prij_.push_back(dy);
+      prij_.push_back(dz);
+      ++offs_[ii + 1];
     }
-    const double ei = model_->site_energy(ws_, itype, n, rij_.data(), jtypes_.data(), grad_.data());
+  }
+
+  // 2. kernel (OpenMP over batches of kLanes sites; bitwise the same results
+  //    for any thread count, since each site is computed the same way)
+  site_e_.assign(inum, 0.0);
+  pgrad_.resize(prij_.size());
+  const int nact = static_cast<int>(active_.size());
+  const int nbatch = (nact + mtpkit::kLanes - 1) / mtpkit::kLanes;
+  const int nthreads = std::max(1, std::min(comm->nthreads, nbatch));
+  if (static_cast<int>(bws_.size()) < nthreads) bws_.resize(nthreads);
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 2)
+#endif
+  for (int bt = 0; bt < nbatch; ++bt) {
+#if defined(_OPENMP)
+    mtpkit::BatchWorkspace &bw = bws_[omp_get_thread_num()];
+#else
+    mtpkit::BatchWorkspace &bw = bws_[0];
+#endif
+    const int q0 = bt * mtpkit::kLanes;
+    const int ns = std::min(mtpkit::kLanes, nact - q0);
+    int it[mtpkit::kLanes], cnt[mtpkit::kLanes];
+    const double *r[mtpkit::kLanes];
+    const int *jp[mtpkit::kLanes];
+    double *g[mtpkit::kLanes];
+    double e[mtpkit::kLanes];
+    for (int s = 0; s < ns; ++s) {
+      const int ii = active_[q0 + s];
+      const int o = offs_[ii];
+      it[s] = site_type_[ii];
+      cnt[s] = offs_[ii + 1] - o;
+      r[s] = prij_.data() + 3 * static_cast<size_t>(o);
+      jp[s] = pjt_.data() + o;
+      g[s] = pgrad_.data() + 3 * static_cast<size_t>(o);
+    }
+    model_->site_energies(bw, ns, it, cnt, r, jp, g, e);
+    for (int s = 0; s < ns; ++s) site_e_[active_[q0 + s]] = e[s];
+  }
+
+  // 3. scatter (serial, fixed order): forces, energies, virials
+  for (int q = 0; q < nact; ++q) {
+    const int ii = active_[q];
+    const int i = ilist[ii];
+    const int o = offs_[ii], n = offs_[ii + 1] - o;
+    const double *rp = prij_.data() + 3 * static_cast<size_t>(o);
+    const double *gp = pgrad_.data() + 3 * static_cast<size_t>(o);
+    const int *jl = pjl_.data() + o;
+    const double ei = site_e_[ii];
     double fix = 0.0, fiy = 0.0, fiz = 0.0;
     double v[6] = {0, 0, 0, 0, 0, 0};
     for (int k = 0; k < n; ++k) {
-      const int j = jlocal_[k];
-      const double gx = grad_[3 * k], gy = grad_[3 * k + 1], gz = grad_[3 * k + 2];
+      const int j = jl[k];
+      const double gx = gp[3 * k], gy = gp[3 * k + 1], gz = gp[3 * k + 2];
       fix += gx;
       fiy += gy;
       fiz += gz;
@@ -315,7 +376,7 @@ void PairMTP::compute(int eflag, int vflag)
         fg[3 * j + 2] -= gz;
       }
       if (vflag_either) {
-        const double rx = rij_[3 * k], ry = rij_[3 * k + 1], rz = rij_[3 * k + 2];
+        const double rx = rp[3 * k], ry = rp[3 * k + 1], rz = rp[3 * k + 2];
         v[0] -= rx * gx;
         v[1] -= ry * gy;
         v[2] -= rz * gz;
@@ -333,7 +394,35 @@ void PairMTP::compute(int eflag, int vflag)
       for (int c = 0; c < 6; ++c) virial[c] += v[c];
     if (vflag_atom)
       for (int c = 0; c < 6; ++c) vatom[i][c] += v[c];
-    if (grade_now) grade_site(itype, n, conf_mode ? nullptr : &gamma_[i]);
+  }
+
+  // 4. grades (every `every_` steps): per atom in parallel; in configuration
+  //    mode the site rows are summed in site order (serial)
+  if (grade_now) {
+    if (conf_mode) {
+      for (int q = 0; q < nact; ++q) {
+        const int ii = active_[q];
+        grade_site(0, site_type_[ii], offs_[ii + 1] - offs_[ii], offs_[ii], nullptr);
+      }
+    } else {
+      const int gthreads = std::max(1, std::min(comm->nthreads, nact));
+      if (static_cast<int>(gws_.size()) < gthreads) {
+        gws_.resize(gthreads);
+        grow_.resize(gthreads);
+      }
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(gthreads) schedule(dynamic, 4)
+#endif
+      for (int q = 0; q < nact; ++q) {
+#if defined(_OPENMP)
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+        const int ii = active_[q];
+        grade_site(tid, site_type_[ii], offs_[ii + 1] - offs_[ii], offs_[ii], &gamma_[ilist[ii]]);
+      }
+    }
   }
 
   if (!newton) {
@@ -350,19 +439,28 @@ void PairMTP::compute(int eflag, int vflag)
   }
 }
 
-/* Grade of one site (its neighbourhood is in rij_/jtypes_). In configuration
-   mode the site's row is accumulated into conf_row_ instead. */
-void PairMTP::grade_site(int itype, int n, double *gamma_out)
+/* Grade of one site, whose in-cutoff neighbourhood starts at `offset` in the
+   packed arrays prij_/pjt_, using thread `tid`'s scratch. In configuration
+   mode (gamma_out == nullptr, serial) the site's row is added to conf_row_. */
+void PairMTP::grade_site(int tid, int itype, int n, int offset, double *gamma_out)
 {
   const int m = aset_.n;
-  row_.assign(m, 0.0);
+  if (gws_.empty()) {
+    gws_.resize(1);
+    grow_.resize(1);
+  }
+  mtpkit::Workspace &ws = gws_[tid];
+  std::vector<double> &row = grow_[tid];
+  row.assign(m, 0.0);
+  const double *rij = prij_.data() + 3 * static_cast<size_t>(offset);
+  const int *jt = pjt_.data() + offset;
   if (m == model_->n_params()) {
-    model_->site_energy_param_grad(ws_, itype, n, rij_.data(), jtypes_.data(), 1.0, row_.data());
+    model_->site_energy_param_grad(ws, itype, n, rij, jt, 1.0, row.data());
   } else {
-    model_->site_energy(ws_, itype, n, rij_.data(), jtypes_.data(), nullptr, row_.data());
+    model_->site_energy(ws, itype, n, rij, jt, nullptr, row.data());
   }
   if (!gamma_out) {
-    for (int k = 0; k < m; ++k) conf_row_[k] += row_[k];
+    for (int k = 0; k < m; ++k) conf_row_[k] += row[k];
     return;
   }
   const double w = aset_.site_en_weight > 0.0 ? aset_.site_en_weight : 1.0;
@@ -371,7 +469,7 @@ void PairMTP::grade_site(int itype, int n, double *gamma_out)
   for (int k = 0; k < m; ++k) {
     const double *r = inv + static_cast<size_t>(k) * m;
     double c = 0.0;
-    for (int j = 0; j < m; ++j) c += r[j] * row_[j];
+    for (int j = 0; j < m; ++j) c += r[j] * row[j];
     g = std::max(g, std::fabs(w * c));
   }
   *gamma_out = g;
@@ -505,7 +603,10 @@ void *PairMTP::extract(const char *name, int &dim)
 double PairMTP::memory_usage()
 {
   double bytes = Pair::memory_usage();
-  bytes += 8.0 * (rij_.capacity() + grad_.capacity() + row_.capacity() + fghost_.capacity() +
-                  gamma_.capacity() + aset_.invA.capacity());
+  bytes += 8.0 * (prij_.capacity() + pgrad_.capacity() + site_e_.capacity() +
+                  fghost_.capacity() + gamma_.capacity() + conf_row_.capacity() +
+                  aset_.invA.capacity());
+  bytes += 4.0 * (pjl_.capacity() + pjt_.capacity() + offs_.capacity() + active_.capacity() +
+                  site_type_.capacity());
   return bytes;
 }

@@ -25,6 +25,10 @@
 //
 // min_dist_error R: a pair closer than R Angstrom is an MD blow-up (error, run stops).
 //
+// Threads: the site kernels and per-atom grades run on comm->nthreads OpenMP
+// threads (OMP_NUM_THREADS, or `package omp N`); forces, energies and virials
+// are summed in a fixed order, so results do not depend on the thread count.
+//
 // Per-atom energy: the site energy. Per-atom virial: the site virial
 // -sum_j r_ij (x) dE_i/dr_ij (sums to the global virial). Works with newton_pair
 // on or off and under MPI domain decomposition.
@@ -57,7 +61,6 @@ class PairMTP : public Pair {
  private:
   std::unique_ptr<mtpkit::Model> model_;
   mtpkit::ActiveSetData aset_;
-  mtpkit::Workspace ws_;
   std::string potential_file_;
   std::vector<std::string> file_species_;  // from the `species` keyword (may be empty)
   std::vector<std::string> type_names_;    // element of each LAMMPS type (1-based)
@@ -74,13 +77,19 @@ class PairMTP : public Pair {
   double halted_ = 0.0;
   bigint last_graded_step_ = -1;
 
-  // scratch
-  std::vector<double> rij_, grad_, row_, coef_, fghost_, gamma_, conf_row_;
-  std::vector<int> jtypes_;
-  std::vector<int> jlocal_;
+  // per-step packed neighbourhoods of the local sites (in cutoff):
+  // site ii's pairs are [offs_[ii], offs_[ii+1]) of pjl_ (LAMMPS index j),
+  // pjt_ (MTP type of j), prij_ (x_j - x_i, 3 per pair), pgrad_ (dE_i/dr_ij)
+  std::vector<int> offs_, pjl_, pjt_, site_type_, active_;
+  std::vector<double> prij_, pgrad_, site_e_;
+  std::vector<double> fghost_, gamma_, conf_row_;
+  // per-thread scratch (threads: comm->nthreads, i.e. OMP_NUM_THREADS or `package omp N`)
+  std::vector<mtpkit::BatchWorkspace> bws_;
+  std::vector<mtpkit::Workspace> gws_;
+  std::vector<std::vector<double>> grow_;
 
   void allocate();
-  void grade_site(int itype, int n, double *gamma_out);
+  void grade_site(int tid, int itype, int n, int offset, double *gamma_out);
   void finish_grading(int nlocal);
   void save_configuration(int nlocal);
 };

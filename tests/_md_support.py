@@ -54,8 +54,11 @@ def core_efs(mtp, atoms, species):
 
 def lammps_with_plugin(potential: Path, atoms, species, extra_style: str = "",
                        newton: str = "on", workdir: Path | None = None,
-                       coeff: list[str] | None = None):
-    """A LAMMPS instance with ``atoms`` (LAMMPS frame) and ``pair_style mtp``; ``run 0`` done."""
+                       coeff: list[str] | None = None, threads: int = 1):
+    """A LAMMPS instance with ``atoms`` (LAMMPS frame) and ``pair_style mtp``; ``run 0`` done.
+
+    ``threads`` > 1 runs the pair style on that many OpenMP threads (``package omp``).
+    """
     from mtpkit.md import lammps_env
     from mtpkit.md.structure import lammps_atoms, write_data
 
@@ -64,6 +67,8 @@ def lammps_with_plugin(potential: Path, atoms, species, extra_style: str = "",
     latoms = lammps_atoms(atoms)
     data = (workdir or Path(".")) / "in.data"
     write_data(data, latoms, species)
+    if threads > 1:
+        lmp.command(f"package omp {threads}")
     for c in [f"newton {newton}", "units metal", "atom_style atomic", "atom_modify map array",
               f"read_data {data}", f"pair_style mtp {potential} {extra_style}",
               "pair_coeff * * " + " ".join(coeff or species),

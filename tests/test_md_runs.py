@@ -106,6 +106,27 @@ def test_fix_external_same_trajectory_as_plugin_npt(cu_pot, tmp_path):
     assert np.ptp(tp[:, 7]) > 0  # the barostat moved the box
 
 
+def test_plugin_threads_same_npt_trajectory(cu_pot, tmp_path):
+    """MDSettings(threads=2) (package omp 2): the same trajectory and thermo as 1 thread."""
+    atoms = cu_cell()
+    atoms.rattle(0.02, seed=4)
+    out = {}
+    for threads in (1, 2):
+        settings = MDSettings(ensemble="npt", temperature=600.0, barostat="tri", steps=60,
+                              timestep=1.0, thermo_every=10, dump_every=10, restart_every=60,
+                              seed=7, threads=threads)
+        res = run_md(atoms, PluginEngine(cu_pot), ["Cu"], settings, tmp_path / f"t{threads}")
+        assert res.status == "done", res.message
+        out[threads] = (read_dump(tmp_path / f"t{threads}" / "traj.dump"),
+                        np.loadtxt(tmp_path / f"t{threads}" / "thermo.dat"))
+    (d1, t1), (d2, t2) = out[1], out[2]
+    assert sorted(d1) == sorted(d2) == list(range(0, 61, 10))
+    for step in d1:
+        assert np.array_equal(d1[step], d2[step])
+    assert np.array_equal(t1, t2)
+    assert "2 OpenMP thread(s)" in (tmp_path / "t2" / "log.lammps").read_text()
+
+
 RESUME_SCRIPT = textwrap.dedent("""
     import sys
     from ase.build import bulk

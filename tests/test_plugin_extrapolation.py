@@ -48,6 +48,11 @@ def test_plugin_grades_match_python(almtp, tmp_path):
     lmp, latoms = lammps_with_plugin(
         path, atoms, ["Cu"], workdir=tmp_path,
         extra_style=f"extrapolation_control every 1 select_threshold 1.0 break_threshold 1e9 save {save}")
+    # the per-atom grades on 2 OpenMP threads are the same numbers
+    lmp2, _ = lammps_with_plugin(path, atoms, ["Cu"], workdir=tmp_path, threads=2,
+                                 extra_style="extrapolation_control every 1 break_threshold 1e9")
+    assert lmp2.extract_pair("max_gamma") == lmp.extract_pair("max_gamma")
+    lmp2.close()
     rows = core.energy_param_grads(mtp, latoms, np.zeros(len(atoms), np.int32), per_atom=True)
     ref = np.abs(rows @ aset.inv_A).max(axis=1)
     assert ref.max() > 1.0

@@ -55,6 +55,23 @@ def test_plugin_matches_core_triclinic(level16_potential, data_dir, tmp_path, ne
     lmp.close()
 
 
+@pytest.mark.parametrize("newton", ["on", "off"])
+def test_plugin_threads_give_identical_results(level16_potential, data_dir, tmp_path, newton):
+    """2 OpenMP threads: energies, forces and per-atom virials bitwise equal to 1 thread."""
+    mtp, path = level16_potential
+    atoms = nyzc_cell(data_dir, rattle=0.05)
+    out = []
+    for threads in (1, 2):
+        lmp, _ = lammps_with_plugin(path, atoms, NYZC_SPECIES, newton=newton, workdir=tmp_path,
+                                    threads=threads)
+        out.append(_lammps_results(lmp, len(atoms)))
+        lmp.close()
+    (pe1, f1, p1, e1, v1), (pe2, f2, p2, e2, v2) = out
+    assert pe1 == pe2
+    assert np.array_equal(f1, f2) and np.array_equal(p1, p2)
+    assert np.array_equal(e1, e2) and np.array_equal(v1, v2)
+
+
 def test_plugin_matches_mlip_trained_potential(motep_data, tmp_path):
     """An MLIP-2-trained 3-species potential on MLIP's own configuration."""
     import mtpkit

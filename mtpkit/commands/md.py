@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--tdamp", type=float, default=None, help="fs (default 100 timesteps)")
     p.add_argument("--pdamp", type=float, default=None, help="fs (default 1000 timesteps)")
     p.add_argument("--seed", type=int, default=12345, help="velocity seed")
+    p.add_argument("--threads", type=int, default=1,
+                   help="OpenMP threads for LAMMPS and pair_style mtp (default 1)")
     p.add_argument("--supercell", type=int, nargs=3, default=None, metavar=("NA", "NB", "NC"))
     p.add_argument("--thermo-every", type=int, default=100)
     p.add_argument("--dump-every", type=int, default=100)
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         ensemble=args.ensemble, temperature=args.temperature, steps=args.steps,
         timestep=args.timestep, pressure=args.pressure, barostat=args.barostat,
         tdamp=args.tdamp, pdamp=args.pdamp, seed=args.seed, thermo_every=args.thermo_every,
-        dump_every=args.dump_every, restart_every=args.restart_every, min_dist=args.min_dist)
+        dump_every=args.dump_every, restart_every=args.restart_every, min_dist=args.min_dist,
+        threads=args.threads)
     atoms = as_atoms(args.structure, "structure")
     if args.supercell:
         atoms = atoms.repeat(args.supercell)

@@ -59,6 +59,8 @@ class MDSettings:
     thermo_every, dump_every, restart_every: output intervals in steps.
     min_dist: Å; a pair closer than this stops the run as a blow-up (``None``: potential's
         ``min_dist`` when known, else 0.5 Å).
+    threads: OpenMP threads per MPI rank for LAMMPS (``package omp``); ``pair_style mtp``
+        runs its site kernels on them (results do not depend on the count).
     """
 
     ensemble: str = "npt"
@@ -75,6 +77,7 @@ class MDSettings:
     dump_every: int = 100
     restart_every: int = 1000
     min_dist: float | None = None
+    threads: int = 1
 
     def __post_init__(self) -> None:
         self.ensemble = str(self.ensemble).lower()
@@ -88,7 +91,7 @@ class MDSettings:
             raise UserError(f"timestep: must be a positive number of fs, got {self.timestep!r}")
         if not self.temperature > 0 and (self.ensemble != "nve" or self.init_velocities):
             raise UserError(f"temperature: must be > 0 K, got {self.temperature!r}")
-        for name in ("steps", "thermo_every", "dump_every", "restart_every", "seed"):
+        for name in ("steps", "thermo_every", "dump_every", "restart_every", "seed", "threads"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < (0 if name == "steps" else 1):
                 raise UserError(f"{name}: must be a positive integer, got {value!r}")
@@ -168,7 +171,9 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
     if atoms is not None:
         species_types(atoms, species)  # bad species: a UserError now, not a failed run
     min_dist = settings.min_dist or engine.default_min_dist() or 0.5
-    lmp = lammps_env.new_lammps(log=None, screen=screen)
+    lmp = lammps_env.new_lammps(log=None, screen=screen,
+                                extra_args=["-pk", "omp", str(settings.threads)]
+                                if settings.threads > 1 else None)
     lmp.command(f"log {folder / 'log.lammps'} append")
     last_good = atoms
     steps_done = start
