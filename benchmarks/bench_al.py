@@ -173,46 +173,74 @@ def selection_benchmark(args):
             cache[i] = labeller(pool[i])
         return cache[i]
 
-    init_idx = list(range(args.initial))
-    start = [labeller(base)] + [lab(i) for i in init_idx]
     template = make_template(args.level, len(SPECIES), 8, 1.8, 5.0)
-    mtp0 = fit(start, template, args.max_iter, args.seed)
-    e0 = force_rmse(mtp0, held)
-    print(f"# start: {len(start)} labels, held-out force RMSE {e0['force_rmse']:.4f} eV/Å "
-          f"(level {args.level}, {mtp0.n_params} parameters)", flush=True)
+    base_label = labeller(base)
+    trials = []
+    for t in range(args.trials):
+        # trial t: its own random starting labels (trial 0 keeps the first `initial` pool
+        # entries, as the earlier single-trial runs); both strategies start from them
+        if t == 0:
+            init_idx = list(range(args.initial))
+        else:
+            init_idx = [int(i) for i in np.random.default_rng(args.seed * 100 + t).choice(
+                len(pool), args.initial, replace=False)]
+        start = [base_label] + [lab(i) for i in init_idx]
+        mtp0 = fit(start, template, args.max_iter, args.seed)
+        e0 = force_rmse(mtp0, held)
+        print(f"# trial {t}: start {len(start)} labels (pool {init_idx}), held-out force RMSE "
+              f"{e0['force_rmse']:.4f} eV/Å (level {args.level}, {mtp0.n_params} parameters)", flush=True)
+        curves = {}
+        strategies = ["maxvol"] + [f"random{s}" for s in range(args.random_seeds)]
+        for strat in strategies:
+            rng = np.random.default_rng(1000 + 97 * t + len(curves))
+            mtp, train_set = mtp0, list(start)
+            remaining = [i for i in range(len(pool)) if i not in init_idx]
+            curve = [(len(train_set), e0["force_rmse"], e0["energy_rmse"])]
+            for r in range(args.rounds):
+                if strat == "maxvol":
+                    chosen, gmax = maxvol_pick(mtp, train_set, pool, remaining, args.per_round, args.basis)
+                else:
+                    chosen = [int(i) for i in rng.choice(remaining, args.per_round, replace=False)]
+                    gmax = float("nan")
+                remaining = [i for i in remaining if i not in chosen]
+                train_set += [lab(i) for i in chosen]
+                mtp = fit(train_set, mtp, args.max_iter, args.seed)
+                e = force_rmse(mtp, held)
+                curve.append((len(train_set), e["force_rmse"], e["energy_rmse"]))
+                print(f"  trial {t} {strat:8s} round {r + 1}: {len(train_set)} labels, pool max grade "
+                      f"{gmax:.3g}, held-out force RMSE {e['force_rmse']:.4f} eV/Å", flush=True)
+            curves[strat] = curve
+        trials.append(curves)
 
-    curves = {}
-    strategies = ["maxvol"] + [f"random{s}" for s in range(args.random_seeds)]
-    for strat in strategies:
-        rng = np.random.default_rng(1000 + len(curves))
-        mtp, train_set = mtp0, list(start)
-        remaining = [i for i in range(len(pool)) if i not in init_idx]
-        curve = [(len(train_set), e0["force_rmse"], e0["energy_rmse"])]
-        for r in range(args.rounds):
-            if strat == "maxvol":
-                chosen, gmax = maxvol_pick(mtp, train_set, pool, remaining, args.per_round, args.basis)
-            else:
-                chosen = [int(i) for i in rng.choice(remaining, args.per_round, replace=False)]
-                gmax = float("nan")
-            remaining = [i for i in remaining if i not in chosen]
-            train_set += [lab(i) for i in chosen]
-            mtp = fit(train_set, mtp, args.max_iter, args.seed)
-            e = force_rmse(mtp, held)
-            curve.append((len(train_set), e["force_rmse"], e["energy_rmse"]))
-            print(f"  {strat:8s} round {r + 1}: {len(train_set)} labels, pool max grade {gmax:.3g}, "
-                  f"held-out force RMSE {e['force_rmse']:.4f} eV/Å", flush=True)
-        curves[strat] = curve
+    # per label count: MaxVol and random (mean over random seeds) per trial, then over trials
+    n_labels = [n for n, _, _ in trials[0]["maxvol"]]
+    mv = np.array([[c["maxvol"][j][1] for j in range(len(n_labels))] for c in trials])
+    rnd = np.array([[np.mean([c[k][j][1] for k in c if k != "maxvol"]) for j in range(len(n_labels))]
+                    for c in trials])
+    ratio = rnd / mv
+    nt = len(trials)
+
+    def sem(x):
+        return x.std(axis=0, ddof=1) / np.sqrt(nt) if nt > 1 else np.zeros(x.shape[1])
 
     print()
-    print(f"labels | MaxVol F-RMSE | random F-RMSE (mean of {args.random_seeds}) | random/MaxVol")
+    print(f"labels | MaxVol F-RMSE (mean ± s.e., {nt} trials) | random F-RMSE "
+          f"({args.random_seeds} seed(s)/trial) | random/MaxVol (paired mean ± s.e.) | MaxVol lower in")
     rows = []
-    for j, (n, fm, _) in enumerate(curves["maxvol"]):
-        fr = float(np.mean([curves[s][j][1] for s in strategies[1:]]))
-        rows.append((n, fm, fr, fr / fm))
-        print(f"{n:6d} | {fm:13.4f} | {fr:26.4f} | {fr / fm:13.2f}")
+    for j, n in enumerate(n_labels):
+        r_mean, r_sem = ratio[:, j].mean(), sem(ratio)[j]
+        wins = int((mv[:, j] < rnd[:, j]).sum())
+        rows.append({"labels": int(n), "maxvol": float(mv[:, j].mean()), "maxvol_sem": float(sem(mv)[j]),
+                     "random": float(rnd[:, j].mean()), "random_sem": float(sem(rnd)[j]),
+                     "ratio": float(r_mean), "ratio_sem": float(r_sem), "maxvol_wins": wins})
+        print(f"{n:6d} | {mv[:, j].mean():.4f} ± {sem(mv)[j]:.4f} | {rnd[:, j].mean():.4f} ± "
+              f"{sem(rnd)[j]:.4f} | {r_mean:.3f} ± {r_sem:.3f} | {wins}/{nt}")
+    later = ratio[:, 1:]
+    print(f"# over all trials and label counts after the start: random/MaxVol mean {later.mean():.3f}, "
+          f"MaxVol lower in {int((later > 1).sum())}/{later.size} (trial, label count) pairs")
     print(f"# part 1 wall time {time.perf_counter() - t0:.0f} s, {len(cache) + 1} pool labels "
           f"({labeller.computed} computed now), {len(held)} held-out snapshots")
-    return {"curves": curves, "table": rows}
+    return {"trials": trials, "table": rows}
 
 
 def loop_benchmark(args):
@@ -282,7 +310,9 @@ def main() -> None:
     p.add_argument("--initial", type=int, default=3)
     p.add_argument("--per-round", type=int, default=4)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--random-seeds", type=int, default=2)
+    p.add_argument("--random-seeds", type=int, default=2, help="random-selection runs per trial")
+    p.add_argument("--trials", type=int, default=1,
+                   help="independent trials, each from its own random starting labels")
     p.add_argument("--max-iter", type=int, default=150)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--loop-iterations", type=int, default=3)
