@@ -276,8 +276,13 @@ class BatchLabeller:
                 k = [int(x) for x in kpts]
                 (d / "KPOINTS").write_text(f"auto\n0\nGamma\n{k[0]} {k[1]} {k[2]}\n0 0 0\n")
         else:
-            write(d / "pw.in", atoms, format="espresso-in",
-                  input_data=p.get("input_data", {"control": {"tprnfor": True, "tstress": True}}),
+            # a label needs forces and stress: pw.x prints them only when asked
+            input_data = {k: dict(v) if isinstance(v, dict) else v
+                          for k, v in p.get("input_data", {}).items()}
+            control = input_data.setdefault("control", {})
+            control["tprnfor"] = True
+            control.setdefault("tstress", True)
+            write(d / "pw.in", atoms, format="espresso-in", input_data=input_data,
                   pseudopotentials=p.get("pseudopotentials", {}),
                   kpts=tuple(p.get("kpts", (1, 1, 1))))
         script = self.job_template.format(name=name, folder=str(d.resolve()), natoms=len(atoms))
@@ -294,46 +299,78 @@ class BatchLabeller:
         (Path(folder) / ".submitted").write_text(proc.stdout)
         return proc.stdout
 
-    def ingest(self, atoms: Atoms, folder: str | os.PathLike) -> tuple[Atoms | None, str | None]:
-        """Read a finished job: ``(labelled copy, None)``, ``(None, reason)`` or ``(None, "pending")``."""
+    def ingest(self, atoms: Atoms, folder: str | os.PathLike, *,
+               finished: bool = False) -> tuple[Atoms | None, str | None]:
+        """Read a job: ``(labelled copy, None)``, ``(None, reason)`` or ``(None, "pending")``.
+
+        ``atoms`` is the configuration the folder was prepared from; the
+        output's species, cell and positions must match it (0.001 Å), so a
+        relaxation or a mixed-up folder is never labelled with the wrong
+        geometry. An output without its end-of-run marker (VASP's timing
+        block, pw.x's ``JOB DONE``) is ``"pending"``; pass ``finished=True``
+        when the scheduler says the job ended, and such an output (walltime
+        kill, crash) is quarantined with a reason instead.
+        """
         d = Path(folder)
         try:
             if self.code == "vasp":
-                return self._ingest_vasp(atoms, d)
-            return self._ingest_qe(atoms, d)
+                return self._ingest_vasp(atoms, d, finished)
+            return self._ingest_qe(atoms, d, finished)
         except LabelError as exc:
             return None, exc.reason
 
-    def _ingest_vasp(self, atoms: Atoms, d: Path) -> tuple[Atoms | None, str | None]:
+    def _ingest_vasp(self, atoms: Atoms, d: Path, finished: bool) -> tuple[Atoms | None, str | None]:
         from ase.io import read
 
         outcar = d / "OUTCAR"
         vasprun = d / "vasprun.xml"
         if not outcar.exists() and not vasprun.exists():
+            if finished:
+                raise LabelError("job ended without writing OUTCAR or vasprun.xml")
             return None, "pending"
         if outcar.exists():
-            text = outcar.read_text(errors="replace")
-            if "EDIFF was not reached" in text:
-                raise LabelError("VASP electronic loop did not converge (EDIFF was not reached)")
-            if "General timing and accounting" not in text:
-                return None, "pending"
+            lines = outcar.read_text(errors="replace").splitlines()
+            done = any("General timing and accounting" in line for line in lines)
+            exit_ok, change_ok = _vasp_last_scf(lines)
+            # while VASP runs, the current loop is unconverged by its numbers: only its exit
+            # line, or the numbers once the run is over, decide
+            converged = exit_ok if exit_ok is not None else (change_ok if done else None)
+            if converged is False:
+                raise LabelError("VASP electronic loop did not converge "
+                                 "(last SCF: EDIFF was not reached)")
+            if not done:
+                return _unfinished(finished, "OUTCAR has no 'General timing and accounting' block")
+        else:
+            text = vasprun.read_text(errors="replace")
+            if "</modeling>" not in text:
+                return _unfinished(finished, "vasprun.xml is not closed (no </modeling>)")
+            reason = _vasprun_scf_problem(vasprun)
+            if reason:
+                raise LabelError(reason)
         try:
             res = read(vasprun if vasprun.exists() else outcar, index=-1)
         except Exception as exc:  # noqa: BLE001
             raise LabelError(f"cannot read VASP output: {type(exc).__name__}: {exc}") from None
         return self._finish(atoms, res)
 
-    def _ingest_qe(self, atoms: Atoms, d: Path) -> tuple[Atoms | None, str | None]:
+    def _ingest_qe(self, atoms: Atoms, d: Path, finished: bool) -> tuple[Atoms | None, str | None]:
         from ase.io import read
 
         out = next((d / n for n in ("pw.out", "espresso.pwo", "pw.pwo") if (d / n).exists()), None)
         if out is None:
+            if finished:
+                raise LabelError("job ended without writing pw.out / espresso.pwo / pw.pwo")
             return None, "pending"
         text = out.read_text(errors="replace")
         if "convergence NOT achieved" in text:
             raise LabelError("QE SCF did not converge (convergence NOT achieved)")
+        err = re.search(r"Error in routine\s+(\S+)\s*\(\s*-?\d+\s*\):\s*\n\s*(.*)", text)
+        if err:
+            raise LabelError(f"pw.x stopped with an error in {err.group(1)}: {err.group(2).strip()}")
         if "JOB DONE" not in text:
-            return None, "pending"
+            missing = ("SCF convergence" if "convergence has been achieved" not in text
+                       else "forces" if "Forces acting on atoms" not in text else "the end of the run")
+            return _unfinished(finished, f"pw.x output has no 'JOB DONE' (stops before {missing})")
         try:
             res = read(out, format="espresso-out", index=-1)
         except Exception as exc:  # noqa: BLE001
@@ -344,8 +381,14 @@ class BatchLabeller:
     def _finish(atoms: Atoms, res: Atoms) -> tuple[Atoms | None, str | None]:
         if len(res) != len(atoms) or not np.array_equal(res.numbers, atoms.numbers):
             raise LabelError("output structure does not match the submitted one (atoms or order differ)")
-        energy = res.get_potential_energy()
-        forces = res.get_forces()
+        mismatch = _geometry_mismatch(atoms, res)
+        if mismatch:
+            raise LabelError(f"output structure does not match the submitted one ({mismatch})")
+        try:
+            energy = res.get_potential_energy()
+            forces = res.get_forces()
+        except Exception as exc:  # noqa: BLE001  # PropertyNotImplementedError, missing results
+            raise LabelError(f"output has no energy or forces ({type(exc).__name__}: {exc})") from None
         try:
             stress = res.get_stress()
         except Exception:  # noqa: BLE001
@@ -354,6 +397,112 @@ class BatchLabeller:
         if reason:
             return None, reason
         return labelled_copy(atoms, energy, forces, stress), None
+
+
+def _unfinished(finished: bool, what: str) -> tuple[None, str]:
+    if finished:
+        raise LabelError(f"job ended before the output was complete: {what}")
+    return None, "pending"
+
+
+#: length tolerance (Å) between the prepared structure and the one a code writes back
+GEOMETRY_TOL = 1e-3
+
+
+def _geometry_mismatch(atoms: Atoms, res: Atoms) -> str | None:
+    """Why ``res`` (read back from the output) is not the geometry of ``atoms``, or ``None``."""
+    if atoms.pbc.all():
+        dcell = np.abs(np.asarray(res.cell) - np.asarray(atoms.cell)).max()
+        if dcell > GEOMETRY_TOL:
+            return f"cell differs by {dcell:.2g} Å"
+        frac = np.linalg.solve(np.asarray(atoms.cell).T, (res.positions - atoms.positions).T).T
+        frac -= np.round(frac)
+        shift = frac @ np.asarray(atoms.cell)
+    else:
+        shift = res.positions - atoms.positions
+    worst = float(np.linalg.norm(shift, axis=1).max())
+    if worst > GEOMETRY_TOL:
+        return f"an atom moved by {worst:.3g} Å (a relaxation or MD run, or another job's folder)"
+    return None
+
+
+_VASP_IONIC = re.compile(r"Iteration\s+(\d+)\s*\(")
+
+
+def vasp_scf_converged(lines: list[str]) -> bool | None:
+    """Whether the last electronic loop of a VASP OUTCAR converged; ``None`` if it cannot tell.
+
+    The loop's exit line decides when present (VASP 6 writes ``aborting loop
+    EDIFF was not reached (unconverged)``; VASP 5 and 6 write ``aborting loop
+    because EDIFF is reached``). Without one (VASP 5 stops silently at NELM),
+    the last ``total energy-change (2. order)`` line must have both numbers
+    below ``EDIFF`` (eV), the rule ASE's ``Vasp.read_convergence`` uses. Only the last ionic
+    step counts: that is the one being labelled.
+    """
+    exit_ok, change_ok = _vasp_last_scf(lines)
+    return exit_ok if exit_ok is not None else change_ok
+
+
+def _vasp_last_scf(lines: list[str]) -> tuple[bool | None, bool | None]:
+    """(what the last loop's exit line says, what its last energy change says); ``None``: absent."""
+    ediff = None
+    ionic = None
+    exit_ok: bool | None = None
+    last_change: tuple[float, float] | None = None
+    for line in lines:
+        if ediff is None and line.lstrip().startswith("EDIFF  ="):
+            ediff = float(line.split("=")[1].split()[0])
+        m = _VASP_IONIC.search(line)
+        if m and m.group(1) != ionic:
+            ionic, exit_ok, last_change = m.group(1), None, None
+        if "aborting loop" in line:
+            exit_ok = "because EDIFF is reached" in line
+        elif "total energy-change" in line and "MIXING" not in line:
+            change = _energy_change(line)
+            if change is not None:
+                last_change, exit_ok = change, None
+    if ediff is None or last_change is None:
+        return exit_ok, None
+    return exit_ok, abs(last_change[0]) < ediff and abs(last_change[1]) < ediff
+
+
+def _energy_change(line: str) -> tuple[float, float] | None:
+    # " total energy-change (2. order) :-0.6025550E-02  (-0.6005618E-02)"; the second number is
+    # sometimes printed without its "E" (" 0.2737684-111"), which means 1e-111-ish: treat as 0
+    try:
+        body = line.split(":", 1)[1]
+        first, _, rest = body.partition("(")
+        second = rest.split(")")[0].strip()
+        a = float(first)
+        try:
+            b = float(second)
+        except ValueError:
+            b = 0.0
+        return a, b
+    except (IndexError, ValueError):
+        return None
+
+
+def _vasprun_scf_problem(path: Path) -> str | None:
+    """Why the last calculation in ``vasprun.xml`` is not a converged SCF, or ``None``.
+
+    vasprun.xml has no convergence flag; a last electronic loop that used all
+    ``NELM`` steps is taken as not converged (as VASP stops there).
+    """
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        return f"cannot parse vasprun.xml ({exc})"
+    nelm = root.find("./parameters//i[@name='NELM']")
+    calcs = root.findall("calculation")
+    if nelm is None or not calcs:
+        return None
+    nsteps = len(calcs[-1].findall("scstep"))
+    if nsteps >= int(nelm.text.split()[0]):
+        return f"VASP electronic loop did not converge (used all NELM = {nsteps} steps)"
+    return None
 
 
 def _incar_value(v: Any) -> str:
