@@ -76,14 +76,15 @@ def test_vasp_outcar_ingest_matches_ase_and_file_text(tmp_path):
     assert reason is None, reason
     assert len(out) == 18 and out.get_chemical_formula() == "Ni18"
     np.testing.assert_array_equal(out.positions, atoms.positions)
-    assert out.get_potential_energy() == ref.get_potential_energy()
+    assert out.get_potential_energy() == ref.get_potential_energy(force_consistent=True)
     np.testing.assert_array_equal(out.get_forces(), ref.get_forces())
     np.testing.assert_array_equal(out.get_stress(), ref.get_stress())
 
-    # the numbers are the file's: last "energy(sigma->0)", first TOTAL-FORCE row, "in kB" line
-    sigma0 = float(re.findall(r"energy\(sigma->0\) =\s*(\S+)", text)[-1])
-    assert out.get_potential_energy() == pytest.approx(sigma0, abs=1e-8)
-    assert sigma0 == pytest.approx(-68.23102426)
+    # the numbers are the file's: last "free energy TOTEN" (force-consistent, not
+    # energy(sigma->0)), first TOTAL-FORCE row, "in kB" line
+    toten = float(re.findall(r"free  energy   TOTEN  =\s*(\S+)", text)[-1])
+    assert out.get_potential_energy() == pytest.approx(toten, abs=1e-8)
+    assert toten == pytest.approx(-68.22868532)
     block = text[text.rindex("TOTAL-FORCE (eV/Angst)"):].splitlines()[2]
     np.testing.assert_allclose(out.get_forces()[0], [float(x) for x in block.split()[3:6]], atol=1e-6)
     kb = [float(x) for x in re.findall(r"in kB(.*)", text)[-1].split()]  # xx yy zz xy yz zx, kbar
@@ -101,7 +102,7 @@ def test_vasp_vasprun_ingest_matches_ase_and_file_text(tmp_path):
     out, reason = _vasp_labeller().ingest(atoms, d)
     assert reason is None, reason
     assert out.get_chemical_formula() == "C2"
-    assert out.get_potential_energy() == ref.get_potential_energy()
+    assert out.get_potential_energy() == ref.get_potential_energy(force_consistent=True)
     np.testing.assert_array_equal(out.get_forces(), ref.get_forces())
     np.testing.assert_array_equal(out.get_stress(), ref.get_stress())
     last = text[text.rindex('<varray name="stress"'):]
@@ -171,7 +172,7 @@ def test_vasp_unconverged_electronic_loop_is_quarantined(tmp_path, name, with_ex
     d = _vasp_job(tmp_path, atoms, {"OUTCAR": outcar})
     out, reason = _vasp_labeller().ingest(atoms, d)
     if converged:
-        assert reason is None and out.get_potential_energy() == pytest.approx(-68.23102426)
+        assert reason is None and out.get_potential_energy() == pytest.approx(-68.22868532)
     else:
         assert out is None and "did not converge" in reason
 
@@ -223,7 +224,7 @@ def test_qe_ingest_of_real_pw_output_matches_ase_and_file_text(tmp_path):
     out, reason = qe_labeller().ingest(atoms, d)
     assert reason is None, reason
     ref = read(QE_DATA / "pw.out", format="espresso-out", index=-1)
-    assert out.get_potential_energy() == ref.get_potential_energy()
+    assert out.get_potential_energy() == ref.get_potential_energy(force_consistent=True)
     np.testing.assert_array_equal(out.get_forces(), ref.get_forces())
     np.testing.assert_array_equal(out.get_stress(), ref.get_stress())
     np.testing.assert_array_equal(out.positions, atoms.positions)

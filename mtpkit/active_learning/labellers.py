@@ -203,8 +203,13 @@ def label_one(spec: LabellerSpec, atoms: Atoms) -> tuple[Atoms | None, str | Non
     try:
         calc = _cached_calculator(spec)
         work.calc = calc
-        energy = work.get_potential_energy()
         forces = work.get_forces()
+        # the force-consistent (free) energy where the calculator has one (DFT with
+        # smearing: the forces are its derivatives); the plain energy otherwise
+        energy = work.get_potential_energy()
+        free = (getattr(calc, "results", None) or {}).get("free_energy")
+        if free is not None and math.isfinite(float(energy)):  # a NaN energy stays NaN
+            energy = float(free)
         stress = work.get_stress() if spec.stress and work.pbc.all() else None
         if spec.kind == "gpaw":
             scf = getattr(calc, "scf", None)
@@ -385,7 +390,12 @@ class BatchLabeller:
         if mismatch:
             raise LabelError(f"output structure does not match the submitted one ({mismatch})")
         try:
-            energy = res.get_potential_energy()
+            # the force-consistent (free) energy: VASP's TOTEN, of which the forces are the
+            # derivatives (energy(sigma->0) is not); the same as the energy without smearing
+            try:
+                energy = res.get_potential_energy(force_consistent=True)
+            except Exception:  # noqa: BLE001  # no free energy in this output
+                energy = res.get_potential_energy()
             forces = res.get_forces()
         except Exception as exc:  # noqa: BLE001  # PropertyNotImplementedError, missing results
             raise LabelError(f"output has no energy or forces ({type(exc).__name__}: {exc})") from None
