@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["load_potential", "read_cfg", "write_cfg", "__version__"]
+__all__ = ["__version__", "load_potential", "read_cfg", "write_cfg"]
 
 
 def __getattr__(name: str):

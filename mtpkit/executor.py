@@ -82,7 +82,7 @@ class Executor:
         self._own_client = False
 
     # --- lifecycle ---------------------------------------------------------------
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc) -> None:

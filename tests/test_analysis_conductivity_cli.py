@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from analysis_synthetic import lattice_walk  # noqa: E402
+from analysis_synthetic import lattice_walk
 
-from mtpkit.analysis.arrhenius import K_B_EV  # noqa: E402
-from mtpkit.analysis.trajectory import write_lammps_dump  # noqa: E402
-from mtpkit.cli import main  # noqa: E402
+from mtpkit.analysis.arrhenius import K_B_EV
+from mtpkit.analysis.trajectory import write_lammps_dump
+from mtpkit.cli import main
 
 EA = 0.25  # eV
 TEMPS = [400.0, 500.0, 600.0, 700.0]
@@ -123,7 +123,7 @@ def test_cli_descriptors_on_vibrating_nyzc75(tmp_path, nyzc75_atoms):
     rng = np.random.default_rng(0)
     pos = atoms.positions[None] + rng.normal(0, 0.08, (300, len(atoms), 3))
     cell = np.array(atoms.cell[:])
-    from mtpkit.md.structure import to_lammps_cell  # noqa: F401  (LAMMPS frame: lower-triangular)
+    from mtpkit.md.structure import to_lammps_cell  # LAMMPS frame: lower-triangular
     rot, _ = to_lammps_cell(cell)
     frac = pos @ np.linalg.inv(cell)
     path = tmp_path / "nyzc.dump"

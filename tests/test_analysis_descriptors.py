@@ -9,8 +9,13 @@ import pytest
 from ase import Atoms
 
 from mtpkit.analysis.octahedra import cl_angular_displacement
-from mtpkit.analysis.sites import (classify_by_polyhedron, classify_by_reference, octahedral_occupancy,
-                                   polyhedron_scores, reference_sites)
+from mtpkit.analysis.sites import (
+    classify_by_polyhedron,
+    classify_by_reference,
+    octahedral_occupancy,
+    polyhedron_scores,
+    reference_sites,
+)
 from mtpkit.errors import UserError
 
 R = 2.8  # Na–Cl, Å

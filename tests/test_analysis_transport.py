@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from analysis_synthetic import lattice_walk  # noqa: E402
+from analysis_synthetic import lattice_walk
 
-from mtpkit.analysis.trajectory import iter_unwrapped, open_trajectory, write_lammps_dump  # noqa: E402
-from mtpkit.analysis.transport import analyze_temperature, load_replica  # noqa: E402
-from mtpkit.errors import UserError  # noqa: E402
+from mtpkit.analysis.trajectory import iter_unwrapped, open_trajectory, write_lammps_dump
+from mtpkit.analysis.transport import analyze_temperature, load_replica
+from mtpkit.errors import UserError
 
 TYPES = ["Na", "Cl"]
 

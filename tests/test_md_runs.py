@@ -18,8 +18,6 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from _md_support import MOTEP_FIT
-
 from mtpkit.errors import InputFileError, UserError
 from mtpkit.md.engines import ExternalEngine, PluginEngine
 from mtpkit.md.run import MDSettings, run_md

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ase.io import read
-
 from _md_support import MOTEP_FIT, lammps_with_plugin
+from ase.io import read
 
 import mtpkit
 from mtpkit.md.engines import Extrapolation, PluginEngine

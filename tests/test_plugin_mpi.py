@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _md_support import NYZC_SPECIES, nyzc_cell, synthetic_mtp
 
 DATA = Path(__file__).parent / "data"

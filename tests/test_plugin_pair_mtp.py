@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from _md_support import NYZC_SPECIES, MOTEP_FIT, core_efs, lammps_with_plugin, nyzc_cell, synthetic_mtp
-
-
+from _md_support import MOTEP_FIT, NYZC_SPECIES, core_efs, lammps_with_plugin, nyzc_cell, synthetic_mtp
 
 
 @pytest.fixture(scope="module")

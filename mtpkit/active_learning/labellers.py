@@ -21,13 +21,13 @@ stress are not finite. Batch DFT on clusters is :class:`BatchLabeller`.
 from __future__ import annotations
 
 import atexit
-import threading
 import importlib
 import math
 import os
 import re
 import shlex
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -573,9 +573,9 @@ def explore_ase(mtp, aset: ActiveSet, atoms: Atoms, species: Sequence[str], temp
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
     from mtpkit.active_learning.grades import config_row, site_rows
-    from mtpkit.potentials.species import atom_types
     from mtpkit.potentials import core
     from mtpkit.potentials.calculator import MTPCalculator
+    from mtpkit.potentials.species import atom_types
 
     rng = np.random.default_rng(seed)
     work = atoms.copy()

@@ -24,7 +24,7 @@ import numpy as np
 
 from mtpkit.errors import UserError
 
-__all__ = ["K_B_EV", "RegimeFit", "ArrheniusFit", "fit_regime", "fit_arrhenius", "extrapolate"]
+__all__ = ["K_B_EV", "ArrheniusFit", "RegimeFit", "extrapolate", "fit_arrhenius", "fit_regime"]
 
 K_B_EV = 8.617333262e-5  # Boltzmann constant, eV/K
 

@@ -14,7 +14,7 @@ import numpy as np
 from mtpkit.analysis.arrhenius import ArrheniusFit
 from mtpkit.analysis.transport import TemperatureResult
 
-__all__ = ["plot_msd", "plot_arrhenius", "plot_descriptors"]
+__all__ = ["plot_arrhenius", "plot_descriptors", "plot_msd"]
 
 
 def _figure():

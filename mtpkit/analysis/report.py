@@ -26,12 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from mtpkit.analysis.arrhenius import ArrheniusFit, extrapolate, fit_arrhenius
-from mtpkit.analysis.transport import (DEFAULT_MAX_FRAMES, TemperatureResult, analyze_temperature,
-                                       conversion_factor_S_cm, load_replica)
+from mtpkit.analysis.transport import (
+    DEFAULT_MAX_FRAMES,
+    TemperatureResult,
+    analyze_temperature,
+    conversion_factor_S_cm,
+    load_replica,
+)
 from mtpkit.errors import UserError
 from mtpkit.io_utils import atomic_open, atomic_write_json, atomic_write_text
 
-__all__ = ["ReplicaSpec", "analyze_runs", "SCHEMA"]
+__all__ = ["SCHEMA", "ReplicaSpec", "analyze_runs"]
 
 SCHEMA = "mtpkit.conductivity/1"
 

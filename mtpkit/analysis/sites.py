@@ -26,8 +26,15 @@ import numpy as np
 
 from mtpkit.errors import UserError
 
-__all__ = ["polyhedron_scores", "classify_by_polyhedron", "reference_sites", "classify_by_reference",
-           "octahedral_occupancy", "OctahedralOccupancy", "min_image"]
+__all__ = [
+    "OctahedralOccupancy",
+    "classify_by_polyhedron",
+    "classify_by_reference",
+    "min_image",
+    "octahedral_occupancy",
+    "polyhedron_scores",
+    "reference_sites",
+]
 
 OCT_THRESHOLD_DEG = 157.5
 

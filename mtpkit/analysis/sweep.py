@@ -35,7 +35,7 @@ import numpy as np
 
 from mtpkit.errors import InputFileError, UserError
 
-__all__ = ["RunRecord", "discover_runs", "type_map_from_data", "mean_thermo_temperature"]
+__all__ = ["RunRecord", "discover_runs", "mean_thermo_temperature", "type_map_from_data"]
 
 DONE = ("done", "finished", "complete", "completed")
 

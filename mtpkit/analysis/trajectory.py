@@ -41,7 +41,7 @@ import numpy as np
 
 from mtpkit.errors import InputFileError, UserError
 
-__all__ = ["Frame", "Trajectory", "open_trajectory", "iter_unwrapped", "frame_to_atoms"]
+__all__ = ["Frame", "Trajectory", "frame_to_atoms", "iter_unwrapped", "open_trajectory"]
 
 _HEADER = b"ITEM: TIMESTEP"
 _CHUNK = 1 << 24  # 16 MiB read buffer for the offset scan
@@ -73,7 +73,7 @@ class Trajectory:
     n_frames: int
     unwrapped: bool
     truncated: bool = False
-    _offsets: "np.ndarray | _SparseIndex | None" = field(default=None, repr=False)
+    _offsets: np.ndarray | _SparseIndex | None = field(default=None, repr=False)
     _columns: dict | None = field(default=None, repr=False)
     _type_map: Sequence[str] | None = field(default=None, repr=False)
 

@@ -44,8 +44,16 @@ import numpy as np
 from mtpkit.analysis.trajectory import iter_unwrapped, open_trajectory
 from mtpkit.errors import UserError
 
-__all__ = ["ReplicaData", "ReplicaMSD", "TemperatureResult", "load_replica", "analyze_replica",
-           "analyze_temperature", "conversion_factor_S_cm", "DEFAULT_MAX_FRAMES"]
+__all__ = [
+    "DEFAULT_MAX_FRAMES",
+    "ReplicaData",
+    "ReplicaMSD",
+    "TemperatureResult",
+    "analyze_replica",
+    "analyze_temperature",
+    "conversion_factor_S_cm",
+    "load_replica",
+]
 
 DEFAULT_MAX_FRAMES = 10000
 MIN_FIT_POINTS = 5

@@ -264,8 +264,8 @@ def _validate(values: dict, path: Path | None) -> None:
     if values["fidelity"]["structure"] and st["names"] and values["fidelity"]["structure"] not in st["names"]:
         raise bad("fidelity.structure", f"{values['fidelity']['structure']!r} is not one of "
                   "structures.names")
-    from mtpkit.potentials.train_config import TrainConfig
     from mtpkit.errors import UserError
+    from mtpkit.potentials.train_config import TrainConfig
 
     try:
         TrainConfig(**values["potential"]["training"])

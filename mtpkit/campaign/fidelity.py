@@ -96,8 +96,8 @@ def _plot(runs: dict, stem: Path, T: float, name: str) -> str:
 def run_fidelity(cfg: CampaignConfig, folder: Path, potential: Path, structures_dir: Path,
                  names: list[str], manifest: dict, say: Log) -> dict:
     """Run (or resume) both fidelity runs and compare them; writes ``fidelity.json``."""
-    from mtpkit.campaign.labelling import spec_from_config
     from mtpkit.active_learning.labellers import make_calculator
+    from mtpkit.campaign.labelling import spec_from_config
     from mtpkit.md.engines import ExternalEngine, PluginEngine
     from mtpkit.md.run import MDSettings, run_md
 

@@ -45,7 +45,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtpkit.md.engines import Extrapolation, ExternalEngine, PluginEngine
+    from mtpkit.md.engines import ExternalEngine, Extrapolation, PluginEngine
     from mtpkit.md.run import MDSettings, run_md
     from mtpkit.md.structure import as_atoms
 

@@ -13,8 +13,18 @@ Engines: :class:`PluginEngine` (``pair_style mtp``, serial or MPI, optional
 
 from __future__ import annotations
 
-__all__ = ["MDSettings", "MDResult", "run_md", "PluginEngine", "ExternalEngine", "Extrapolation",
-           "load_sweep", "run_sweep", "plugin_path", "new_lammps"]
+__all__ = [
+    "ExternalEngine",
+    "Extrapolation",
+    "MDResult",
+    "MDSettings",
+    "PluginEngine",
+    "load_sweep",
+    "new_lammps",
+    "plugin_path",
+    "run_md",
+    "run_sweep",
+]
 
 _WHERE = {
     "MDSettings": "run", "MDResult": "run", "run_md": "run",

@@ -134,7 +134,7 @@ class ExternalEngine:
     _lmp: object = field(default=None, repr=False)
 
     @classmethod
-    def from_potential(cls, potential: str | Path, species: Sequence[str]) -> "ExternalEngine":
+    def from_potential(cls, potential: str | Path, species: Sequence[str]) -> ExternalEngine:
         """The mtpkit calculator of an MTP file, through ``fix external``."""
         path = check_potential_file(potential)
         from mtpkit.potentials.calculator import MTPCalculator

@@ -31,8 +31,7 @@ from ase import Atoms
 from mtpkit.errors import UserError
 from mtpkit.io_utils import atomic_write_json
 from mtpkit.md import lammps_env
-from mtpkit.md.structure import (as_atoms, box_from_lammps, lammps_atoms, species_types,
-                                 write_data)
+from mtpkit.md.structure import as_atoms, box_from_lammps, lammps_atoms, species_types, write_data
 
 ENSEMBLES = ("nve", "nvt", "npt")
 BAROSTATS = ("iso", "aniso", "tri")

@@ -47,7 +47,6 @@ from typing import Any
 
 from mtpkit.errors import InputFileError, UserError
 from mtpkit.io_utils import atomic_write_json
-
 from mtpkit.md.run import MDSettings
 
 _MD_FIELDS = {f.name for f in fields(MDSettings)}
@@ -181,7 +180,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
 def run_one(spec: RunSpec) -> dict:
     """Run (or resume) one sweep run in the current process; returns its manifest entry."""
-    from mtpkit.md.engines import Extrapolation, ExternalEngine, PluginEngine
+    from mtpkit.md.engines import ExternalEngine, Extrapolation, PluginEngine
     from mtpkit.md.run import run_md
     from mtpkit.md.structure import as_atoms
 

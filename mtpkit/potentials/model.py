@@ -140,7 +140,7 @@ class MTP:
             [self.radial_coeffs.ravel(), self.species_coeffs, self.moment_coeffs]
         )
 
-    def with_params(self, params: npt.ArrayLike) -> "MTP":
+    def with_params(self, params: npt.ArrayLike) -> MTP:
         """A copy with parameters from a vector in :meth:`get_params` order (marked trained)."""
         p = np.asarray(params, dtype=np.float64)
         if p.shape != (self.n_params,):
@@ -155,7 +155,7 @@ class MTP:
             trained=True,
         )
 
-    def copy(self) -> "MTP":
+    def copy(self) -> MTP:
         """A deep copy of the arrays (the active set is shared)."""
         return replace(
             self,

@@ -37,16 +37,16 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "MissingStructureDataError",
     "NA3YCL6_P21N_LATTICE",
     "NA3YCL6_P21N_SITES",
     "NYZC75_CELLS",
+    "MissingStructureDataError",
     "available_structures",
     "bare",
     "build",
     "na3ycl6_p21n",
-    "nyzc75_frame",
     "nyzc75_cell",
+    "nyzc75_frame",
     "to_atoms",
 ]
 

@@ -74,8 +74,8 @@ __all__ = [
     "enumerate_orderings",
     "frame_permutations",
     "tm_label",
-    "y_network_dimension",
     "verify_with_structure_matcher",
+    "y_network_dimension",
 ]
 
 OXIDATION_STATES = {"Na": 1, "Y": 3, "Zr": 4, "Cl": -1}
