@@ -98,7 +98,7 @@ def measure(cmd: list[str], env=None) -> tuple[float, float, int, str, float]:
     root = psutil.Process(proc.pid)
     while proc.poll() is None and not stop:
         try:
-            procs = [root] + root.children(recursive=True)
+            procs = [root, *root.children(recursive=True)]
             rss = sum(p.memory_info().rss for p in procs if p.is_running())
             peak = max(peak, rss)
         except psutil.Error:
@@ -146,7 +146,7 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="mtpkit_bench_analysis_"))
     work.mkdir(parents=True, exist_ok=True)
-    n_frames = int(round(args.ns * 1e6 / DT_FS)) + 1
+    n_frames = round(args.ns * 1e6 / DT_FS) + 1
     paths = [work / f"rep{r}.dump" for r in range(args.replicas)]
     t0 = time.perf_counter()
     for r, p in enumerate(paths):

@@ -44,6 +44,9 @@ def main(folder: str) -> int:
     summ = load("05_analysis", "summary.json")
     structs = (load("01_structures", "structures.json") or {}).get("structures", {})
     if summ:
+        def f(r):
+            return _pm(1000 * r["Ea_eV"], 1000 * r["Ea_err_eV"], "{:.0f}") if r else "-"
+
         print(f"structure            Ea_below(meV)   Ea_above(meV)   Ea_one(meV)   sigma293(S/cm)      "
               f"| study ({REFERENCE_CITATION}): Ea, sigma293")
         for name, e in summ["structures"].items():
@@ -51,7 +54,6 @@ def main(folder: str) -> int:
             below, above, single = _regimes(t.get("arrhenius"))
             ext = t.get("extrapolated") or {}
             ref = REFERENCE.get(structs.get(name, {}).get("tm_label"), {})
-            f = (lambda r: _pm(1000 * r["Ea_eV"], 1000 * r["Ea_err_eV"], "{:.0f}") if r else "-")
             print(f"{name:20s} {f(below):15s} {f(above):15s} {f(single):13s} "
                   f"{_pm(ext.get('sigma'), ext.get('sigma_err')):19s} | {ref.get('Ea', '-')}, "
                   f"{ref.get('sigma293', '-')}")

@@ -20,7 +20,7 @@ def test_one_regime_recovers_ea_within_error():
     true = _d(TEMPS, 0.30, np.log(1e-3))
     rel = 0.05
     hits = 0
-    for trial in range(40):
+    for _trial in range(40):
         y = true * np.exp(rng.normal(0, rel, len(TEMPS)))
         fit = fit_arrhenius(TEMPS, y, rel * y)
         r = fit.regimes[0]

@@ -56,7 +56,7 @@ def test_agrees_with_diffusionanalyzer_directly(tmp_path):
     from pymatgen.analysis.diffusion.analyzer import DiffusionAnalyzer
     from pymatgen.core import Lattice, Structure
 
-    path, sym, cell, pos = _write_walk(tmp_path, 3, n_frames=1501)
+    path, sym, cell, _pos = _write_walk(tmp_path, 3, n_frames=1501)
     ours = analyze_temperature([load_replica(path, "Na", 700.0, 10.0, type_map=TYPES)])
     # the naive way: every atom's displacement from the file, the initial structure's volume
     traj = open_trajectory(path, type_map=TYPES)
@@ -85,7 +85,7 @@ def test_max_frames_bounds_memory_and_keeps_D(tmp_path):
 
 
 def test_npt_mean_volume_and_triclinic(tmp_path):
-    sym, cell, pos = lattice_walk(16, 16, 400, 10.0, 1e-3, 3.0, seed=5)
+    sym, _cell, pos = lattice_walk(16, 16, 400, 10.0, 1e-3, 3.0, seed=5)
     tri = np.array([[20.0, 0, 0], [3.0, 19.0, 0], [-2.0, 1.5, 21.0]])
     scale = 1 + 0.01 * np.sin(np.arange(400) / 20.0)
     cells = tri[None] * scale[:, None, None]

@@ -74,7 +74,7 @@ def test_unknown_element_and_bad_species(mtp):
     with pytest.raises(UserError, match=r"element K \(atom 3\) is not in the potential's species"):
         atoms.get_potential_energy()
     with pytest.raises(UserError, match="species_count"):
-        MTPCalculator(mtp, species=SPECIES + ["K"])
+        MTPCalculator(mtp, species=[*SPECIES, "K"])
     with pytest.raises(UserError, match="not a chemical symbol"):
         MTPCalculator(mtp, species=["Na", "Xx"])
     with pytest.raises(UserError, match="species"):

@@ -79,7 +79,7 @@ def test_stop_and_resume_skips_finished_stages(tiny_campaign):
 
 
 def test_report_has_every_section_from_run_numbers(tiny_campaign):
-    out, cfg, *_ = tiny_campaign
+    out, _cfg, *_ = tiny_campaign
     md = (out / "report.md").read_text()
     html = (out / "report.html").read_text()
     for title in SECTIONS:

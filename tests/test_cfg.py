@@ -34,7 +34,7 @@ END_CFG
 def test_mlip_out_cfg_rewrite_is_byte_identical(motep_data, tmp_path):
     files = sorted(motep_data.glob("fitting/*/*/*/out.cfg"))
     assert len(files) >= 30
-    chosen = files[::8] + [motep_data / "fitting/crystals/multi/10/out.cfg"]  # includes nbh_grades/MV_grade
+    chosen = [*files[::8], motep_data / "fitting/crystals/multi/10/out.cfg"]  # includes nbh_grades/MV_grade
     for f in chosen:
         images = read_cfg(f)
         out = tmp_path / "out.cfg"

@@ -65,7 +65,7 @@ def test_plugin_grades_match_python(almtp, tmp_path):
 
 
 def test_run_saves_and_breaks_cleanly(almtp, tmp_path):
-    mtp, aset, path, images = almtp
+    _mtp, _aset, path, _images = almtp
     from ase.build import bulk
 
     atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))

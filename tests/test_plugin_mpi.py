@@ -64,7 +64,7 @@ def _run(d: Path, nprocs: int, newton: str) -> dict:
         mpiexec = _mpiexec()
         if mpiexec is None:
             pytest.skip("mpiexec (mpich wheel) not found")
-        cmd = [mpiexec, "-n", str(nprocs)] + cmd
+        cmd = [mpiexec, "-n", str(nprocs), *cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return dict(np.load(out))

@@ -55,7 +55,7 @@ def test_plugin_matches_core_triclinic(level16_potential, data_dir, tmp_path, ne
 @pytest.mark.parametrize("newton", ["on", "off"])
 def test_plugin_threads_give_identical_results(level16_potential, data_dir, tmp_path, newton):
     """2 OpenMP threads: energies, forces and per-atom virials bitwise equal to 1 thread."""
-    mtp, path = level16_potential
+    _mtp, path = level16_potential
     atoms = nyzc_cell(data_dir, rattle=0.05)
     out = []
     for threads in (1, 2):
@@ -91,7 +91,7 @@ def test_plugin_matches_mlip_trained_potential(motep_data, tmp_path):
 
 
 def test_pair_coeff_unknown_species(level16_potential, data_dir, tmp_path):
-    mtp, path = level16_potential
+    _mtp, path = level16_potential
     atoms = nyzc_cell(data_dir, rattle=0.0)
     with pytest.raises(Exception, match="unknown species 'Qq'"):
         lammps_with_plugin(path, atoms, NYZC_SPECIES, workdir=tmp_path,

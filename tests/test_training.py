@@ -231,7 +231,7 @@ def test_bad_species_and_weights(train_set):
     with pytest.raises(UserError, match=r"configuration 1 \(index 0\): species 'Cl' is not in"):
         train(train_set[:2], 6, species=["Na", "Y", "Zr"], log=None)
     with pytest.raises(UserError, match="5 species given"):
-        train(train_set[:2], make_template(6, 4), species=SPECIES + ["O"], log=None)
+        train(train_set[:2], make_template(6, 4), species=[*SPECIES, "O"], log=None)
     images = [a.copy() for a in train_set[:2]]
     for a, src in zip(images, train_set[:2]):
         a.calc = SinglePointCalculator(a, **src.calc.results)

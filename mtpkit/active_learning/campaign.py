@@ -280,7 +280,9 @@ def _resolve(base: Path, name: str) -> Path:
 def _validate(c: Campaign, check_imports: bool) -> None:
     p = c.path
     base = p.parent
-    err = lambda key, msg: UserError(f"{p}: {key}: {msg}")
+
+    def err(key, msg):
+        return UserError(f"{p}: {key}: {msg}")
 
     c.campaign.folder = str(_resolve(base, c.campaign.folder))
     if c.campaign.max_iterations < 0:

@@ -358,7 +358,7 @@ class Loop:
         todo += [t for t in self._retries() if t[0] not in {c for c, _ in todo}]
         t0 = time.perf_counter()
         attempts: dict[str, list[str]] = {cid: [] for cid, _ in todo}
-        for attempt in range(1 + self.c.labeller.retries):
+        for _attempt in range(1 + self.c.labeller.retries):
             if not todo:
                 break
             failed = self._label_batch(todo, attempts)

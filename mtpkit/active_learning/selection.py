@@ -178,7 +178,7 @@ def select_add(active_set: ActiveSet, blocks: Sequence[npt.ArrayLike], configura
             if g > 0:
                 heapq.heappush(heap, (-g, k, version))
             continue
-        new.configurations = list(new.configurations) + [confs[k]]
+        new.configurations = [*new.configurations, confs[k]]
         _commit(new, arrays[k], np.arange(arrays[k].shape[0]), len(new.configurations) - 1, threshold)
         chosen_list.append(k)
         version += 1

@@ -139,7 +139,10 @@ def fit_arrhenius(T: Sequence[float], y: Sequence[float], y_err: Sequence[float]
         return ArrheniusFit(quantity, [fit], None, False, fit.chi2)
     if regimes != 2:
         raise UserError(f"regimes must be 1 or 2, got {regimes}")
-    sub = (lambda m: None if err is None else err[m])
+
+    def sub(m):
+        return None if err is None else err[m]
+
     if breakpoint_K is not None:
         low = T < breakpoint_K
         if low.sum() < 2 or (~low).sum() < 2:

@@ -223,7 +223,7 @@ def _column_plan(columns: list[str], path: Path) -> dict:
 
 def _parse_lammps_frame(raw: bytes, k: int, path: Path, plan: dict, natoms: int,
                         unwrapped: bool) -> Frame:
-    timestep, n, cell, columns, body = _lammps_header(raw, path, k)
+    timestep, n, cell, _columns, body = _lammps_header(raw, path, k)
     if n != natoms:
         raise InputFileError(path, f"frame {k} (timestep {timestep}): {n} atoms, the first frame had "
                              f"{natoms}; a trajectory must keep the same atoms")
@@ -413,7 +413,7 @@ def _open_lammps(path: Path, type_map: Sequence[str] | None) -> Trajectory:
                              "are not supported; use 'dump custom ... id type xu yu zu')")
     with open(path, "rb") as fh:
         raw = fh.read(int(offsets[1] - offsets[0]))
-    timestep, natoms, cell, columns, body = _lammps_header(raw, path, 0)
+    _timestep, natoms, _cell, columns, body = _lammps_header(raw, path, 0)
     plan = _column_plan(columns, path)
     tokens = raw[body:].split()
     if len(tokens) != natoms * plan["ncols"]:
@@ -556,7 +556,7 @@ def _fixed_width(values: np.ndarray, width: int, decimals: int) -> np.ndarray:
     ndig_int = np.maximum(1, np.floor(np.log10(np.maximum(scaled // 10**decimals, 1))).astype(int) + 1)
     col = width - 1
     rest = scaled.copy()
-    for p in range(decimals):
+    for _ in range(decimals):
         out[:, col] = ord("0") + rest % 10
         rest //= 10
         col -= 1

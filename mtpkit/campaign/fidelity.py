@@ -46,7 +46,7 @@ def short_run_diffusivity(path: str, species: list[str], temperature: float, fra
     if m.sum() < 3:
         raise ValueError(f"{path}: too few frames ({n}) for the MSD fit window")
     A = np.vstack([t[m], np.ones(m.sum())]).T
-    coef, res, *_ = np.linalg.lstsq(A, msd[m], rcond=None)
+    coef, _res, *_ = np.linalg.lstsq(A, msd[m], rcond=None)
     slope = float(coef[0])
     resid = msd[m] - A @ coef
     dof = max(1, int(m.sum()) - 2)
