@@ -191,7 +191,7 @@ def main() -> int:
                   f"peak memory {peak_n / peak:.1f}x")
             rows["naive"] = (wall_n, peak_n, None)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+                            text=True, check=False).stdout.strip()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; commit {commit}")
     print(f"targets: < 60 s, < 2 GB -> wall {'met' if wall < 60 else 'NOT met'}, CPU "
           f"{'met' if cpu < 60 else 'NOT met'}, memory {'met' if peak < 2 else 'NOT met'}")

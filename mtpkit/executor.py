@@ -50,7 +50,7 @@ def _call(job: Job) -> Outcome:
     try:
         result = job.fn(*job.args, **job.kwargs)
         return Outcome(job.key, True, result, wall_time=time.perf_counter() - t0)
-    except BaseException as exc:  # a job must never take the pool down
+    except BaseException as exc:  # noqa: BLE001  # a failing job is data; it must never take the pool down
         return Outcome(job.key, False, None, f"{type(exc).__name__}: {exc}",
                        traceback.format_exc(), time.perf_counter() - t0)
 
@@ -129,10 +129,7 @@ class Executor:
             raise ValueError("job keys must be unique")
         if not jobs:
             return []
-        if self.scheduler is None:
-            outcomes = self._run_local(jobs, progress)
-        else:
-            outcomes = self._run_dask(jobs, progress)
+        outcomes = self._run_local(jobs, progress) if self.scheduler is None else self._run_dask(jobs, progress)
         by_key = {o.key: o for o in outcomes}
         return [by_key[k] for k in keys]
 
@@ -152,7 +149,7 @@ class Executor:
             job = futures[fut]
             try:
                 out = fut.result()
-            except BaseException as exc:  # worker died (killed, segfault) or unpicklable job
+            except BaseException as exc:  # noqa: BLE001  # worker died (killed, segfault) or unpicklable job
                 out = Outcome(job.key, False, None, f"{type(exc).__name__}: {exc}",
                               traceback.format_exc())
                 if isinstance(exc, cf.process.BrokenProcessPool):
@@ -174,7 +171,7 @@ class Executor:
             job = owner[fut.key]
             try:
                 out = fut.result()
-            except BaseException as exc:  # worker lost
+            except BaseException as exc:  # noqa: BLE001  # worker lost; recorded as a failed outcome
                 out = Outcome(job.key, False, None, f"{type(exc).__name__}: {exc}",
                               traceback.format_exc())
             outcomes.append(out)

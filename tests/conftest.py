@@ -46,7 +46,7 @@ def motep_sdist_dir() -> Path | None:
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "motep",
              "-d", str(CACHE), f"motep=={MOTEP_VERSION}"],
-            capture_output=True, text=True,
+            capture_output=True, text=True, check=False,
         )
         if proc.returncode != 0 or not tarball.exists():
             return None

@@ -42,9 +42,9 @@ def test_check_label_rejects_nan_and_bad_shapes():
 
 
 def test_spec_check_names_the_problem():
-    with pytest.raises(UserError, match="labeller.kind"):
+    with pytest.raises(UserError, match=r"labeller.kind"):
         LabellerSpec("nonsense").check()
-    with pytest.raises(UserError, match="labeller.calculator"):
+    with pytest.raises(UserError, match=r"labeller.calculator"):
         LabellerSpec("ase", calculator="ase.calculators.emt:NoSuch").check()
     LabellerSpec("ase", calculator="ase.calculators.emt:EMT").check()
 

@@ -26,10 +26,8 @@ def _nyzc_doubled(y_slab: str):
     metal = [i for i, s in enumerate(symbols) if s in ("Y", "Zr")]
     assert len(metal) == 8
     for i in metal:
-        if y_slab == "layered":
-            y = 0.1 < (frac[i, 0] + 0.02) % 1.0 < 0.55  # x ≈ 1/8, 1/4, 3/8, 1/2
-        else:
-            y = abs(frac[i, 2] - 0.5) < 0.25
+        y = (0.1 < (frac[i, 0] + 0.02) % 1.0 < 0.55 if y_slab == "layered"  # x ≈ 1/8, 1/4, 3/8, 1/2
+             else abs(frac[i, 2] - 0.5) < 0.25)
         symbols[i] = "Y" if y else "Zr"
     atoms.set_chemical_symbols(symbols)
     assert symbols.count("Y") == 4

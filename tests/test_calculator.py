@@ -88,7 +88,7 @@ def test_short_distance_policy(mtp):
     with pytest.warns(core.ShortDistanceWarning, match="atoms 2 and 9"):
         assert np.isfinite(atoms.get_potential_energy())
     atoms.calc = MTPCalculator(mtp, species=SPECIES, on_short_distance="raise")
-    with pytest.raises(core.ShortDistanceError, match="atoms 2 and 9 are 1.2000 Å apart"):
+    with pytest.raises(core.ShortDistanceError, match=r"atoms 2 and 9 are 1.2000 Å apart"):
         atoms.get_potential_energy()
     with pytest.raises(ValueError, match="on_short_distance"):
         MTPCalculator(mtp, species=SPECIES, on_short_distance="maybe")

@@ -472,7 +472,7 @@ def test_wire_and_slab_with_zero_cell_vectors_in_open_directions(motep_data):
         eb = core.evaluate(mtp, b, types)
         assert abs(ea.energy - eb.energy) < 1e-9, pbc
         assert abs(ea.forces - eb.forces).max() < 1e-10, pbc
-    with pytest.raises(ValueError, match="singular|zero"):
+    with pytest.raises(ValueError, match=r"singular|zero"):
         bad = atoms.copy()
         bad.set_cell(np.zeros((3, 3)), scale_atoms=False)
         bad.pbc = [True, False, False]

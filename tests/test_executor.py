@@ -46,11 +46,11 @@ def test_duplicate_keys_rejected():
 
 def test_dask_local_cluster():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        with Executor(scheduler=cluster.scheduler_address) as ex:
-            assert ex.kind == "dask"
-            outs = ex.run([Job(f"k{i}", fail_on_three, (i,)) for i in range(5)])
+    with (distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                   dashboard_address=None) as cluster,
+          Executor(scheduler=cluster.scheduler_address) as ex):
+        assert ex.kind == "dask"
+        outs = ex.run([Job(f"k{i}", fail_on_three, (i,)) for i in range(5)])
     assert [o.ok for o in outs] == [True, True, True, False, True]
     assert outs[3].error.startswith("ValueError")
     assert [o.result for o in outs if o.ok] == [0, 1, 2, 4]

@@ -193,7 +193,7 @@ def test_bad_inputs_name_the_field(cu_pot, tmp_path):
         PluginEngine(bad)
     garbage = tmp_path / "garbage.cif"
     garbage.write_text("this is not a structure\n")
-    with pytest.raises(InputFileError, match="garbage.cif.*structure"):
+    with pytest.raises(InputFileError, match=r"garbage.cif.*structure"):
         run_md(garbage, PluginEngine(cu_pot), ["Cu"], MDSettings(steps=10), tmp_path / "r")
     with pytest.raises(UserError, match="species"):
         run_md(cu_cell(), PluginEngine(cu_pot), ["Ag"], MDSettings(steps=10), tmp_path / "r2")

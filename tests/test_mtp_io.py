@@ -205,9 +205,9 @@ def test_load_potential_save_and_calculator(motep_data, tmp_path):
     assert (tmp_path / "copy.mtp").read_bytes() == (d / "pot.mtp").read_bytes()
     with pytest.raises(UserError, match="species_count = 3"):
         pot.calculator(species=["Na", "Cl"])
-    with pytest.raises(UserError, match=".mtp or .almtp"):
+    with pytest.raises(UserError, match=r".mtp or .almtp"):
         pot.save(tmp_path / "x.txt")
-    with pytest.raises(InputFileError, match=".mtp or .almtp"):
+    with pytest.raises(InputFileError, match=r".mtp or .almtp"):
         mtpkit.load_potential(d / "out.cfg")
     pytest.importorskip("mtpkit._core")
     atoms = read_cfg(d / "out.cfg", species=pot.species)[5]

@@ -96,7 +96,7 @@ def test_pair_coeff_unknown_species(level16_potential, data_dir, tmp_path):
     with pytest.raises(Exception, match="unknown species 'Qq'"):
         lammps_with_plugin(path, atoms, NYZC_SPECIES, workdir=tmp_path,
                            coeff=["Na", "Y", "Zr", "Qq"])
-    with pytest.raises(Exception, match="unknown species 'Cu'.*Na Y Zr Cl"):
+    with pytest.raises(Exception, match=r"unknown species 'Cu'.*Na Y Zr Cl"):
         lammps_with_plugin(path, atoms, NYZC_SPECIES, workdir=tmp_path,
                            coeff=["Na", "Y", "Cu", "Cl"], extra_style="species Na Y Zr Cl")
 

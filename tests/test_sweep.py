@@ -109,8 +109,8 @@ def test_sweep_on_dask_local_cluster(sweep_dir):
     (sweep_dir / "structures" / "broken.cif").unlink()
     spec = load_sweep(sweep_dir / "sweep.toml")
     spec.runs = spec.runs[:2]
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        with Executor(scheduler=cluster.scheduler_address) as ex:
-            manifest = run_sweep(spec, executor=ex, progress=None)
+    with (distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                   dashboard_address=None) as cluster,
+          Executor(scheduler=cluster.scheduler_address) as ex):
+        manifest = run_sweep(spec, executor=ex, progress=None)
     assert [manifest["runs"][r.run_id]["status"] for r in spec.runs] == ["done", "done"]

@@ -268,7 +268,7 @@ class _SparseIndex:
 
     def __init__(self, path: Path, size: int) -> None:
         self.path, self.size = path, size
-        self._fh = open(path, "rb")
+        self._fh = open(path, "rb")  # noqa: SIM115  # held for the index's lifetime, closed in __del__
         off0, ts0 = self._find(0)
         if off0 != 0:
             raise _NonUniform
@@ -297,7 +297,7 @@ class _SparseIndex:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._fh = open(self.path, "rb")
+        self._fh = open(self.path, "rb")  # noqa: SIM115  # as in __init__
 
     def index_of(self, ts: int) -> int:
         q, r = divmod(ts - self.ts0, self.dts)
@@ -468,7 +468,7 @@ def _open_xyz(path: Path) -> Trajectory:
 
     try:
         first = read(str(path), index=0, format="extxyz")
-    except Exception as exc:  # ASE raises many types for unreadable files
+    except Exception as exc:  # noqa: BLE001  # ASE raises many types for unreadable files; re-raised
         raise InputFileError(path, f"cannot read as extended XYZ ({type(exc).__name__}: {exc})") from None
     natoms = len(first)
     nlines = 0

@@ -121,14 +121,14 @@ def _saved(folder: Path) -> list:
         return []
     try:
         return list(read(path, index=":", format="extxyz"))
-    except Exception:  # a frame cut short by a kill: keep what parses
+    except Exception:  # noqa: BLE001  # a frame cut short by a kill: keep what parses (ASE raises many types)
         out = []
         try:
             from ase.io import iread
 
             for a in iread(path, format="extxyz"):
                 out.append(a)
-        except Exception:
+        except Exception:  # noqa: BLE001  # stop at the first unparsable frame
             pass
         return out
 

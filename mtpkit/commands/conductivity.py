@@ -114,7 +114,7 @@ def _reference(path):
 
     try:
         return read(path)
-    except Exception as exc:  # ASE raises many types for unreadable files
+    except Exception as exc:  # noqa: BLE001  # ASE raises many types for unreadable files; re-raised
         raise InputFileError(path, f"cannot read the reference structure ({type(exc).__name__}: {exc})") from None
 
 

@@ -9,6 +9,7 @@ is a warm start from an existing potential.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -116,10 +117,8 @@ def _merged(args: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
         if v is not None:
             values[key] = v
     if "min_dist" in values and isinstance(values["min_dist"], str):
-        try:
+        with contextlib.suppress(ValueError):
             values["min_dist"] = float(values["min_dist"])
-        except ValueError:
-            pass
     return values, (base if args.init is None else None)
 
 

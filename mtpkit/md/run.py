@@ -17,6 +17,7 @@ the checkpoint are dropped, so the trajectory has no gap and no duplicate frame.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -204,7 +205,7 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
                 progress(steps_done, settings.steps)
     except BlowUp as exc:
         status, message = "failed", f"MD blow-up after step {steps_done}: {exc}"
-    except Exception as exc:  # LAMMPS errors arrive as generic exceptions
+    except Exception as exc:  # noqa: BLE001  # LAMMPS errors arrive as generic exceptions; recorded as status
         status, message = "failed", f"LAMMPS error after step {steps_done}: {exc}"
     finally:
         try:
@@ -212,12 +213,10 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
                 lmp.command("unfix mtpkit_print")
             if int(lmp.extract_setting("world_rank")) == 0:
                 _truncate_thermo(folder / "thermo.dat", steps_done + 1)
-        except Exception:
+        except Exception:  # noqa: BLE001  # best-effort cleanup; the run's status is already set
             pass
-        try:
+        with contextlib.suppress(Exception):  # best-effort cleanup, as above
             lmp.close()
-        except Exception:
-            pass
     if status == "failed" and last_good is not None:
         from ase.io import write
 
@@ -310,8 +309,8 @@ def _thermo_fix(lmp, engine, settings: MDSettings, folder: Path, step: int) -> N
         _truncate_thermo(folder / "thermo.dat", step)
     fields = ["step", "time", "temp", "pe", "ke", "etotal", "press", "vol",
               "lx", "ly", "lz", "xy", "xz", "yz"]
-    cols = " ".join("${mtpkit_%s}" % n for n in fields) + "".join(
-        " ${%s}" % e[2:] for e in engine.thermo_fields())
+    cols = " ".join(f"${{mtpkit_{n}}}" for n in fields) + "".join(
+        f" ${{{e[2:]}}}" for e in engine.thermo_fields())
     lmp.command(f'fix mtpkit_print all print {settings.thermo_every} "{cols}" '
                 f'append {folder / "thermo.dat"} screen no')
 
