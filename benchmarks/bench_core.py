@@ -88,7 +88,8 @@ def main() -> int:
     ap.add_argument("--levels", type=int, nargs="+", default=[10, 16, 20])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="OpenMP threads for mtpkit")
     ap.add_argument("--configs", type=int, default=2, help="labelled 296-atom configurations in the loss")
-    ap.add_argument("--motep-data", type=Path, default=ROOT / "tests" / ".cache" / "motep-0.2.0" / "tests" / "data_path")
+    ap.add_argument("--motep-data", type=Path,
+                    default=ROOT / "tests" / ".cache" / "motep-0.2.0" / "tests" / "data_path")
     args = ap.parse_args()
 
     logging.disable(logging.WARNING)
@@ -103,7 +104,8 @@ def main() -> int:
     core.set_num_threads(args.threads)
     model = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
     model = next((ln.split(":", 1)[1].strip() for ln in model.splitlines() if ln.startswith("Model name")), "?")
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            check=False).stdout.strip()
     print(f"machine: {model}, {os.cpu_count()} cores; python {platform.python_version()}; commit {commit}")
     print(f"mtpkit threads: {core.max_threads()}; motep cext engine (single process)")
 
@@ -112,7 +114,8 @@ def main() -> int:
     types = np.array([SPECIES.index(s) for s in atoms.get_chemical_symbols()])
     print(f"cell: {n} atoms, lengths {np.round(atoms.cell.lengths(), 2).tolist()} Å, cutoff 5 Å")
     print()
-    header = f"{'level':>5} {'params':>6} | {'eval µs/atom':>25} {'ratio':>6} | {'loss+grad µs/atom':>27} {'speed-up':>8} | {'|dE|/|E|':>8}"
+    header = (f"{'level':>5} {'params':>6} | {'eval µs/atom':>25} {'ratio':>6} | "
+              f"{'loss+grad µs/atom':>27} {'speed-up':>8} | {'|dE|/|E|':>8}")
     print(header)
     print(f"{'':>5} {'':>6} | {'mtpkit':>12} {'motep':>12} {'':>6} | {'mtpkit':>12} {'motep':>14} {'':>8} |")
     rows = []
@@ -156,7 +159,8 @@ def main() -> int:
             b = np.full(nc, 0.01 / n)
             d = np.full(nc, 0.001)
             cm = core.compile_mtp(mtp)
-            t_lg = best_time(lambda cm=cm, ts=tset, a=a, b=b, d=d: core.loss_and_grad(cm, ts, a, b, d), repeats=2, blocks=3)
+            t_lg = best_time(lambda cm=cm, ts=tset, a=a, b=b, d=d: core.loss_and_grad(cm, ts, a, b, d),
+                             repeats=2, blocks=3)
             loss = LossFunction(images, md, LossSetting(), engine="cext")
             x = md.parameters
             loss(x)
@@ -171,7 +175,8 @@ def main() -> int:
             rows.append((level, r_eval, r_lg))
             print(
                 f"{level:>5} {mtp.n_params:>6} | {t_ours / n * 1e6:>12.2f} {t_motep / n * 1e6:>12.2f} {r_eval:>6.3f} | "
-                f"{t_lg / nat * 1e6:>12.2f} {t_lg_motep / nat * 1e6:>14.2f} {r_lg:>8.1f} | {abs(e1 - e2) / abs(e2):>8.1e}",
+                f"{t_lg / nat * 1e6:>12.2f} {t_lg_motep / nat * 1e6:>14.2f} {r_lg:>8.1f} | "
+                f"{abs(e1 - e2) / abs(e2):>8.1e}",
                 flush=True,
             )
     print()

@@ -6,7 +6,8 @@ import numpy as np
 
 
 def lattice_walk(n_mobile: int, n_frame: int, n_frames: int, dt_fs: float, hop_rate_per_fs: float,
-                 hop_A: float, seed: int, cell_A: float = 20.0, vib_A: float = 0.05) -> tuple[list[str], np.ndarray, np.ndarray]:
+                 hop_A: float, seed: int, cell_A: float = 20.0,
+                 vib_A: float = 0.05) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Mobile "Na" atoms hopping ±hop_A along x, y or z with rate Γ (Poisson, per fs) among a
     vibrating "Cl" framework; returns (symbols, cell 3x3, positions (n_frames, N, 3)).
 

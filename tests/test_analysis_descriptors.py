@@ -38,11 +38,13 @@ def test_polyhedron_classification_ideal_shapes():
     scores = polyhedron_scores(atoms.positions, atoms.cell[:], atoms.get_chemical_symbols())
     assert scores[0] == pytest.approx(180.0)
     assert scores[1] == pytest.approx(np.degrees(np.arccos(-5 / 7)), abs=1e-6)
-    assert classify_by_polyhedron(atoms.positions, atoms.cell[:], atoms.get_chemical_symbols()).tolist() == [True, False]
+    assert classify_by_polyhedron(atoms.positions, atoms.cell[:],
+                                  atoms.get_chemical_symbols()).tolist() == [True, False]
     # a thermally distorted octahedron stays octahedral
     rng = np.random.default_rng(0)
     noisy = _two_sites(OCT + rng.normal(0, 0.15, OCT.shape), PRISM + rng.normal(0, 0.15, PRISM.shape))
-    assert classify_by_polyhedron(noisy.positions, noisy.cell[:], noisy.get_chemical_symbols()).tolist() == [True, False]
+    assert classify_by_polyhedron(noisy.positions, noisy.cell[:],
+                                  noisy.get_chemical_symbols()).tolist() == [True, False]
 
 
 def test_reference_sites_and_occupancy_time_series():

@@ -34,7 +34,8 @@ def basis_size(mtp: MTP, basis: Basis) -> int:
     return mtp.n_params if basis == "all" else mtp.species_count + mtp.alpha_scalar_moments
 
 
-def site_rows(mtp: MTP | core.CompiledMTP, atoms: Atoms, types: npt.ArrayLike, basis: Basis = "all") -> npt.NDArray[np.float64]:
+def site_rows(mtp: MTP | core.CompiledMTP, atoms: Atoms, types: npt.ArrayLike,
+              basis: Basis = "all") -> npt.NDArray[np.float64]:
     """``(N, n)`` per-atom rows ``dE_i/dθ``."""
     from mtpkit.potentials import core
 

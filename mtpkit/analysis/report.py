@@ -309,7 +309,8 @@ def _markdown(doc: dict) -> str:
         out.write("|---|---|---|---|---|---|---|\n")
         for r in s["temperatures"]:
             out.write(f"| {r['temperature_K']:g} | {_pm(r['D'], r['D_err'])} | {_pm(r['sigma'], r['sigma_err'])} "
-                      f"| {_pm(r['D_charge'], r['D_charge_err'])} | {_pm(r['haven_ratio'], r['haven_ratio_err'], '{:.2f}')} "
+                      f"| {_pm(r['D_charge'], r['D_charge_err'])} "
+                      f"| {_pm(r['haven_ratio'], r['haven_ratio_err'], '{:.2f}')} "
                       f"| {len(r['replicas'])} | {r['fit_window_ps'][0]:.3g}–{r['fit_window_ps'][1]:.3g} |\n")
         arr = s["arrhenius"]
         if arr and arr["selected"]:

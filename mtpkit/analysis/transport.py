@@ -249,7 +249,8 @@ class TemperatureResult:
 
     def to_dict(self) -> dict:
         """JSON-ready summary (curves omitted)."""
-        keys = ["temperature_K", "species", "D", "D_err", "D_fit_err", "D_fit_err_pymatgen", "D_replica_sem", "D_replicas",
+        keys = ["temperature_K", "species", "D", "D_err", "D_fit_err", "D_fit_err_pymatgen", "D_replica_sem",
+                "D_replicas",
                 "sigma", "sigma_err", "D_charge", "D_charge_err", "sigma_charge", "sigma_charge_err",
                 "haven_ratio", "haven_ratio_err", "mean_volume_A3", "n_mobile", "frame_interval_fs",
                 "n_frames", "duration_ps", "replicas", "notes"]

@@ -131,7 +131,8 @@ _POSITIVE_INTS = ("starting_set.per_structure", "potential.level", "potential.ra
                   "production.dump_every", "production.thermo_every", "production.restart_every",
                   "analysis.max_frames", "analysis.o_oct_frames", "fidelity.steps",
                   "fidelity.dump_every", "campaign.workers", "starting_set.md_every")
-_POSITIVE_FLOATS = ("relax.fmax", "starting_set.md_timestep", "potential.max_dist", "potential.min_dist", "active_learning.timestep",
+_POSITIVE_FLOATS = ("relax.fmax", "starting_set.md_timestep", "potential.max_dist", "potential.min_dist",
+                    "active_learning.timestep",
                     "production.timestep", "active_learning.gamma_select",
                     "active_learning.gamma_break", "active_learning.gamma_stop",
                     "analysis.extrapolate_T_K")

@@ -138,7 +138,8 @@ def build_blocks(data: dict) -> list[Block]:
     b.append(("h", 2, "1. Structures"))
     b.append(("p", f"{st['n_orderings']} symmetry-distinct NYZC75 orderings enumerated ("
                    + ", ".join(f"{k}: {v}" for k, v in sorted(st["orderings_by_class"].items()))
-                   + f"); {len(st['structures'])} used, as the {'296-atom 2×2×2 MD box' if st['size'] == 'box' else '37-atom ordering cell'}."))
+                   + f"); {len(st['structures'])} used, as the "
+                     f"{'296-atom 2×2×2 MD box' if st['size'] == 'box' else '37-atom ordering cell'}."))
     b.append(("table", ["structure", "atoms", "TM ordering", "oct. Na (%)", "Ewald (eV/37 atoms)",
                         "cell", "ordering"],
               [[n, s["n_atoms"], s["tm_label"], s["oct_occupancy_percent"],
@@ -314,7 +315,8 @@ def build_blocks(data: dict) -> list[Block]:
             ["D(MTP) / D(labeller), short-run MSD slope", _num(fd.get("D_ratio_short"))],
             ["D(MTP) / D(labeller), analysis module", _num(fd.get("D_ratio_analysis_module"))],
             ["speed-up per MD step, same-length runs", _num(fd.get("speedup_per_step_same_length"), "{:.0f}")],
-            [f"speed-up per MD step vs production run {prod['run'] if prod else ''} ({prod['steps'] if prod else 0} steps)",
+            [f"speed-up per MD step vs production run {prod['run'] if prod else ''} "
+             f"({prod['steps'] if prod else 0} steps)",
              _num(fd.get("speedup_per_step_production"), "{:.0f}")],
         ]))
         if fd.get("plot"):

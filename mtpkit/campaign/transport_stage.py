@@ -10,8 +10,9 @@ Per structure, through :mod:`mtpkit.analysis`:
 * Warren–Cowley SRO of Y/Zr (8.5 Å): the starting structure and the average over
   frames of the hottest run;
 * O_oct(t): fraction of the octahedral Na reference sites of the ideal frame that hold
-  a Na (the study's octahedral occupancy: 25/50/75/100 % for its models) (:func:`mtpkit.analysis.sites.octahedral_occupancy`, method "reference") for
-  every run, with its equilibrated mean ± block standard error; plot per structure.
+  a Na (the study's octahedral occupancy: 25/50/75/100 % for its models)
+  (:func:`mtpkit.analysis.sites.octahedral_occupancy`, method "reference") for every run,
+  with its equilibrated mean ± block standard error; plot per structure.
 
 ``<stage>/summary.json`` collects what the report needs.
 """

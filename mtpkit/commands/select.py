@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     for k, atoms in zip(sel.selected, chosen):
         atoms.info["MV_grade"] = float(sel.grades[int(k)])
     write_cfg(args.output, chosen, species)
-    print(f"selected {len(chosen)} of {len(pool)} configurations (max pool grade {sel.grades.max() if len(pool) else 0:.4g}, "
+    print(f"selected {len(chosen)} of {len(pool)} configurations "
+          f"(max pool grade {sel.grades.max() if len(pool) else 0:.4g}, "
           f"log|det| gain {sel.log_det_gain:.4g}) -> {args.output}")
     if args.save_to:
         out = mtp.copy()

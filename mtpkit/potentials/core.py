@@ -337,7 +337,8 @@ class TrainingSet:
             pos.append(np.ascontiguousarray(atoms.positions, dtype=np.float64))
             typ.append(t)
             cells[c], pbc[c] = _cell_pbc(atoms)
-        self._ts = _core.build_training_set(pos, np.ascontiguousarray(cells), np.ascontiguousarray(pbc), typ, self.cutoff)
+        self._ts = _core.build_training_set(pos, np.ascontiguousarray(cells), np.ascontiguousarray(pbc), typ,
+                                            self.cutoff)
         self.n_configs = len(images)
         self.n_atoms = np.array([len(a) for a in images], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.n_atoms)]).astype(np.int64)
@@ -406,7 +407,8 @@ def _targets(tset: TrainingSet, energies, forces, virials):
     if forces is None:
         f = tset.forces
     elif isinstance(forces, (list, tuple)):
-        f = np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1, 3) for x in forces]) if forces else np.zeros((0, 3))
+        f = (np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1, 3) for x in forces]) if forces
+             else np.zeros((0, 3)))
     else:
         f = np.asarray(forces, dtype=np.float64)
     f = f.reshape(int(tset.offsets[-1]), 3)
@@ -462,7 +464,8 @@ def loss_and_grad(
         raise ValueError(f"configuration {int(bad[0])}: force targets are missing/NaN but its weight b is nonzero")
     bad = np.flatnonzero((d != 0) & ~np.all(np.isfinite(v.reshape(n, 9)), axis=1))
     if bad.size:
-        raise ValueError(f"configuration {int(bad[0])}: virial/stress target is missing/NaN but its weight d is nonzero")
+        raise ValueError(f"configuration {int(bad[0])}: virial/stress target is missing/NaN "
+                         "but its weight d is nonzero")
     loss, grad, pe, pf, pv = _core.loss_and_grad(cm.model, tset._ts, e, f, v, a, b, d)
     if return_predictions:
         return float(loss), np.asarray(grad), Predictions(np.asarray(pe), np.asarray(pf), np.asarray(pv))
