@@ -119,7 +119,7 @@ def main() -> None:
                                          threads=args.threads), ase_npt())
         core.set_num_threads(1)
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=False,
                             capture_output=True, text=True).stdout.strip()
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores; commit {commit}; 296 atoms, level 16, 1 thread / 1 rank")
