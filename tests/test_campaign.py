@@ -150,6 +150,49 @@ def test_relaxed_structure_seeds_starting_set_and_md(tiny_campaign):
     assert "relaxed with the labeller" in report and "labeller Langevin MD" in report
 
 
+def test_learning_cell_tiled_into_production_box(tmp_path):
+    """learn_size = "cell", size = "box": relax/learn in the 37-atom cell, production MD in the
+    296-atom box tiled from the relaxed cell (same strain, Na on the box's reference sites)."""
+    from ase.io import read
+
+    from mtpkit.campaign.production import production_runs
+    from mtpkit.campaign.transport_stage import _o_oct_start
+
+    over = {**TINY, "structures": {"names": ["layered-TM_oct50"], "size": "box", "learn_size": "cell"},
+            "relax": {"steps": 5, "pressure": -1.8}}
+    cfg = build_config(over, "tiny")
+    out = tmp_path / "run"
+    run_campaign(cfg, out, stop_after="relax", echo=False)
+    info = json.loads((out / "01_structures" / "structures.json").read_text())["structures"]["layered-TM_oct50"]
+    assert info["n_atoms"] == 296 and info["learn_n_atoms"] == 37 and info["md_file"]
+    S = np.array(info["md_supercell"])
+    assert round(abs(np.linalg.det(S))) == 8
+    cell = read(out / "01_relax" / "layered-TM_oct50.extxyz")
+    box = read(out / "01_relax" / "layered-TM_oct50_md.extxyz")
+    assert len(cell) == 37 and len(box) == 296
+    assert cell.get_chemical_formula() != box.get_chemical_formula()
+    np.testing.assert_allclose(box.cell[:], S @ cell.cell[:], atol=1e-9)
+    unrelaxed = read(out / "01_structures" / "layered-TM_oct50.extxyz")
+    assert abs(cell.get_volume() - unrelaxed.get_volume()) > 1e-3  # the cell was relaxed
+    # every Na of the tiled box sits on a box reference site: O_oct = the ordering's occupancy
+    assert _o_oct_start(out / "01_relax" / "layered-TM_oct50_md.extxyz", info) == pytest.approx(
+        info["oct_occupancy_percent"] / 100.0)
+    from mtpkit.potentials.mtp_io import write_mtp
+    from mtpkit.potentials.templates import make_template
+
+    write_mtp(tmp_path / "t.mtp", make_template(2, 4, 4, 1.5, 5.0))
+    runs = production_runs(cfg, out / "04_production", tmp_path / "t.mtp", out / "01_relax",
+                           ["layered-TM_oct50"])
+    assert runs and all(r.structure.endswith("layered-TM_oct50_md.extxyz") for r in runs)
+
+
+def test_learn_size_is_checked():
+    with pytest.raises(UserError, match="learn_size"):
+        build_config({"structures": {"learn_size": "huge"}}, "tiny")
+    with pytest.raises(UserError, match="learn_size"):
+        build_config({"structures": {"size": "cell", "learn_size": "box"}}, "tiny")
+
+
 def test_cli_run_resume_is_a_no_op(tiny_campaign, tmp_path):
     out, *_ = tiny_campaign
     toml = tmp_path / "c.toml"

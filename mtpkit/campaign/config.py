@@ -15,7 +15,10 @@ Tables and keys (units: K, fs, Å, GPa):
     ``scheduler`` (``dask.distributed`` address, "" for local).
 ``[structures]``  ``names`` (representatives, ``[]`` = all 8 of
     :func:`mtpkit.structures.representatives.representative_structures`),
-    ``size`` (``"box"``: 296-atom 2×2×2 MD box; ``"cell"``: its 37-atom ordering cell).
+    ``size`` (of the production and fidelity MD: ``"box"``: 296-atom 2×2×2 MD box;
+    ``"cell"``: its 37-atom ordering cell), ``learn_size`` (of the relaxation, starting set
+    and active-learning explorations; ``""``: the same as ``size``; ``"cell"`` with ``size =
+    "box"``: learn on the cells and tile the relaxed cell into the MD box).
 ``[labeller]``  ``kind`` (see :mod:`mtpkit.active_learning.labellers`), ``parameters``,
     ``calculator`` (for kind ``ase``), ``stress``.
 ``[relax]``  relaxation of every structure with the labeller before the starting set and
@@ -61,7 +64,7 @@ SCALES = ("tiny", "default", "paper")
 DEFAULTS: dict[str, dict[str, Any]] = {
     "campaign": {"name": "nyzc75", "species": ["Na", "Y", "Zr", "Cl"], "seed": 2022, "workers": 1,
                  "scheduler": ""},
-    "structures": {"names": [], "size": "box"},
+    "structures": {"names": [], "size": "box", "learn_size": ""},
     "labeller": {"kind": "chgnet", "parameters": {}, "calculator": "", "stress": True},
     "relax": {"steps": 200, "fmax": 0.05, "cell": True, "pressure": 0.0},
     "starting_set": {"per_structure": 12, "rattle": 0.15, "strain": 0.03, "md_temperatures": [],
@@ -100,15 +103,19 @@ SCALE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "analysis": {"o_oct_frames": 100},
     },
     "default": {
-        "structures": {"names": ["layered-TM_oct50", "mixed-TM_oct50"], "size": "box"},
+        # learn on the 37-atom ordering cells (labels and fits 8x cheaper), run production
+        # MD in the 296-atom boxes tiled from the relaxed cells, as the study did with DFT
+        "structures": {"names": ["layered-TM_oct50", "mixed-TM_oct50"], "size": "box",
+                       "learn_size": "cell"},
         "starting_set": {"md_temperatures": [400.0, 700.0], "md_steps": 150, "md_every": 10},
         "potential": {"training": {"max_iter": 500}},
         # as the tiny preset: a ladder just above the production range (<= 700 K), explorations
         # as long as a good part of a production run, graded every 5 steps
         "active_learning": {"temperatures": [500.0, 800.0], "steps": 10000, "grade_every": 5},
+        "fidelity": {"steps": 500},
     },
     "paper": {
-        "structures": {"names": [], "size": "box"},
+        "structures": {"names": [], "size": "box", "learn_size": "cell"},
         "starting_set": {"per_structure": 20, "md_temperatures": [300.0, 600.0, 900.0],
                          "md_steps": 500, "md_every": 25},
         "potential": {"level": 16, "training": {"max_iter": 1000}},
@@ -238,6 +245,11 @@ def _validate(values: dict, path: Path | None) -> None:
     st = values["structures"]
     if st["size"] not in ("box", "cell"):
         raise bad("structures.size", f"must be 'box' or 'cell', got {st['size']!r}")
+    if st["learn_size"] not in ("", "box", "cell"):
+        raise bad("structures.learn_size", f"must be 'box', 'cell' or '' (= size), got {st['learn_size']!r}")
+    if st["learn_size"] == "box" and st["size"] == "cell":
+        raise bad("structures.learn_size", "'box' needs size = 'box' (production MD cannot run in a "
+                  "smaller cell than the one the potential was learned in)")
     if not isinstance(st["names"], list) or not all(isinstance(n, str) for n in st["names"]):
         raise bad("structures.names", "must be a list of representative names")
     from mtpkit.structures.representatives import OCT_OCCUPANCIES, TM_CLASSES

@@ -98,6 +98,7 @@ def run_fidelity(cfg: CampaignConfig, folder: Path, potential: Path, structures_
     """Run (or resume) both fidelity runs and compare them; writes ``fidelity.json``."""
     from mtpkit.active_learning.labellers import make_calculator
     from mtpkit.campaign.labelling import spec_from_config
+    from mtpkit.campaign.structures_stage import md_structure_file
     from mtpkit.md.engines import ExternalEngine, PluginEngine
     from mtpkit.md.run import MDSettings, run_md
 
@@ -110,7 +111,7 @@ def run_fidelity(cfg: CampaignConfig, folder: Path, potential: Path, structures_
                     pressure=float(pr["pressure"]), barostat=pr["barostat"],
                     seed=int(cfg["campaign"]["seed"]) + 4242, dump_every=int(fc["dump_every"]),
                     thermo_every=int(fc["dump_every"]), restart_every=max(1, steps // 4))
-    structure = structures_dir / f"{name}.extxyz"
+    structure = md_structure_file(structures_dir, name)  # the production MD structure
     species = cfg.species
     out: dict = {"structure": name, "temperature_K": T, "steps": steps, "timestep_fs": pr["timestep"],
                  "labeller": cfg["labeller"]["kind"], "runs": {}}

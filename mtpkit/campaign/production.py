@@ -25,6 +25,7 @@ Log = Callable[[str], None]
 def production_runs(cfg: CampaignConfig, folder: Path, potential: Path, structures_dir: Path,
                     names: list[str]) -> list:
     """The :class:`mtpkit.md.sweep.RunSpec` list of the production sweep."""
+    from mtpkit.campaign.structures_stage import md_structure_file
     from mtpkit.md.sweep import RunSpec
 
     pr = cfg["production"]
@@ -43,7 +44,7 @@ def production_runs(cfg: CampaignConfig, folder: Path, potential: Path, structur
         for i_t, T in enumerate(pr["temperatures"]):
             for r in range(int(pr["replicas"])):
                 run_id = f"{name}/T{float(T):g}K/r{r}"
-                runs.append(RunSpec(run_id=run_id, structure=str(structures_dir / f"{name}.extxyz"),
+                runs.append(RunSpec(run_id=run_id, structure=str(md_structure_file(structures_dir, name)),
                                     temperature=float(T), replica=r,
                                     seed=seed + 1 + r + 1000 * (i_t + 100 * i_s),
                                     folder=str(folder / run_id), potential=str(potential),

@@ -106,10 +106,15 @@ def run_relax(cfg: CampaignConfig, folder: Path, structures_dir: Path, names: li
     summary_path = folder / "relax.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"structures": {}}
     calc = None
+    st_info = json.loads((structures_dir / "structures.json").read_text())["structures"] \
+        if (structures_dir / "structures.json").is_file() else {}
     for name in names:
         target = folder / f"{name}.extxyz"
+        supercell = st_info.get(name, {}).get("md_supercell")
         if target.is_file() and name in summary["structures"]:
             say(f"relax: {name}: already relaxed, reused")
+            if supercell is not None and not (folder / f"{name}_md.extxyz").is_file():
+                _write_md_tile(folder, name, target, supercell, say)
             continue
         atoms = read(structures_dir / f"{name}.extxyz", format="extxyz")
         atoms.calc = None
@@ -126,6 +131,8 @@ def run_relax(cfg: CampaignConfig, folder: Path, structures_dir: Path, names: li
         relaxed.info = {"name": name}
         with atomic_open(target, "w") as fh:
             write(fh, relaxed, format="extxyz")
+        if supercell is not None:
+            _write_md_tile(folder, name, target, supercell, say)
         summary["structures"][name] = info
         atomic_write_json(summary_path, summary)
         b, a = info["before"], info["after"]
@@ -136,6 +143,22 @@ def run_relax(cfg: CampaignConfig, folder: Path, structures_dir: Path, names: li
             f"V {b['volume_A3']:.1f}→{a['volume_A3']:.1f} Å³, max|F| {a['max_force_eV_A']:.3f} eV/Å; {bonds}")
     atomic_write_json(summary_path, summary)
     return summary
+
+
+def _write_md_tile(folder: Path, name: str, relaxed: Path, supercell: list, say: Log) -> None:
+    """``<name>_md.extxyz``: the relaxed learning cell tiled by the integer matrix
+    ``supercell`` into the production-MD structure (same strain, same ordering)."""
+    from ase.build import make_supercell
+    from ase.io import read, write
+
+    cell = read(relaxed, format="extxyz")
+    cell.calc = None
+    box = make_supercell(cell, np.array(supercell, int))
+    box.info = {"name": name}
+    with atomic_open(folder / f"{name}_md.extxyz", "w") as fh:
+        write(fh, box, format="extxyz")
+    say(f"relax: {name}: production MD structure = relaxed cell tiled to {len(box)} atoms "
+        f"(V {box.get_volume():.1f} Å³)")
 
 
 def read_path_frames(folder: Path, name: str) -> list:

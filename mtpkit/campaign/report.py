@@ -139,7 +139,10 @@ def build_blocks(data: dict) -> list[Block]:
     b.append(("p", f"{st['n_orderings']} symmetry-distinct NYZC75 orderings enumerated ("
                    + ", ".join(f"{k}: {v}" for k, v in sorted(st["orderings_by_class"].items()))
                    + f"); {len(st['structures'])} used, as the "
-                     f"{'296-atom 2×2×2 MD box' if st['size'] == 'box' else '37-atom ordering cell'}."))
+                     f"{'296-atom 2×2×2 MD box' if st['size'] == 'box' else '37-atom ordering cell'}"
+                   + (" for production MD; relaxation, starting set and active learning used the "
+                      "37-atom ordering cell, and the MD box is that relaxed cell tiled"
+                      if st.get("learn_size", st["size"]) != st["size"] else "") + "."))
     b.append(("table", ["structure", "atoms", "TM ordering", "oct. Na (%)", "Ewald (eV/37 atoms)",
                         "cell", "ordering"],
               [[n, s["n_atoms"], s["tm_label"], s["oct_occupancy_percent"],

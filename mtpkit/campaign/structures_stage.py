@@ -37,7 +37,7 @@ def run_structures(cfg: CampaignConfig, folder: Path, say: Callable[[str], None]
     from mtpkit.analysis.sro import warren_cowley
     from mtpkit.structures.builders import bare, nyzc75_frame, to_atoms
     from mtpkit.structures.enumerate import enumerate_orderings
-    from mtpkit.structures.representatives import md_box_frame, representative_structures
+    from mtpkit.structures.representatives import box_matrix, md_box_frame, representative_structures
 
     orderings = enumerate_orderings()
     counts = Counter(o.tm_label for o in orderings)
@@ -46,31 +46,44 @@ def run_structures(cfg: CampaignConfig, folder: Path, say: Callable[[str], None]
     reps = representative_structures(orderings)
     names = cfg["structures"]["names"] or list(reps)
     size = cfg["structures"]["size"]
+    learn = cfg["structures"]["learn_size"] or size
     box_frame = md_box_frame() if size == "box" else None
     out: dict = {"n_orderings": len(orderings), "orderings_by_class": dict(counts), "size": size,
-                 "structures": {}}
+                 "learn_size": learn, "structures": {}}
     for name in names:
         rep = reps[name]
-        st = rep.structure if size == "box" else rep.ordering.structure()
+        st = rep.structure if size == "box" else rep.ordering.structure()  # the MD structure
         frame = box_frame if size == "box" else nyzc75_frame(rep.ordering.cell)
-        atoms = to_atoms(st)
+        learn_st = st if learn == size else rep.ordering.structure()
+        atoms = to_atoms(learn_st)
         atoms.info["name"] = name
         with atomic_open(folder / f"{name}.extxyz", "w") as fh:
             write(fh, atoms, format="extxyz")
-        atomic_write_text(folder / f"{name}.cif", bare(st).to(fmt="cif"))
+        atomic_write_text(folder / f"{name}.cif", bare(learn_st).to(fmt="cif"))
+        md_extra: dict = {}
+        if learn != size:
+            md_atoms = to_atoms(st)
+            md_atoms.info["name"] = name
+            with atomic_open(folder / f"{name}_md.extxyz", "w") as fh:
+                write(fh, md_atoms, format="extxyz")
+            md_extra = {"md_file": f"{name}_md.extxyz", "md_supercell": box_matrix(rep.ordering.cell).tolist(),
+                        "learn_n_atoms": len(atoms)}
         sro = warren_cowley(st, SRO_SPECIES, SRO_CUTOFF)
         sites, is_oct = _na_reference_sites(frame)
         o = rep.ordering
         out["structures"][name] = {
-            "file": f"{name}.extxyz", "n_atoms": len(atoms), "formula": atoms.get_chemical_formula(),
+            "file": f"{name}.extxyz", "n_atoms": len(st),
+            "formula": (to_atoms(st) if md_extra else atoms).get_chemical_formula(),
+            **md_extra,
             "tm_label": o.tm_label, "oct_occupancy_percent": o.oct_occupancy, "cell": o.cell,
             "ordering": o.name, "ewald_eV_per_37_atoms": o.ewald,
             "sro": {f"{a}-{b}": float(v) for (a, b), v in sro.items()},
             "sro_species": list(SRO_SPECIES), "sro_cutoff_A": SRO_CUTOFF,
             "na_sites_frac": sites, "na_sites_oct": is_oct,
-            "volume_A3": float(atoms.get_volume()),
+            "volume_A3": float(st.volume),
         }
-        say(f"structures: {name}: {len(atoms)} atoms, {o.tm_label}, {o.oct_occupancy}% octahedral Na, "
+        where = f" (learning in its {len(atoms)}-atom cell)" if md_extra else ""
+        say(f"structures: {name}: {len(st)} atoms{where}, {o.tm_label}, {o.oct_occupancy}% octahedral Na, "
             f"SRO(Y-Y) = {sro[('Y', 'Y')]:+.3f}")
     atomic_write_json(folder / "structures.json", out)
     return out
@@ -84,12 +97,20 @@ def load_structures(folder: Path) -> dict:
 
 
 def read_structure(folder: Path, name: str):
-    """The ASE Atoms of structure ``name`` written by :func:`run_structures`."""
+    """The ASE Atoms of structure ``name`` written by :func:`run_structures` (the
+    learning-size structure; also the relaxed one in the relax stage's folder)."""
     from ase.io import read
 
     atoms = read(folder / f"{name}.extxyz", format="extxyz")
     atoms.calc = None
     return atoms
+
+
+def md_structure_file(folder: Path, name: str) -> Path:
+    """File of the structure production MD starts from in ``folder`` (stage structures or
+    relax): ``<name>_md.extxyz`` when learning and MD sizes differ, else ``<name>.extxyz``."""
+    md = folder / f"{name}_md.extxyz"
+    return md if md.is_file() else folder / f"{name}.extxyz"
 
 
 def perturbed_copies(atoms, n: int, rattle: float, strain: float, seed: int) -> list:

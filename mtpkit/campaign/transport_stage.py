@@ -157,7 +157,7 @@ def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures:
                                                       info, frame_fs)
             except UserError as exc:
                 entry["notes"].append(f"O_oct for {rid}: {exc}")
-        ideal = _o_oct_start(structures_dir / info["file"], info)
+        ideal = _o_oct_start(structures_dir / info.get("md_file", info["file"]), info)
         entry["o_oct_initial"] = ideal
         entry["o_oct"] = series
         if series:

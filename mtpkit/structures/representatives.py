@@ -73,7 +73,7 @@ class Representative:
         return self.ordering.oct_occupancy
 
 
-def _box_matrix(cell: str) -> np.ndarray:
+def box_matrix(cell: str) -> np.ndarray:
     """Integer matrix S with S · (cell lattice) = MD box lattice."""
     s = np.array(MD_BOX, float) @ np.linalg.inv(np.array(NYZC75_CELLS[cell], float))
     si = np.round(s).astype(int)
@@ -85,7 +85,7 @@ def _box_matrix(cell: str) -> np.ndarray:
 def to_md_box(cell_structure: Any, cell: str) -> Any:
     """Tile a 37-atom NYZC75 cell (of index-2 cell ``cell``) into the 4a × 2b × 2c MD box."""
     st = cell_structure.copy()
-    st.make_supercell(_box_matrix(cell))
+    st.make_supercell(box_matrix(cell))
     return st
 
 
