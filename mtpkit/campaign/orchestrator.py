@@ -15,6 +15,11 @@ stage                   folder                  what
 ``report``              (campaign folder)       ``report.md`` + ``report.html``
 ======================  ======================  ==========================================
 
+With ``structures.learn_size = "cell"`` and ``size = "box"`` (the default and paper
+presets) relaxation, starting set and active learning work on the 37-atom ordering
+cells; production and fidelity MD start from ``01_relax/<name>_md.extxyz``, the
+relaxed cell tiled into the 296-atom box.
+
 ``state.json`` marks finished stages, which are never run again; a stage that was
 interrupted resumes from the files it already finished. ``campaign.json`` keeps the
 resolved configuration; resuming with a different one is refused (naming the tables
