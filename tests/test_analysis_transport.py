@@ -142,6 +142,9 @@ def test_bad_input_messages(tmp_path):
     short = load_replica(path, "Na", 600.0, 10.0, type_map=TYPES)
     with pytest.raises(UserError, match="too few"):
         analyze_temperature([short])  # 0.59 ps < the 1 ps minimum lag
+    edge = load_replica(_write_walk(tmp_path, 11, n_frames=102)[0], "Na", 600.0, 10.0, type_map=TYPES)
+    with pytest.raises(UserError, match="too few"):
+        analyze_temperature([edge])  # 1.01 ps: pymatgen's fit would see one lag and crash (IndexError)
     a = load_replica(_write_walk(tmp_path, 9, n_frames=400)[0], "Na", 600.0, 10.0, type_map=TYPES)
     b = load_replica(_write_walk(tmp_path, 10, n_frames=400)[0], "Na", 650.0, 10.0, type_map=TYPES)
     with pytest.raises(UserError, match="different temperatures"):

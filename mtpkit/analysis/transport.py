@@ -179,14 +179,18 @@ def analyze_replica(data: ReplicaData, n_frames: int | None = None, min_obs: int
     n = data.n_frames if n_frames is None else n_frames
     disp = np.concatenate([data.disp[:, :n], data.framework_disp[None, :n]], axis=0)
     structure = _structure_for(data, data.mean_volume_A3)
+    too_short = (f"{data.path}: {n} frames of {data.frame_interval_fs:g} fs "
+                 f"({(n - 1) * data.frame_interval_fs / 1000:.2f} ps) are too few for lags "
+                 "from 1 ps; run longer")
+    # DiffusionAnalyzer (smoothed="max") fits lags from 1 ps: it needs a few beyond that
+    if (n - 1) * data.frame_interval_fs < 1000.0 + 3 * data.frame_interval_fs:
+        raise UserError(too_short)
     try:
         da = DiffusionAnalyzer(structure, disp, data.species, data.temperature_K,
                                time_step=data.frame_interval_fs, step_skip=1, smoothed="max",
                                min_obs=min_obs)
-    except ValueError as exc:
-        raise UserError(f"{data.path}: {exc}: {n} frames of {data.frame_interval_fs:g} fs "
-                        f"({(n - 1) * data.frame_interval_fs / 1000:.2f} ps) are too few for lags "
-                        "from 1 ps; run longer") from None
+    except (ValueError, IndexError) as exc:  # IndexError: a fit over too few lags inside pymatgen
+        raise UserError(f"{too_short} ({type(exc).__name__}: {exc})") from None
     out = ReplicaMSD(label=data.label, dt_fs=np.asarray(da.dt, float), msd=np.asarray(da.msd),
                      mscd=np.asarray(da.mscd), msd_components=np.asarray(da.msd_components),
                      D_da=float(da.diffusivity), D_da_std=float(da.diffusivity_std_dev),
