@@ -108,10 +108,13 @@ SCALE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "structures": {"names": ["layered-TM_oct50", "mixed-TM_oct50"], "size": "box",
                        "learn_size": "cell"},
         "starting_set": {"md_temperatures": [400.0, 700.0], "md_steps": 150, "md_every": 10},
-        "potential": {"training": {"max_iter": 500}},
+        "potential": {"training": {"max_iter": 300}},
         # as the tiny preset: a ladder just above the production range (<= 700 K), explorations
-        # as long as a good part of a production run, graded every 5 steps
-        "active_learning": {"temperatures": [500.0, 800.0], "steps": 10000, "grade_every": 5},
+        # as long as a good part of a production run, graded every 5 steps; enough iterations
+        # to become reliable at 800 K too (at 12 a run stopped reliable at 500 K only, and the
+        # 550-700 K production runs then extrapolated)
+        "active_learning": {"temperatures": [500.0, 800.0], "steps": 10000, "grade_every": 5,
+                            "max_iterations": 30},
         "fidelity": {"steps": 500},
     },
     "paper": {
