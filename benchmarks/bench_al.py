@@ -50,8 +50,9 @@ def label(calc, atoms):
     return out
 
 
-def heldout_md(calc, base, n, every, equil, seed):
-    """CHGNet Langevin MD at 600 K (2 fs): ``n`` snapshots ``every`` steps apart after ``equil`` steps."""
+def heldout_md(calc, base, n, every, equil, seed, temperature=600.0):
+    """CHGNet Langevin MD at ``temperature`` K (2 fs): ``n`` snapshots ``every`` steps apart after
+    ``equil`` steps."""
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
@@ -59,8 +60,9 @@ def heldout_md(calc, base, n, every, equil, seed):
     a = base.copy()
     a.calc = calc
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(a, temperature_K=600, rng=rng)
-    dyn = Langevin(a, 2 * units.fs, temperature_K=600, friction=0.02 / units.fs, fixcm=False, rng=rng)
+    MaxwellBoltzmannDistribution(a, temperature_K=temperature, rng=rng)
+    dyn = Langevin(a, 2 * units.fs, temperature_K=temperature, friction=0.02 / units.fs, fixcm=False,
+                   rng=rng)
     dyn.run(equil)
     snaps = []
     for _ in range(n):
@@ -82,6 +84,25 @@ def make_pool(base, n, seed, kind="wide"):
         a.set_cell(a.cell.array @ strain, scale_atoms=True)
         a.positions += rng.normal(scale=sigma, size=a.positions.shape)
         pool.append(a)
+    return pool
+
+
+def md_pool(calc, base, n, temperatures, every, equil, seed, cache_dir=""):
+    """An exploration-like pool: ``n`` CHGNet Langevin MD snapshots (2 fs), ``n/len(T)`` per
+    temperature, ``every`` steps apart after ``equil`` steps. Consecutive snapshots are
+    correlated, as the frames of an exploration run are; each carries its CHGNet label."""
+    from ase.io import read, write
+
+    f = Path(cache_dir) / f"mdpool_{n}_{'-'.join(f'{t:g}' for t in temperatures)}_{every}_{equil}_{seed}.extxyz" \
+        if cache_dir else None
+    if f is not None and f.exists():
+        return list(read(f, index=":"))
+    per = [n // len(temperatures) + (k < n % len(temperatures)) for k in range(len(temperatures))]
+    pool = []
+    for k, (T, m) in enumerate(zip(temperatures, per)):
+        pool += heldout_md(calc, base, m, every, equil, seed + 17 * k, temperature=T)
+    if f is not None:
+        write(f, pool)
     return pool
 
 
@@ -163,14 +184,20 @@ def selection_benchmark(args):
 
             write(held_file, held)
     print(f"# held-out: {len(held)} CHGNet MD snapshots at 600 K ({time.perf_counter() - t0:.0f} s)", flush=True)
-    pool = make_pool(base, args.pool, args.seed + 1, args.pool_kind)
-    print(f"# pool: {len(pool)} {args.pool_kind} configurations; MaxVol basis: {args.basis}", flush=True)
+    if args.pool_kind == "md":
+        pool = md_pool(calc, base, args.pool, args.pool_temperatures, args.pool_every, args.equil,
+                       args.seed + 1, args.cache)
+        print(f"# pool: {len(pool)} CHGNet MD snapshots at {args.pool_temperatures} K, every "
+              f"{args.pool_every} steps (labels come with them); MaxVol basis: {args.basis}", flush=True)
+    else:
+        pool = make_pool(base, args.pool, args.seed + 1, args.pool_kind)
+        print(f"# pool: {len(pool)} {args.pool_kind} configurations; MaxVol basis: {args.basis}", flush=True)
     labeller = LabelCache(Path(args.cache) / "labels" if args.cache else None, calc)
     cache: dict[int, object] = {}
 
     def lab(i):
         if i not in cache:
-            cache[i] = labeller(pool[i])
+            cache[i] = pool[i] if pool[i].calc is not None else labeller(pool[i])
         return cache[i]
 
     template = make_template(args.level, len(SPECIES), 8, 1.8, 5.0)
@@ -322,7 +349,11 @@ def main() -> None:
     p.add_argument("--loop-cap", type=int, default=8, help="labels per iteration")
     p.add_argument("--basis", choices=["all", "linear"], default="all",
                    help="MaxVol rows: all parameters (MLIP-3) or linear coefficients")
-    p.add_argument("--pool-kind", choices=["wide", "thermal"], default="thermal")
+    p.add_argument("--pool-kind", choices=["wide", "thermal", "md"], default="thermal",
+                   help="rattled copies (wide/thermal) or CHGNet MD snapshots (md)")
+    p.add_argument("--pool-temperatures", type=float, nargs="+", default=[300.0, 600.0, 900.0],
+                   help="K, for --pool-kind md")
+    p.add_argument("--pool-every", type=int, default=5, help="MD steps between pool snapshots (md)")
     p.add_argument("--cache", default="", help="folder for CHGNet labels and held-out snapshots (reused by reruns)")
     p.add_argument("--loop-dir", default="", help="keep the loop benchmark's campaign folder here")
     p.add_argument("--skip-selection", action="store_true")
