@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,6 +185,29 @@ def test_learning_cell_tiled_into_production_box(tmp_path):
     runs = production_runs(cfg, out / "04_production", tmp_path / "t.mtp", out / "01_relax",
                            ["layered-TM_oct50"])
     assert runs and all(r.structure.endswith("layered-TM_oct50_md.extxyz") for r in runs)
+
+
+def test_md_size_rung_explores_the_production_box(tmp_path):
+    """md_size_rung: after the ladder in the 37-atom cells, one rung at the highest production
+    temperature explores the 296-atom production boxes."""
+    over = {**TINY, "structures": {"names": ["layered-TM_oct50"], "size": "box", "learn_size": "cell"},
+            "relax": {"steps": 3, "pressure": -1.8},
+            "active_learning": {**TINY["active_learning"], "steps": 40, "grade_every": 10,
+                                "gamma_stop": 1e30, "gamma_break": 1e30, "gamma_select": 1e29,
+                                "max_iterations": 4, "md_size_rung": True}}
+    cfg = build_config(over, "tiny")
+    out = tmp_path / "run"
+    run_campaign(cfg, out, stop_after="active_learning", echo=False)
+    hist = json.loads((out / "03_active_learning" / "history.json").read_text())
+    its = hist["iterations"][1:]
+    assert [(it["temperature_K"], it["md_size"]) for it in its] == [(500.0, False), (700.0, True)]
+    assert hist["finished"] and "every temperature" in hist["stop_reason"]
+    box_runs = its[1]["runs"]
+    assert box_runs and all("T700K-md" in r["run"] and r["status"] == "done" for r in box_runs)
+    data = (Path(box_runs[0]["folder"]) / "structure.data").read_text()
+    assert re.search(r"^\s*296 atoms", data, re.MULTILINE)
+    cell_data = (Path(its[0]["runs"][0]["folder"]) / "structure.data").read_text()
+    assert re.search(r"^\s*37 atoms", cell_data, re.MULTILINE)
 
 
 def test_learn_size_is_checked():

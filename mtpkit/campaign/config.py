@@ -36,7 +36,9 @@ Tables and keys (units: K, fs, Å, GPa):
 ``[active_learning]``  ``temperatures`` (exploration ladder), ``steps``, ``timestep``,
     ``pressure``, ``grade_every``, ``gamma_select``, ``gamma_break``, ``gamma_stop``,
     ``labels_per_iteration``, ``candidates_per_run``, ``max_iterations``,
-    ``runs_per_structure`` (exploration runs per structure and iteration, different seeds).
+    ``runs_per_structure`` (exploration runs per structure and iteration, different seeds),
+    ``md_size_rung`` (end the ladder with a rung at the highest production temperature in
+    the production-MD structures, when ``learn_size`` makes them larger).
 ``[production]``  ``temperatures``, ``replicas``, ``steps``, ``timestep``, ``pressure``,
     ``barostat``, ``dump_every``, ``thermo_every``, ``restart_every``.
 ``[analysis]``  ``breakpoint_K`` (two Arrhenius regimes split there; 0: one regime),
@@ -74,7 +76,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "active_learning": {"temperatures": [300.0, 600.0, 900.0, 1200.0], "steps": 5000,
                         "timestep": 2.0, "pressure": 0.0, "grade_every": 1, "gamma_select": 2.0,
                         "gamma_break": 10.0, "gamma_stop": 5.0, "labels_per_iteration": 10,
-                        "candidates_per_run": 100, "max_iterations": 12, "runs_per_structure": 2},
+                        "candidates_per_run": 100, "max_iterations": 12, "runs_per_structure": 2,
+                        "md_size_rung": False},
     "production": {"temperatures": [450.0, 500.0, 550.0, 600.0, 650.0, 700.0], "replicas": 2,
                    "steps": 25000, "timestep": 2.0, "pressure": 0.0, "barostat": "tri",
                    "dump_every": 10, "thermo_every": 100, "restart_every": 5000},
@@ -114,7 +117,7 @@ SCALE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # to become reliable at 800 K too (at 12 a run stopped reliable at 500 K only, and the
         # 550-700 K production runs then extrapolated)
         "active_learning": {"temperatures": [500.0, 800.0], "steps": 10000, "grade_every": 5,
-                            "max_iterations": 30},
+                            "max_iterations": 30, "md_size_rung": True},
         "fidelity": {"steps": 500},
     },
     "paper": {
@@ -124,7 +127,7 @@ SCALE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "potential": {"level": 16, "training": {"max_iter": 1000}},
         "active_learning": {"temperatures": [300.0, 600.0, 900.0, 1200.0], "steps": 50000,
                             "labels_per_iteration": 20, "candidates_per_run": 200,
-                            "max_iterations": 60},
+                            "max_iterations": 60, "md_size_rung": True},
         "production": {"temperatures": [350.0, 400.0, 450.0, 500.0, 550.0, 600.0, 650.0, 700.0],
                        "replicas": 5, "steps": 1000000, "dump_every": 250,
                        "restart_every": 50000},
@@ -227,7 +230,7 @@ def _validate(values: dict, path: Path | None) -> None:
     md_t = values["starting_set"]["md_temperatures"]
     if not isinstance(md_t, list) or not all(is_num(t) and t > 0 for t in md_t):
         raise bad("starting_set.md_temperatures", f"must be a list of positive temperatures (K), got {md_t!r}")
-    for key in ("relax.cell", "starting_set.relax_path"):
+    for key in ("relax.cell", "starting_set.relax_path", "active_learning.md_size_rung"):
         if not isinstance(_get(values, key), bool):
             raise bad(key, "must be true or false")
     if not is_num(values["relax"]["pressure"]):

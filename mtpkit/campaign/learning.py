@@ -17,6 +17,11 @@ Each later iteration, at the current ladder temperature ``T``:
    set is rebuilt over the whole training set (neighbourhood mode, MLIP-3 basis)
    and stored with the potential in ``pot.almtp``.
 
+With ``md_size_rung`` (and production MD in larger structures than the learning ones,
+``structures.learn_size``) the ladder ends with one more rung at the highest production
+temperature in the production-MD structures: a 296-atom box samples rarer local
+environments per ps than its 37-atom cell, so the potential is made reliable there too.
+
 Everything lives in ``<stage>/``: ``training.extxyz`` (all labels), ``iter_NNN/``
 (``pot.almtp``, ``train.json/.md/.png`` with the errors and parity plot,
 ``explore/`` runs, ``candidates.extxyz``, ``selection.json``, ``labels.extxyz``,
@@ -134,7 +139,8 @@ def _saved(folder: Path) -> list:
 
 
 def _explore(cfg: CampaignConfig, it_dir: Path, pot_path: Path, structures_dir: Path,
-             names: list[str], T: float, iteration: int, say: Log) -> list[dict]:
+             names: list[str], T: float, iteration: int, say: Log, md_size: bool = False) -> list[dict]:
+    from mtpkit.campaign.structures_stage import md_structure_file
     from mtpkit.md.sweep import RunSpec, SweepSpec, run_sweep
 
     al = cfg["active_learning"]
@@ -148,8 +154,9 @@ def _explore(cfg: CampaignConfig, it_dir: Path, pot_path: Path, structures_dir: 
     runs = []
     for i, name in enumerate(names):
         for r in range(int(al["runs_per_structure"])):
-            run_id = f"{name}/T{T:g}K/r{r}"
-            runs.append(RunSpec(run_id=run_id, structure=str(structures_dir / f"{name}.extxyz"),
+            run_id = f"{name}/T{T:g}K{'-md' if md_size else ''}/r{r}"
+            structure = md_structure_file(structures_dir, name) if md_size else structures_dir / f"{name}.extxyz"
+            runs.append(RunSpec(run_id=run_id, structure=str(structure),
                                 temperature=float(T), replica=r,
                                 seed=int(cfg["campaign"]["seed"]) + 7919 * iteration + 31 * i + 1 + 7 * r,
                                 folder=str(out_dir / run_id), potential=str(pot_path),
@@ -163,6 +170,7 @@ def _explore(cfg: CampaignConfig, it_dir: Path, pot_path: Path, structures_dir: 
         entry = manifest["runs"].get(run.run_id, {})
         folder = Path(run.folder)
         records.append({"structure": run.run_id.split("/")[0], "run": run.run_id, "temperature_K": T,
+                        "md_size": md_size,
                         "status": entry.get("status", "missing"),
                         "steps_done": entry.get("steps_done", 0), "steps": run.md["steps"],
                         "time_ps": entry.get("steps_done", 0) * run.md["timestep"] / 1000.0,
@@ -231,7 +239,15 @@ def run_learning(cfg: CampaignConfig, folder: Path, starting: list, structures_d
             "max_gamma": None, "converged": None, "parity_plot": str((it0 / "train.png").relative_to(folder)),
             "wall_s": {"fit": time.perf_counter() - t0}})
         save()
-    temps = [float(t) for t in al["temperatures"]]
+    # the ladder in the learning structures, then (md_size_rung) one rung at the highest
+    # production temperature in the production-MD structures when those are larger
+    rungs = [(float(t), False) for t in al["temperatures"]]
+    if al["md_size_rung"] and any((structures_dir / f"{n}_md.extxyz").is_file() for n in names):
+        rungs.append((float(max(cfg["production"]["temperatures"])), True))
+
+    def rung_name(i: int) -> str:
+        T, md = rungs[i]
+        return f"{T:g} K" + (" (production MD structures)" if md else "")
     while not history["finished"]:
         k = len(history["iterations"])
         if k > al["max_iterations"]:
@@ -240,7 +256,7 @@ def run_learning(cfg: CampaignConfig, folder: Path, starting: list, structures_d
                                       f"exploration temperature was reliable")
             save()
             break
-        T = temps[history["t_index"]]
+        T, md_size = rungs[history["t_index"]]
         prev = folder / f"iter_{k - 1:03d}" / POTENTIAL
         it_dir = folder / f"iter_{k:03d}"
         it_dir.mkdir(parents=True, exist_ok=True)
@@ -250,14 +266,14 @@ def run_learning(cfg: CampaignConfig, folder: Path, starting: list, structures_d
         if rec_path.is_file():
             records = json.loads(rec_path.read_text())
         else:
-            say(f"AL iteration {k}: exploring at {T:g} K ({al['steps']} steps of "
+            say(f"AL iteration {k}: exploring at {rung_name(history['t_index'])} ({al['steps']} steps of "
                 f"{al['timestep']:g} fs, {len(names)} structure(s))")
-            records = _explore(cfg, it_dir, prev, structures_dir, names, T, k, say)
+            records = _explore(cfg, it_dir, prev, structures_dir, names, T, k, say, md_size=md_size)
             atomic_write_json(rec_path, records)
         wall["explore"] = time.perf_counter() - t0
         max_g = max(r["max_gamma"] for r in records)
         converged = all(r["status"] == "done" and r["max_gamma"] < al["gamma_stop"] for r in records)
-        entry = {"iteration": k, "temperature_K": T, "runs": records, "max_gamma": max_g,
+        entry = {"iteration": k, "temperature_K": T, "md_size": md_size, "runs": records, "max_gamma": max_g,
                  "converged": converged, "n_candidates": 0, "n_selected": 0, "n_labelled": 0,
                  "n_quarantined": 0, "n_train": len(training), "errors": None, "parity_plot": None,
                  "wall_s": wall}
@@ -265,7 +281,7 @@ def run_learning(cfg: CampaignConfig, folder: Path, starting: list, structures_d
             f"{r['run']}: {r['status']} after {r['time_ps']:.2f} ps" for r in records))
         if converged:
             history["t_index"] += 1
-            if history["t_index"] >= len(temps):
+            if history["t_index"] >= len(rungs):
                 history["finished"] = True
                 history["stop_reason"] = (f"every exploration run reached {al['steps'] * al['timestep'] / 1000:g} "
                                           f"ps with max γ < {al['gamma_stop']:g} at every temperature")
@@ -273,8 +289,8 @@ def run_learning(cfg: CampaignConfig, folder: Path, starting: list, structures_d
             (it_dir / POTENTIAL).write_bytes(prev.read_bytes())
             history["iterations"].append(entry)
             save()
-            say(f"AL iteration {k}: reliable at {T:g} K" + ("; done" if history["finished"] else
-                                                           f"; next {temps[history['t_index']]:g} K"))
+            say(f"AL iteration {k}: reliable at {rung_name(history['t_index'] - 1)}"
+                + ("; done" if history["finished"] else f"; next {rung_name(history['t_index'])}"))
             continue
         # select
         t1 = time.perf_counter()

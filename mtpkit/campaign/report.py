@@ -191,7 +191,8 @@ def build_blocks(data: dict) -> list[Block]:
         err = it.get("errors") or {}
         tr, va = err.get("train") or {}, err.get("validation") or {}
         runs = it.get("runs") or []
-        rows.append([it["iteration"], _num(it.get("temperature_K"), "{:g}"),
+        where = " (MD box)" if it.get("md_size") else ""
+        rows.append([it["iteration"], _num(it.get("temperature_K"), "{:g}") + where,
                      "; ".join(f"{r['status']} {r['time_ps']:.2f} ps" for r in runs) or "initial fit",
                      _num(it.get("max_gamma"), "{:.3g}"),
                      {True: "yes", False: "no"}.get(it.get("converged"), "—"),
