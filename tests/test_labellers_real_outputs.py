@@ -63,22 +63,29 @@ def _vasp_job(tmp_path: Path, atoms: Atoms, files: dict[str, str]) -> Path:
 # --------------------------------------------------------------------------- VASP
 
 
-@needs_ase_vasp
-def test_vasp_outcar_ingest_matches_ase_and_file_text(tmp_path):
-    src = ASE_VASP / "OUTCAR_example_1"
+def _ingest_vasp_file(tmp_path, name: str, fmt: str, as_file: str):
+    """Ingest ASE's real VASP output ``name`` placed as ``as_file`` in a prepared job folder;
+    checks the result equals ASE's own reading. Returns (labelled atoms, file text, the
+    prepared atoms, the job folder)."""
+    src = ASE_VASP / name
     text = src.read_text()
-    ref = read(src, index=-1, format="vasp-out")
+    ref = read(src, index=-1, format=fmt)
     atoms = _bare(ref)
-    d = _vasp_job(tmp_path, atoms, {"OUTCAR": text})
+    d = _vasp_job(tmp_path, atoms, {as_file: text})
     assert (d / "POSCAR").exists() and "ENCUT = 400" in (d / "INCAR").read_text()
-
     out, reason = _vasp_labeller().ingest(atoms, d)
     assert reason is None, reason
-    assert len(out) == 18 and out.get_chemical_formula() == "Ni18"
     np.testing.assert_array_equal(out.positions, atoms.positions)
     assert out.get_potential_energy() == ref.get_potential_energy(force_consistent=True)
     np.testing.assert_array_equal(out.get_forces(), ref.get_forces())
     np.testing.assert_array_equal(out.get_stress(), ref.get_stress())
+    return out, text, atoms, d
+
+
+@needs_ase_vasp
+def test_vasp_outcar_ingest_matches_ase_and_file_text(tmp_path):
+    out, text, *_ = _ingest_vasp_file(tmp_path, "OUTCAR_example_1", "vasp-out", "OUTCAR")
+    assert len(out) == 18 and out.get_chemical_formula() == "Ni18"
 
     # the numbers are the file's: last "free energy TOTEN" (force-consistent, not
     # energy(sigma->0)), first TOTAL-FORCE row, "in kB" line
@@ -94,17 +101,8 @@ def test_vasp_outcar_ingest_matches_ase_and_file_text(tmp_path):
 
 @needs_ase_vasp
 def test_vasp_vasprun_ingest_matches_ase_and_file_text(tmp_path):
-    src = ASE_VASP / "vasprun_pstress.xml"
-    text = src.read_text()
-    ref = read(src, index=-1, format="vasp-xml")
-    atoms = _bare(ref)
-    d = _vasp_job(tmp_path, atoms, {"vasprun.xml": text})
-    out, reason = _vasp_labeller().ingest(atoms, d)
-    assert reason is None, reason
+    out, text, atoms, d = _ingest_vasp_file(tmp_path, "vasprun_pstress.xml", "vasp-xml", "vasprun.xml")
     assert out.get_chemical_formula() == "C2"
-    assert out.get_potential_energy() == ref.get_potential_energy(force_consistent=True)
-    np.testing.assert_array_equal(out.get_forces(), ref.get_forces())
-    np.testing.assert_array_equal(out.get_stress(), ref.get_stress())
     last = text[text.rindex('<varray name="stress"'):]
     sxx = float(last.splitlines()[1].split()[1])  # kbar
     assert sxx == pytest.approx(-165.99562580)
