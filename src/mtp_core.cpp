@@ -8,6 +8,10 @@
 #include <string>
 #include <tuple>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 namespace mtpkit {
 
 int core_version() { return 2; }
@@ -691,6 +695,45 @@ void Model::site_basis_jacobian(Workspace& ws, int itype, int n, const double* r
         out[o + 2] = d[3 * j + 2];
       }
     }
+  }
+}
+
+void packed_site_energies(const Model& model, int64_t nsites, const int* site_types,
+                          const int64_t* offsets, const int* pair_types, const double* rij,
+                          double* site_e, double* pair_grad,
+                          std::vector<BatchWorkspace>& workspaces, int nthreads) {
+  const int64_t nbatch = (nsites + kLanes - 1) / kLanes;
+#if defined(_OPENMP)
+  int nt = nthreads > 0 ? nthreads : omp_get_max_threads();
+#else
+  int nt = 1;
+#endif
+  nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, nbatch)));
+  if (static_cast<int>(workspaces.size()) < nt) workspaces.resize(nt);
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 2)
+#endif
+  for (int64_t bt = 0; bt < nbatch; ++bt) {
+#if defined(_OPENMP)
+    BatchWorkspace& bw = workspaces[omp_get_thread_num()];
+#else
+    BatchWorkspace& bw = workspaces[0];
+#endif
+    const int64_t s0 = bt * kLanes;
+    const int ns = static_cast<int>(std::min<int64_t>(kLanes, nsites - s0));
+    int it[kLanes], cnt[kLanes];
+    const double* r[kLanes];
+    const int* jp[kLanes];
+    double* g[kLanes];
+    for (int l = 0; l < ns; ++l) {
+      const int64_t o = offsets[s0 + l];
+      it[l] = site_types[s0 + l];
+      cnt[l] = static_cast<int>(offsets[s0 + l + 1] - o);
+      r[l] = rij + 3 * o;
+      jp[l] = pair_types + o;
+      g[l] = pair_grad ? pair_grad + 3 * o : nullptr;
+    }
+    model.site_energies(bw, ns, it, cnt, r, jp, pair_grad ? g : nullptr, site_e + s0);
   }
 }
 

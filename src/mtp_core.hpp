@@ -227,4 +227,18 @@ class Model {
   std::vector<int> grp_k_, grp_start_;
 };
 
+// Site energies and pair gradients of many sites stored packed: site s (type
+// site_types[s]) has the pairs [offsets[s], offsets[s+1]) of pair_types
+// (neighbour MTP types) and rij (x_j - x_i, 3 per pair). Writes site_e[s] and,
+// unless pair_grad is nullptr, dE_s/dr_ij into pair_grad (3 per pair). Sites are
+// evaluated kLanes at a time (Model::site_energies) on `nthreads` OpenMP threads
+// (0: OpenMP's default), each thread using its own entry of `workspaces`
+// (resized as needed, so a caller can keep it between calls). Every site is
+// computed the same way whatever the thread count, so results are bitwise
+// independent of it. Shared by the Python extension and the LAMMPS pair style.
+void packed_site_energies(const Model& model, int64_t nsites, const int* site_types,
+                          const int64_t* offsets, const int* pair_types, const double* rij,
+                          double* site_e, double* pair_grad,
+                          std::vector<BatchWorkspace>& workspaces, int nthreads = 0);
+
 }  // namespace mtpkit

@@ -31,38 +31,15 @@ void reduce_chunks(const std::vector<double>& parts, int64_t nchunks, int64_t le
   }
 }
 
-// Site energies and pair gradients for atoms [0, n) of a packed pair list,
-// kLanes sites per kernel call.
+// Site energies and pair gradients for atoms [0, n) of a packed pair list.
 void sites_and_pair_grads(const Model& model, int64_t n, const int* types,
                           const int64_t* offsets, const int* pj, const double* rij,
                           double* site_e, double* pair_grad) {
-  const int64_t nbatch = (n + kLanes - 1) / kLanes;
-#pragma omp parallel
-  {
-    BatchWorkspace bw;
-    std::vector<int> jt[kLanes];
-#pragma omp for schedule(dynamic, 2)
-    for (int64_t bt = 0; bt < nbatch; ++bt) {
-      const int64_t i0 = bt * kLanes;
-      const int ns = static_cast<int>(std::min<int64_t>(kLanes, n - i0));
-      int it[kLanes], cnt[kLanes];
-      const double* r[kLanes];
-      const int* jp[kLanes];
-      double* g[kLanes];
-      for (int s = 0; s < ns; ++s) {
-        const int64_t i = i0 + s;
-        const int64_t o = offsets[i];
-        cnt[s] = static_cast<int>(offsets[i + 1] - o);
-        jt[s].resize(cnt[s]);
-        for (int q = 0; q < cnt[s]; ++q) jt[s][q] = types[pj[o + q]];
-        it[s] = types[i];
-        r[s] = rij + 3 * o;
-        jp[s] = jt[s].data();
-        g[s] = pair_grad ? pair_grad + 3 * o : nullptr;
-      }
-      model.site_energies(bw, ns, it, cnt, r, jp, pair_grad ? g : nullptr, site_e + i0);
-    }
-  }
+  std::vector<int> pair_types(static_cast<size_t>(offsets[n]));
+  for (int64_t p = 0; p < offsets[n]; ++p) pair_types[p] = types[pj[p]];
+  std::vector<BatchWorkspace> workspaces;
+  packed_site_energies(model, n, types, offsets, pair_types.data(), rij, site_e, pair_grad,
+                       workspaces);
 }
 
 // Forces and virial of atoms [a0, a1) from pair gradients (serial, fixed order).

@@ -275,20 +275,20 @@ void PairMTP::compute(int eflag, int vflag)
   if (!newton) fghost_.assign(3 * static_cast<size_t>(nall), 0.0);
   double *fg = newton ? nullptr : fghost_.data();
 
-  // 1. gather (serial): the in-cutoff neighbours of every local site, packed
-  offs_.assign(static_cast<size_t>(inum) + 1, 0);
-  site_type_.assign(inum, -1);
-  active_.clear();
+  // 1. gather (serial): the in-cutoff neighbours of every local site of a mapped
+  //    type, packed: site q (LAMMPS atom site_atom_[q]) has pairs [offs_[q], offs_[q+1])
+  offs_.assign(1, 0);
+  site_type_.clear();
+  site_atom_.clear();
   pjl_.clear();
   pjt_.clear();
   prij_.clear();
   for (int ii = 0; ii < inum; ++ii) {
     const int i = ilist[ii];
     const int itype = type_map_[type[i]];
-    offs_[ii + 1] = offs_[ii];
     if (itype < 0) continue;
-    site_type_[ii] = itype;
-    active_.push_back(ii);
+    site_type_.push_back(itype);
+    site_atom_.push_back(i);
     const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
     const int *jlist = firstneigh[i];
     const int jnum = numneigh[i];
@@ -308,56 +308,27 @@ void PairMTP::compute(int eflag, int vflag)
       prij_.push_back(dx);
       prij_.push_back(dy);
       prij_.push_back(dz);
-      ++offs_[ii + 1];
     }
+    offs_.push_back(static_cast<int64_t>(pjl_.size()));
   }
+  const int nact = static_cast<int>(site_atom_.size());
 
-  // 2. kernel (OpenMP over batches of kLanes sites; bitwise the same results
-  //    for any thread count, since each site is computed the same way)
-  site_e_.assign(inum, 0.0);
+  // 2. kernel: the core's packed evaluation on LAMMPS's threads
+  site_e_.resize(nact);
   pgrad_.resize(prij_.size());
-  const int nact = static_cast<int>(active_.size());
-  const int nbatch = (nact + mtpkit::kLanes - 1) / mtpkit::kLanes;
-  const int nthreads = std::max(1, std::min(comm->nthreads, nbatch));
-  if (static_cast<int>(bws_.size()) < nthreads) bws_.resize(nthreads);
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 2)
-#endif
-  for (int bt = 0; bt < nbatch; ++bt) {
-#if defined(_OPENMP)
-    mtpkit::BatchWorkspace &bw = bws_[omp_get_thread_num()];
-#else
-    mtpkit::BatchWorkspace &bw = bws_[0];
-#endif
-    const int q0 = bt * mtpkit::kLanes;
-    const int ns = std::min(mtpkit::kLanes, nact - q0);
-    int it[mtpkit::kLanes], cnt[mtpkit::kLanes];
-    const double *r[mtpkit::kLanes];
-    const int *jp[mtpkit::kLanes];
-    double *g[mtpkit::kLanes];
-    double e[mtpkit::kLanes];
-    for (int s = 0; s < ns; ++s) {
-      const int ii = active_[q0 + s];
-      const int o = offs_[ii];
-      it[s] = site_type_[ii];
-      cnt[s] = offs_[ii + 1] - o;
-      r[s] = prij_.data() + 3 * static_cast<size_t>(o);
-      jp[s] = pjt_.data() + o;
-      g[s] = pgrad_.data() + 3 * static_cast<size_t>(o);
-    }
-    model_->site_energies(bw, ns, it, cnt, r, jp, g, e);
-    for (int s = 0; s < ns; ++s) site_e_[active_[q0 + s]] = e[s];
-  }
+  mtpkit::packed_site_energies(*model_, nact, site_type_.data(), offs_.data(), pjt_.data(),
+                               prij_.data(), site_e_.data(), pgrad_.data(), bws_,
+                               std::max(1, comm->nthreads));
 
   // 3. scatter (serial, fixed order): forces, energies, virials
   for (int q = 0; q < nact; ++q) {
-    const int ii = active_[q];
-    const int i = ilist[ii];
-    const int o = offs_[ii], n = offs_[ii + 1] - o;
-    const double *rp = prij_.data() + 3 * static_cast<size_t>(o);
-    const double *gp = pgrad_.data() + 3 * static_cast<size_t>(o);
+    const int i = site_atom_[q];
+    const int64_t o = offs_[q];
+    const int n = static_cast<int>(offs_[q + 1] - o);
+    const double *rp = prij_.data() + 3 * o;
+    const double *gp = pgrad_.data() + 3 * o;
     const int *jl = pjl_.data() + o;
-    const double ei = site_e_[ii];
+    const double ei = site_e_[q];
     double fix = 0.0, fiy = 0.0, fiz = 0.0;
     double v[6] = {0, 0, 0, 0, 0, 0};
     for (int k = 0; k < n; ++k) {
@@ -400,10 +371,7 @@ void PairMTP::compute(int eflag, int vflag)
   //    mode the site rows are summed in site order (serial)
   if (grade_now) {
     if (conf_mode) {
-      for (int q = 0; q < nact; ++q) {
-        const int ii = active_[q];
-        grade_site(0, site_type_[ii], offs_[ii + 1] - offs_[ii], offs_[ii], nullptr);
-      }
+      for (int q = 0; q < nact; ++q) grade_site(0, q, nullptr);
     } else {
       const int gthreads = std::max(1, std::min(comm->nthreads, nact));
       if (static_cast<int>(gws_.size()) < gthreads) {
@@ -419,8 +387,7 @@ void PairMTP::compute(int eflag, int vflag)
 #else
         const int tid = 0;
 #endif
-        const int ii = active_[q];
-        grade_site(tid, site_type_[ii], offs_[ii + 1] - offs_[ii], offs_[ii], &gamma_[ilist[ii]]);
+        grade_site(tid, q, &gamma_[site_atom_[q]]);
       }
     }
   }
@@ -439,11 +406,13 @@ void PairMTP::compute(int eflag, int vflag)
   }
 }
 
-/* Grade of one site, whose in-cutoff neighbourhood starts at `offset` in the
-   packed arrays prij_/pjt_, using thread `tid`'s scratch. In configuration
-   mode (gamma_out == nullptr, serial) the site's row is added to conf_row_. */
-void PairMTP::grade_site(int tid, int itype, int n, int offset, double *gamma_out)
+/* Grade of packed site q, using thread `tid`'s scratch. In configuration mode
+   (gamma_out == nullptr, serial) the site's row is added to conf_row_. */
+void PairMTP::grade_site(int tid, int q, double *gamma_out)
 {
+  const int itype = site_type_[q];
+  const int64_t offset = offs_[q];
+  const int n = static_cast<int>(offs_[q + 1] - offset);
   const int m = aset_.n;
   if (gws_.empty()) {
     gws_.resize(1);
@@ -452,7 +421,7 @@ void PairMTP::grade_site(int tid, int itype, int n, int offset, double *gamma_ou
   mtpkit::Workspace &ws = gws_[tid];
   std::vector<double> &row = grow_[tid];
   row.assign(m, 0.0);
-  const double *rij = prij_.data() + 3 * static_cast<size_t>(offset);
+  const double *rij = prij_.data() + 3 * offset;
   const int *jt = pjt_.data() + offset;
   if (m == model_->n_params()) {
     model_->site_energy_param_grad(ws, itype, n, rij, jt, 1.0, row.data());
@@ -606,7 +575,7 @@ double PairMTP::memory_usage()
   bytes += 8.0 * (prij_.capacity() + pgrad_.capacity() + site_e_.capacity() +
                   fghost_.capacity() + gamma_.capacity() + conf_row_.capacity() +
                   aset_.invA.capacity());
-  bytes += 4.0 * (pjl_.capacity() + pjt_.capacity() + offs_.capacity() + active_.capacity() +
-                  site_type_.capacity());
+  bytes += 4.0 * (pjl_.capacity() + pjt_.capacity() + site_atom_.capacity() +
+                  site_type_.capacity()) + 8.0 * offs_.capacity();
   return bytes;
 }

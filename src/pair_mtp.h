@@ -77,19 +77,21 @@ class PairMTP : public Pair {
   double halted_ = 0.0;
   bigint last_graded_step_ = -1;
 
-  // per-step packed neighbourhoods of the local sites (in cutoff):
-  // site ii's pairs are [offs_[ii], offs_[ii+1]) of pjl_ (LAMMPS index j),
-  // pjt_ (MTP type of j), prij_ (x_j - x_i, 3 per pair), pgrad_ (dE_i/dr_ij)
-  std::vector<int> offs_, pjl_, pjt_, site_type_, active_;
+  // per-step packed neighbourhoods (in cutoff) of the local atoms of mapped types:
+  // site q is LAMMPS atom site_atom_[q] of MTP type site_type_[q]; its pairs are
+  // [offs_[q], offs_[q+1]) of pjl_ (LAMMPS index j), pjt_ (MTP type of j),
+  // prij_ (x_j - x_i, 3 per pair) and pgrad_ (dE_q/dr_ij)
+  std::vector<int64_t> offs_;
+  std::vector<int> pjl_, pjt_, site_type_, site_atom_;
   std::vector<double> prij_, pgrad_, site_e_;
   std::vector<double> fghost_, gamma_, conf_row_;
   // per-thread scratch (threads: comm->nthreads, i.e. OMP_NUM_THREADS or `package omp N`)
-  std::vector<mtpkit::BatchWorkspace> bws_;
+  std::vector<mtpkit::BatchWorkspace> bws_;  // grown by mtpkit::packed_site_energies
   std::vector<mtpkit::Workspace> gws_;
   std::vector<std::vector<double>> grow_;
 
   void allocate();
-  void grade_site(int tid, int itype, int n, int offset, double *gamma_out);
+  void grade_site(int tid, int q, double *gamma_out);
   void finish_grading(int nlocal);
   void save_configuration(int nlocal);
 };
