@@ -262,6 +262,15 @@ def test_qe_output_without_forces_is_quarantined_not_raised(tmp_path):
     assert out is None and "forces" in reason
 
 
+def test_job_without_any_output_is_pending_then_quarantined(tmp_path):
+    atoms = nacl_displaced()
+    for labeller, what in ((_vasp_labeller(), "no OUTCAR or vasprun.xml"), (qe_labeller(), "no pw.out")):
+        d = labeller.prepare(atoms, tmp_path / labeller.code, "job")
+        assert labeller.ingest(atoms, d) == (None, "pending")
+        out, reason = labeller.ingest(atoms, d, finished=True)
+        assert out is None and "job ended before the output was complete" in reason and what in reason
+
+
 # --------------------------------------------------------------------------- end to end (pw.x)
 
 

@@ -164,6 +164,18 @@ def check_label(energy: float, forces: np.ndarray, stress: np.ndarray | None, na
     return None
 
 
+def force_consistent_energy(atoms: Atoms) -> float:
+    """Energy (eV) of ``atoms``' calculator to train on: the free energy where the calculator
+    has one (DFT with smearing, VASP's TOTEN: the forces are its derivatives, not those of
+    the sigma->0 energy), the plain potential energy otherwise. A non-finite energy stays
+    as it is, so it is quarantined."""
+    energy = atoms.get_potential_energy()
+    free = (getattr(atoms.calc, "results", None) or {}).get("free_energy")
+    if free is not None and math.isfinite(float(energy)):
+        return float(free)
+    return energy
+
+
 def labelled_copy(atoms: Atoms, energy: float, forces: np.ndarray, stress: np.ndarray | None) -> Atoms:
     """A copy of ``atoms`` carrying the label as a :class:`SinglePointCalculator`."""
     out = atoms.copy()
@@ -204,12 +216,7 @@ def label_one(spec: LabellerSpec, atoms: Atoms) -> tuple[Atoms | None, str | Non
         calc = _cached_calculator(spec)
         work.calc = calc
         forces = work.get_forces()
-        # the force-consistent (free) energy where the calculator has one (DFT with
-        # smearing: the forces are its derivatives); the plain energy otherwise
-        energy = work.get_potential_energy()
-        free = (getattr(calc, "results", None) or {}).get("free_energy")
-        if free is not None and math.isfinite(float(energy)):  # a NaN energy stays NaN
-            energy = float(free)
+        energy = force_consistent_energy(work)
         stress = work.get_stress() if spec.stress and work.pbc.all() else None
         if spec.kind == "gpaw":
             scf = getattr(calc, "scf", None)
@@ -330,17 +337,13 @@ class BatchLabeller:
         outcar = d / "OUTCAR"
         vasprun = d / "vasprun.xml"
         if not outcar.exists() and not vasprun.exists():
-            if finished:
-                raise LabelError("job ended without writing OUTCAR or vasprun.xml")
-            return None, "pending"
+            return _unfinished(finished, "no OUTCAR or vasprun.xml was written")
         if outcar.exists():
             lines = outcar.read_text(errors="replace").splitlines()
             done = any("General timing and accounting" in line for line in lines)
-            exit_ok, change_ok = _vasp_last_scf(lines)
             # while VASP runs, the current loop is unconverged by its numbers: only its exit
             # line, or the numbers once the run is over, decide
-            converged = exit_ok if exit_ok is not None else (change_ok if done else None)
-            if converged is False:
+            if vasp_scf_converged(lines, run_ended=done) is False:
                 raise LabelError("VASP electronic loop did not converge "
                                  "(last SCF: EDIFF was not reached)")
             if not done:
@@ -363,9 +366,7 @@ class BatchLabeller:
 
         out = next((d / n for n in ("pw.out", "espresso.pwo", "pw.pwo") if (d / n).exists()), None)
         if out is None:
-            if finished:
-                raise LabelError("job ended without writing pw.out / espresso.pwo / pw.pwo")
-            return None, "pending"
+            return _unfinished(finished, "no pw.out / espresso.pwo / pw.pwo was written")
         text = out.read_text(errors="replace")
         if "convergence NOT achieved" in text:
             raise LabelError("QE SCF did not converge (convergence NOT achieved)")
@@ -390,12 +391,7 @@ class BatchLabeller:
         if mismatch:
             raise LabelError(f"output structure does not match the submitted one ({mismatch})")
         try:
-            # the force-consistent (free) energy: VASP's TOTEN, of which the forces are the
-            # derivatives (energy(sigma->0) is not); the same as the energy without smearing
-            try:
-                energy = res.get_potential_energy(force_consistent=True)
-            except Exception:  # noqa: BLE001  # no free energy in this output
-                energy = res.get_potential_energy()
+            energy = force_consistent_energy(res)
             forces = res.get_forces()
         except Exception as exc:  # noqa: BLE001  # PropertyNotImplementedError, missing results
             raise LabelError(f"output has no energy or forces ({type(exc).__name__}: {exc})") from None
@@ -439,7 +435,7 @@ def _geometry_mismatch(atoms: Atoms, res: Atoms) -> str | None:
 _VASP_IONIC = re.compile(r"Iteration\s+(\d+)\s*\(")
 
 
-def vasp_scf_converged(lines: list[str]) -> bool | None:
+def vasp_scf_converged(lines: list[str], run_ended: bool = True) -> bool | None:
     """Whether the last electronic loop of a VASP OUTCAR converged; ``None`` if it cannot tell.
 
     The loop's exit line decides when present (VASP 6 writes ``aborting loop
@@ -447,10 +443,13 @@ def vasp_scf_converged(lines: list[str]) -> bool | None:
     because EDIFF is reached``). Without one (VASP 5 stops silently at NELM),
     the last ``total energy-change (2. order)`` line must have both numbers
     below ``EDIFF`` (eV), the rule ASE's ``Vasp.read_convergence`` uses. Only the last ionic
-    step counts: that is the one being labelled.
+    step counts: that is the one being labelled. With ``run_ended=False`` (VASP still
+    running) only an exit line decides: the numbers of a running loop are not a verdict.
     """
     exit_ok, change_ok = _vasp_last_scf(lines)
-    return exit_ok if exit_ok is not None else change_ok
+    if exit_ok is not None:
+        return exit_ok
+    return change_ok if run_ended else None
 
 
 def _vasp_last_scf(lines: list[str]) -> tuple[bool | None, bool | None]:
