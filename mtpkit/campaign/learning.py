@@ -40,6 +40,7 @@ import numpy as np
 
 from mtpkit.campaign.config import CampaignConfig
 from mtpkit.campaign.labelling import label_configurations, read_store, spec_from_config, write_store
+from mtpkit.campaign.structures_stage import md_file_name
 from mtpkit.io_utils import atomic_write_json
 
 Log = Callable[[str], None]
@@ -242,7 +243,7 @@ def run_learning(cfg: CampaignConfig, folder: Path, starting: list, structures_d
     # the ladder in the learning structures, then (md_size_rung) one rung at the highest
     # production temperature in the production-MD structures when those are larger
     rungs = [(float(t), False) for t in al["temperatures"]]
-    if al["md_size_rung"] and any((structures_dir / f"{n}_md.extxyz").is_file() for n in names):
+    if al["md_size_rung"] and any((structures_dir / md_file_name(n)).is_file() for n in names):
         rungs.append((float(max(cfg["production"]["temperatures"])), True))
 
     def rung_name(i: int) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mtpkit.campaign.config import CampaignConfig
+from mtpkit.campaign.structures_stage import md_file_name
 from mtpkit.io_utils import atomic_open, atomic_write_json
 
 Log = Callable[[str], None]
@@ -113,7 +114,7 @@ def run_relax(cfg: CampaignConfig, folder: Path, structures_dir: Path, names: li
         supercell = st_info.get(name, {}).get("md_supercell")
         if target.is_file() and name in summary["structures"]:
             say(f"relax: {name}: already relaxed, reused")
-            if supercell is not None and not (folder / f"{name}_md.extxyz").is_file():
+            if supercell is not None and not (folder / md_file_name(name)).is_file():
                 _write_md_tile(folder, name, target, supercell, say)
             continue
         atoms = read(structures_dir / f"{name}.extxyz", format="extxyz")
@@ -155,7 +156,7 @@ def _write_md_tile(folder: Path, name: str, relaxed: Path, supercell: list, say:
     cell.calc = None
     box = make_supercell(cell, np.array(supercell, int))
     box.info = {"name": name}
-    with atomic_open(folder / f"{name}_md.extxyz", "w") as fh:
+    with atomic_open(folder / md_file_name(name), "w") as fh:
         write(fh, box, format="extxyz")
     say(f"relax: {name}: production MD structure = relaxed cell tiled to {len(box)} atoms "
         f"(V {box.get_volume():.1f} Å³)")

@@ -60,20 +60,20 @@ def run_structures(cfg: CampaignConfig, folder: Path, say: Callable[[str], None]
         with atomic_open(folder / f"{name}.extxyz", "w") as fh:
             write(fh, atoms, format="extxyz")
         atomic_write_text(folder / f"{name}.cif", bare(learn_st).to(fmt="cif"))
-        md_extra: dict = {}
+        md_atoms, md_extra = atoms, {}
         if learn != size:
             md_atoms = to_atoms(st)
             md_atoms.info["name"] = name
-            with atomic_open(folder / f"{name}_md.extxyz", "w") as fh:
+            with atomic_open(folder / md_file_name(name), "w") as fh:
                 write(fh, md_atoms, format="extxyz")
-            md_extra = {"md_file": f"{name}_md.extxyz", "md_supercell": box_matrix(rep.ordering.cell).tolist(),
+            md_extra = {"md_file": md_file_name(name), "md_supercell": box_matrix(rep.ordering.cell).tolist(),
                         "learn_n_atoms": len(atoms)}
         sro = warren_cowley(st, SRO_SPECIES, SRO_CUTOFF)
         sites, is_oct = _na_reference_sites(frame)
         o = rep.ordering
         out["structures"][name] = {
             "file": f"{name}.extxyz", "n_atoms": len(st),
-            "formula": (to_atoms(st) if md_extra else atoms).get_chemical_formula(),
+            "formula": md_atoms.get_chemical_formula(),
             **md_extra,
             "tm_label": o.tm_label, "oct_occupancy_percent": o.oct_occupancy, "cell": o.cell,
             "ordering": o.name, "ewald_eV_per_37_atoms": o.ewald,
@@ -106,10 +106,16 @@ def read_structure(folder: Path, name: str):
     return atoms
 
 
+def md_file_name(name: str) -> str:
+    """File name of structure ``name``'s production-MD structure when it differs from the
+    learning one (``structures.learn_size``)."""
+    return f"{name}_md.extxyz"
+
+
 def md_structure_file(folder: Path, name: str) -> Path:
     """File of the structure production MD starts from in ``folder`` (stage structures or
-    relax): ``<name>_md.extxyz`` when learning and MD sizes differ, else ``<name>.extxyz``."""
-    md = folder / f"{name}_md.extxyz"
+    relax): :func:`md_file_name` when learning and MD sizes differ, else ``<name>.extxyz``."""
+    md = folder / md_file_name(name)
     return md if md.is_file() else folder / f"{name}.extxyz"
 
 
