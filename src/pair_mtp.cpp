@@ -370,14 +370,14 @@ void PairMTP::compute(int eflag, int vflag)
   // 4. grades (every `every_` steps): per atom in parallel; in configuration
   //    mode the site rows are summed in site order (serial)
   if (grade_now) {
+    const int gthreads = conf_mode ? 1 : std::max(1, std::min(comm->nthreads, nact));
+    if (static_cast<int>(gws_.size()) < gthreads) {  // per-thread scratch, kept between steps
+      gws_.resize(gthreads);
+      grow_.resize(gthreads);
+    }
     if (conf_mode) {
       for (int q = 0; q < nact; ++q) grade_site(0, q, nullptr);
     } else {
-      const int gthreads = std::max(1, std::min(comm->nthreads, nact));
-      if (static_cast<int>(gws_.size()) < gthreads) {
-        gws_.resize(gthreads);
-        grow_.resize(gthreads);
-      }
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(gthreads) schedule(dynamic, 4)
 #endif
@@ -414,10 +414,6 @@ void PairMTP::grade_site(int tid, int q, double *gamma_out)
   const int64_t offset = offs_[q];
   const int n = static_cast<int>(offs_[q + 1] - offset);
   const int m = aset_.n;
-  if (gws_.empty()) {
-    gws_.resize(1);
-    grow_.resize(1);
-  }
   mtpkit::Workspace &ws = gws_[tid];
   std::vector<double> &row = grow_[tid];
   row.assign(m, 0.0);
