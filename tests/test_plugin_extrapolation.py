@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from _md_support import MOTEP_FIT, lammps_with_plugin
@@ -92,3 +94,32 @@ def test_extrapolation_needs_active_set(tmp_path, motep_data):
     with pytest.raises(Exception, match="needs a potential with an active set"):
         lammps_with_plugin(pot, bulk("Cu", "fcc", a=3.61, cubic=True), ["Cu"], workdir=tmp_path,
                            extra_style="extrapolation_control")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_plugin_configuration_grade_matches_python(almtp, tmp_path, threads):
+    """Configuration mode (site_en_weight 0, energy_weight > 0): one grade from the summed rows."""
+    from mtpkit.active_learning.active_set import ActiveSet as ALSet
+    from mtpkit.active_learning.grades import config_row
+    from mtpkit.potentials.mtp_io import ActiveSet, write_mtp
+
+    mtp, _, _, images = almtp
+    mtp = copy.deepcopy(mtp)  # the fixture's potential keeps its neighbourhood active set
+    aset = ALSet.empty(mtp.n_params, mode="configuration", basis="all")
+    for k, atoms in enumerate(images):
+        res = aset.maxvol(config_row(mtp, atoms, np.zeros(len(atoms), np.int32))[None, :])
+        aset.commit_sources({int(c): (k, int(c)) for c in res.entered})
+    aset.refresh_inverse()
+    mtp.active_set = ActiveSet(energy_weight=1.0, force_weight=0.0, stress_weight=0.0, site_en_weight=0.0,
+                               weight_scaling=2, A=aset.A, invA=aset.inv_A.T.copy(), links=aset.sources)
+    path = tmp_path / "conf.almtp"
+    write_mtp(path, mtp)
+    atoms = images[0].copy()
+    atoms.set_chemical_symbols(["Cu"] * len(atoms))
+    atoms.rattle(0.1, seed=3)
+    lmp, latoms = lammps_with_plugin(path, atoms, ["Cu"], workdir=tmp_path, threads=threads,
+                                     extra_style="extrapolation_control every 1 break_threshold 1e30")
+    ref = np.abs(config_row(mtp, latoms, np.zeros(len(atoms), np.int32)) @ aset.inv_A).max()
+    assert ref > 1e-3
+    assert lmp.extract_pair("max_gamma") == pytest.approx(ref, rel=1e-8)
+    lmp.close()
