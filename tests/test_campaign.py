@@ -109,6 +109,16 @@ def test_report_has_every_section_from_run_numbers(tiny_campaign):
         assert 0.0 <= entry["o_oct"]["T500K/r0"]["mean"] <= 1.0
         assert "| T500K/r0 |" in md and entry["sro_md"]["n_frames"] > 0
         assert f"{entry['sro_md']['mean']['Y-Y']:.3f}" in md
+        # every finished run has a host-framework verdict from its trajectory, shown in the table
+        fw = entry["framework"]
+        assert set(fw) == {"T500K/r0", "T700K/r0"}
+        for c in fw.values():
+            assert set(c["msd_A2"]) == {"Na", "Y", "Zr", "Cl"} and c["host_species"] == ["Y", "Zr", "Cl"]
+            assert c["solid"] == all(c["msd_A2"][s] < c["threshold_A2"] for s in ("Y", "Zr", "Cl"))
+        fig8 = md.split("cf. Fig. 8b")[1].split("\n## ")[0]
+        row = next(line for line in fig8.splitlines() if line.startswith("| mixed-TM_oct50 |"))
+        assert row.split("|")[6].strip() == f"{sum(c['solid'] for c in fw.values())}/2"
+        assert ("host framework NOT solid" in md) == (not all(c["solid"] for c in fw.values()))
     else:  # a failed production run is reported, with LAMMPS' reason, not papered over
         assert entry["transport"] is None and "did not finish" in md
         assert all(manifest["runs"][k]["message"] for k in manifest["runs"] if k not in finished)

@@ -42,7 +42,9 @@ Tables and keys (units: K, fs, Å, GPa):
 ``[production]``  ``temperatures``, ``replicas``, ``steps``, ``timestep``, ``pressure``,
     ``barostat``, ``dump_every``, ``thermo_every``, ``restart_every``.
 ``[analysis]``  ``breakpoint_K`` (two Arrhenius regimes split there; 0: one regime),
-    ``extrapolate_T_K``, ``max_frames``, ``o_oct_frames``.
+    ``extrapolate_T_K``, ``max_frames``, ``o_oct_frames``, ``framework_msd_max_A2`` (a run
+    whose host species (all but Na) move more than this mean squared displacement, Å², is
+    reported as not solid: see :mod:`mtpkit.analysis.framework`).
 ``[fidelity]``  ``enabled``, ``structure`` ("" = first), ``temperature`` (0 = highest
     production temperature), ``steps``, ``dump_every``.
 ``[report]``  ``title``.
@@ -82,7 +84,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                    "steps": 25000, "timestep": 2.0, "pressure": 0.0, "barostat": "tri",
                    "dump_every": 10, "thermo_every": 100, "restart_every": 5000},
     "analysis": {"breakpoint_K": 500.0, "extrapolate_T_K": 293.0, "max_frames": 20000,
-                 "o_oct_frames": 200},
+                 "o_oct_frames": 200, "framework_msd_max_A2": 2.0},
     "fidelity": {"enabled": True, "structure": "", "temperature": 0.0, "steps": 1000,
                  "dump_every": 5},
     "report": {"title": "NYZC75 MTP campaign"},
@@ -150,7 +152,7 @@ _POSITIVE_FLOATS = ("relax.fmax", "starting_set.md_timestep", "potential.max_dis
                     "active_learning.timestep",
                     "production.timestep", "active_learning.gamma_select",
                     "active_learning.gamma_break", "active_learning.gamma_stop",
-                    "analysis.extrapolate_T_K")
+                    "analysis.extrapolate_T_K", "analysis.framework_msd_max_A2")
 _NONNEG_INTS = ("relax.steps", "starting_set.md_steps")
 _NONNEG_FLOATS = ("starting_set.rattle", "starting_set.strain", "analysis.breakpoint_K",
                   "fidelity.temperature")

@@ -37,6 +37,12 @@ def _pm(v: Any, e: Any, fmt: str = "{:.3g}") -> str:
     return f"{fmt.format(v)} ± {fmt.format(e)}"
 
 
+def _solid_runs(entry: dict) -> str:
+    """``k/n`` production runs of a structure whose host framework stayed solid."""
+    fw = entry.get("framework") or {}
+    return f"{sum(c['solid'] for c in fw.values())}/{len(fw)}" if fw else "—"
+
+
 def _num(v: Any, fmt: str = "{:.3g}") -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
@@ -238,6 +244,18 @@ def build_blocks(data: dict) -> list[Block]:
                     _pm(x.get("haven_ratio"), x.get("haven_ratio_err")),
                     "–".join(f"{w:.2f}" for w in x["fit_window_ps"]), len(x.get("D_replicas", []))]
                    for x in t["temperatures"]]))
+        fw = e.get("framework") or {}
+        if fw:
+            rows = []
+            for temp in sorted({c["temperature_K"] for c in fw.values()}):
+                cs = [c for c in fw.values() if c["temperature_K"] == temp]
+                worst = max(cs, key=lambda c: c["msd_A2"][c["worst_host"]])
+                rows.append([_num(temp, "{:g}"), f"{sum(c['solid'] for c in cs)}/{len(cs)}",
+                             f"{worst['worst_host']} {worst['msd_A2'][worst['worst_host']]:.2f}",
+                             _num(max(c["lag_ps"] for c in cs), "{:.3g}"),
+                             ", ".join(f"{100 * c['volume_change']:+.1f}" for c in cs)])
+            b.append(("table", ["T (K)", "runs with a solid host", "largest host MSD (Å²)", "at lag (ps)",
+                                "volume change per run (%)"], rows))
         for p in t.get("plots", []):
             if p.endswith(".png"):
                 kind = "Arrhenius plot" if "arrhenius" in Path(p).name else "MSD"
@@ -258,16 +276,26 @@ def build_blocks(data: dict) -> list[Block]:
                      _pm(1000 * below["Ea_eV"], 1000 * below["Ea_err_eV"], "{:.0f}") if below else "—",
                      _pm(1000 * above["Ea_eV"], 1000 * above["Ea_err_eV"], "{:.0f}") if above else "—",
                      _pm(1000 * single["Ea_eV"], 1000 * single["Ea_err_eV"], "{:.0f}") if single else "—",
-                     _pm(ext.get("sigma"), ext.get("sigma_err")),
+                     _pm(ext.get("sigma"), ext.get("sigma_err")), _solid_runs(e),
                      ref.get("Ea", "—"), ref.get("sigma293", "—")])
     b.append(("table", ["structure", f"Ea below {bp:g} K (meV)" if bp else "Ea below (meV)",
                         f"Ea above {bp:g} K (meV)" if bp else "Ea above (meV)", "Ea one regime (meV)",
-                        "σ(293 K) (S/cm)", "study: Ea (same TM class)", "study: σ(293 K) (same TM class)"],
+                        "σ(293 K) (S/cm)", "runs with a solid host", "study: Ea (same TM class)",
+                        "study: σ(293 K) (same TM class)"],
               rows))
     b.append(("p", f"mtpkit columns: this run ({cfg['labeller']['kind']} labeller). Study columns: "
                    f"{REFERENCE_CITATION}, Fig. 8b, range over the four octahedral occupancies of the "
                    "structure's TM class (PBE DFT labels). σ(293 K) is extrapolated from the "
                    "lowest-temperature Arrhenius regime fitted here."))
+    fw_all = [c for e in tr["structures"].values() for c in (e.get("framework") or {}).values()]
+    n_liquid = sum(not c["solid"] for c in fw_all)
+    if n_liquid:
+        b.append(("p", f"**Warning: in {n_liquid} of {len(fw_all)} production runs the host framework "
+                       "(Cl, Y, Zr) is not solid** (host MSD above the limit, see section 5): there the "
+                       "potential — trained on this labeller — has melted or amorphised the crystal, and "
+                       "the Ea and σ above describe Na transport in that state, not in the crystal the "
+                       "study modelled. They must not be compared with the study's values as "
+                       "solid-electrolyte numbers."))
 
     # SRO
     b.append(("h", 2, "7. Short-range order (Warren–Cowley, Y/Zr, 8.5 Å)"))

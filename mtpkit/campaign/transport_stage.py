@@ -9,6 +9,10 @@ Per structure, through :mod:`mtpkit.analysis`:
   ``<stage>/<structure>/`` (results.json/md, transport.csv, msd and Arrhenius plots);
 * Warren–Cowley SRO of Y/Zr (8.5 Å): the starting structure and the average over
   frames of the hottest run;
+* host-framework check of every run (:func:`mtpkit.analysis.framework.framework_check`):
+  MSD of Cl/Y/Zr and volume change; a run whose host moves more than
+  ``analysis.framework_msd_max_A2`` is reported as not solid — its Na transport is that
+  of a molten or amorphised host, not of the crystal;
 * O_oct(t): fraction of the octahedral Na reference sites of the ideal frame that hold
   a Na (the study's octahedral occupancy: 25/50/75/100 % for its models)
   (:func:`mtpkit.analysis.sites.octahedral_occupancy`, method "reference") for every run,
@@ -89,6 +93,23 @@ def _plot_o_oct(series: dict, name: str, stem: Path, ideal: float) -> str:
     return path
 
 
+def _framework(done: list, species: list[str], frame_fs: float, threshold_A2: float, notes: list) -> dict:
+    """Framework check of each finished run, keyed by ``T…/r…``."""
+    from mtpkit.analysis.framework import framework_check
+    from mtpkit.errors import UserError
+
+    out = {}
+    for rid, e in done:
+        try:
+            c = framework_check(Path(e["folder"]) / "traj.dump", frame_fs, type_map=species, mobile=("Na",),
+                                threshold_A2=threshold_A2)
+        except UserError as exc:
+            notes.append(f"framework check for {rid}: {exc}")
+            continue
+        out[rid.split("/", 1)[1]] = c.to_dict() | {"temperature_K": float(e["temperature"])}
+    return out
+
+
 def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures: dict,
                   structures_dir: Path, say: Log) -> dict:
     """Analyse the production sweep; returns (and writes) ``summary.json``."""
@@ -139,6 +160,16 @@ def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures:
                 say(f"transport: {name}: analysis failed: {exc}")
         else:
             entry["transport"] = None
+        # host framework: is each run still a crystal?
+        entry["framework"] = _framework(done, species, frame_fs, float(an["framework_msd_max_A2"]), entry["notes"])
+        liquid = [rid for rid, c in entry["framework"].items() if not c["solid"]]
+        if liquid:
+            entry["notes"].append(
+                f"host framework NOT solid in {len(liquid)} of {len(entry['framework'])} runs "
+                f"({', '.join(liquid)}): Cl/Y/Zr diffuse (MSD above {float(an['framework_msd_max_A2']):g} Å²); "
+                "the Na transport of those runs is that of a molten or amorphised host in this potential "
+                "(and, if the fidelity check agrees, in its labeller), not of the crystal")
+            say(f"transport: {name}: host framework not solid in {len(liquid)} of {len(entry['framework'])} runs")
         # SRO: starting structure and the hottest finished run
         entry["sro_initial"] = info["sro"]
         entry["sro_md"] = None

@@ -1,0 +1,65 @@
+"""Host-framework check: a vibrating host is solid, a diffusing one is not; volume change."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mtpkit.analysis.framework import framework_check, framework_check_positions
+from mtpkit.analysis.trajectory import write_lammps_dump
+from mtpkit.errors import UserError
+from tests.analysis_synthetic import lattice_walk
+
+
+def _host_walk(positions, symbols, step_A, seed):
+    """Add a random walk of ``step_A`` rms per frame and axis to every Cl."""
+    rng = np.random.default_rng(seed)
+    cl = np.array(symbols) == "Cl"
+    walk = np.cumsum(rng.normal(0, step_A, (positions.shape[0], int(cl.sum()), 3)), axis=0)
+    out = positions.copy()
+    out[:, cl] += walk
+    return out
+
+
+def test_vibrating_host_is_solid_and_hopping_na_is_not_counted():
+    sym, cell, pos = lattice_walk(8, 24, 200, 10.0, 0.01, 3.0, seed=1, vib_A=0.2)
+    c = framework_check_positions(pos, [np.linalg.det(cell)] * len(pos), sym, 0.01)
+    assert c.solid and c.host_species == ["Cl"] and c.volume_change == pytest.approx(0.0)
+    # vibration only: 2 * 3 * 0.2² = 0.24 Å², far below the limit; Na hops are large
+    assert c.msd_A2["Cl"] == pytest.approx(0.24, rel=0.15)
+    assert c.msd_A2["Na"] > 10 * c.msd_A2["Cl"]
+    assert c.lag_ps == pytest.approx(1.0) and "solid" in c.summary()
+
+
+def test_diffusing_host_is_not_solid_and_names_the_species():
+    sym, cell, pos = lattice_walk(8, 24, 200, 10.0, 0.01, 3.0, seed=2, vib_A=0.1)
+    pos = _host_walk(pos, sym, 0.15, seed=3)  # MSD at lag 100 ≈ 3 · 0.15² · 100 = 6.75 Å²
+    vols = np.linspace(1.0, 1.2, len(pos)) * np.linalg.det(cell)
+    c = framework_check_positions(pos, vols, sym, 0.01)
+    assert not c.solid and c.worst_host == "Cl"
+    assert 4.0 < c.msd_A2["Cl"] < 10.0
+    assert c.volume_change == pytest.approx(np.linspace(1.0, 1.2, 200)[100:].mean() - 1.0)
+    assert "NOT solid" in c.summary() and "Cl" in c.summary()
+    # a common drift of everything (barostat / thermostat) is not host motion
+    drifted = pos + np.linspace(0, 50, len(pos))[:, None, None]
+    assert framework_check_positions(drifted, vols, sym, 0.01).msd_A2["Cl"] == pytest.approx(c.msd_A2["Cl"])
+
+
+def test_framework_check_reads_a_lammps_dump(tmp_path):
+    sym, cell, pos = lattice_walk(6, 18, 120, 20.0, 0.005, 3.0, seed=4, vib_A=0.1)
+    solid = tmp_path / "solid.dump"
+    write_lammps_dump(solid, sym, cell, pos, type_map=["Na", "Cl"])
+    c = framework_check(solid, 20.0, type_map=["Na", "Cl"], n_max=60)
+    assert c.solid and c.n_frames == 60 and c.lag_ps == pytest.approx(30 * 2 * 0.02)
+    melt = tmp_path / "melt.dump"
+    write_lammps_dump(melt, sym, cell, _host_walk(pos, sym, 0.3, seed=5), type_map=["Na", "Cl"])
+    assert not framework_check(melt, 20.0, type_map=["Na", "Cl"]).solid
+
+
+def test_bad_input_is_a_clear_error():
+    sym, _cell, pos = lattice_walk(2, 2, 3, 10.0, 0.0, 3.0, seed=6)
+    with pytest.raises(UserError, match="at least 4 frames"):
+        framework_check_positions(pos, [1.0] * 3, sym, 0.01)
+    sym, _cell, pos = lattice_walk(2, 2, 10, 10.0, 0.0, 3.0, seed=6)
+    with pytest.raises(UserError, match="mobile"):
+        framework_check_positions(pos, [1.0] * 10, sym, 0.01, mobile=("Na", "Cl"))
