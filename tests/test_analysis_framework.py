@@ -23,7 +23,7 @@ def _host_walk(positions, symbols, step_A, seed):
 
 def test_vibrating_host_is_solid_and_hopping_na_is_not_counted():
     sym, cell, pos = lattice_walk(8, 24, 200, 10.0, 0.01, 3.0, seed=1, vib_A=0.2)
-    c = framework_check_positions(pos, [np.linalg.det(cell)] * len(pos), sym, 0.01)
+    c = framework_check_positions(pos, cell, sym, 0.01)
     assert c.solid and c.host_species == ["Cl"] and c.volume_change == pytest.approx(0.0)
     # vibration only: 2 * 3 * 0.2² = 0.24 Å², far below the limit; Na hops are large
     assert c.msd_A2["Cl"] == pytest.approx(0.24, rel=0.15)
@@ -34,15 +34,32 @@ def test_vibrating_host_is_solid_and_hopping_na_is_not_counted():
 def test_diffusing_host_is_not_solid_and_names_the_species():
     sym, cell, pos = lattice_walk(8, 24, 200, 10.0, 0.01, 3.0, seed=2, vib_A=0.1)
     pos = _host_walk(pos, sym, 0.15, seed=3)  # MSD at lag 100 ≈ 3 · 0.15² · 100 = 6.75 Å²
-    vols = np.linspace(1.0, 1.2, len(pos)) * np.linalg.det(cell)
-    c = framework_check_positions(pos, vols, sym, 0.01)
+    c = framework_check_positions(pos, cell, sym, 0.01)
     assert not c.solid and c.worst_host == "Cl"
-    assert 4.0 < c.msd_A2["Cl"] < 10.0
-    assert c.volume_change == pytest.approx(np.linspace(1.0, 1.2, 200)[100:].mean() - 1.0)
+    assert 4.0 < c.msd_A2["Cl"] < 10.0 and c.volume_change == pytest.approx(0.0)
     assert "NOT solid" in c.summary() and "Cl" in c.summary()
     # a common drift of everything (barostat / thermostat) is not host motion
     drifted = pos + np.linspace(0, 50, len(pos))[:, None, None]
-    assert framework_check_positions(drifted, vols, sym, 0.01).msd_A2["Cl"] == pytest.approx(c.msd_A2["Cl"])
+    assert framework_check_positions(drifted, cell, sym, 0.01).msd_A2["Cl"] == pytest.approx(c.msd_A2["Cl"])
+
+
+def test_cell_strain_is_not_host_motion_but_volume_change_is_reported():
+    sym, cell, pos = lattice_walk(8, 24, 200, 10.0, 0.01, 3.0, seed=7, vib_A=0.15)
+    base = framework_check_positions(pos, cell, sym, 0.01)
+    # the barostat grows the volume by 20 % and shears the cell; atoms follow affinely
+    n = len(pos)
+    strain = np.array([np.eye(3) * f ** (1 / 3) + np.array([[0, 0, 0], [0.2 * k / n, 0, 0], [0, 0, 0]])
+                       for k, f in enumerate(np.linspace(1.0, 1.2, n))])
+    cells = cell @ strain
+    moved = np.einsum("fni,fij->fnj", pos, strain)
+    c = framework_check_positions(moved, cells, sym, 0.01)
+    # the same host motion through the mean cell (a few % larger than the original cell)
+    assert c.msd_A2["Cl"] == pytest.approx(base.msd_A2["Cl"], rel=0.15) and c.solid
+    # without removing the strain the host would look mobile
+    assert framework_check_positions(moved, cell, sym, 0.01).msd_A2["Cl"] > 3 * base.msd_A2["Cl"]
+    vols = np.abs(np.linalg.det(cells))
+    assert c.volume_change == pytest.approx(vols[n // 2:].mean() / vols[0] - 1.0)
+    assert 0.14 < c.volume_change < 0.16
 
 
 def test_framework_check_reads_a_lammps_dump(tmp_path):
@@ -59,7 +76,7 @@ def test_framework_check_reads_a_lammps_dump(tmp_path):
 def test_bad_input_is_a_clear_error():
     sym, _cell, pos = lattice_walk(2, 2, 3, 10.0, 0.0, 3.0, seed=6)
     with pytest.raises(UserError, match="at least 4 frames"):
-        framework_check_positions(pos, [1.0] * 3, sym, 0.01)
+        framework_check_positions(pos, np.eye(3), sym, 0.01)
     sym, _cell, pos = lattice_walk(2, 2, 10, 10.0, 0.0, 3.0, seed=6)
     with pytest.raises(UserError, match="mobile"):
-        framework_check_positions(pos, [1.0] * 10, sym, 0.01, mobile=("Na", "Cl"))
+        framework_check_positions(pos, np.eye(3), sym, 0.01, mobile=("Na", "Cl"))

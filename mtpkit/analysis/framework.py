@@ -7,9 +7,10 @@ the production temperature still gives a Na MSD, a D and an Arrhenius line, but 
 describe a melt.  This module measures, from the trajectory alone:
 
 * ``msd_A2[species]``: mean squared displacement (Å²) of each species at the lag of half
-  the analysed window, averaged over atoms and time origins, measured from the centre of
-  the host atoms (a drift of the box, or the host recoiling against hopping Na, is not
-  host motion);
+  the analysed window, averaged over atoms and time origins, measured in fractional
+  coordinates (mapped back through the mean cell) from the centre of the host atoms: a
+  strain of the cell under the barostat, a drift of the box, or the host recoiling
+  against hopping Na is not host motion;
 * ``volume_change``: mean cell volume over the second half of the run relative to the
   first frame (0.05 = +5 %);
 * ``solid``: every host species' MSD below ``threshold_A2`` (default 2 Å²).
@@ -68,14 +69,22 @@ class FrameworkCheck:
         return asdict(self) | {"worst_host": self.worst_host}
 
 
-def framework_check_positions(positions: np.ndarray, volumes: Sequence[float], symbols: Sequence[str],
+def framework_check_positions(positions: np.ndarray, cells: np.ndarray, symbols: Sequence[str],
                               frame_interval_ps: float, mobile: Sequence[str] = ("Na",),
                               threshold_A2: float = FRAMEWORK_MSD_THRESHOLD_A2) -> FrameworkCheck:
-    """The check on unwrapped positions ``(n_frames, n_atoms, 3)`` Å, cell volumes Å³ per frame
-    and the time between the frames given (ps)."""
+    """The check on unwrapped positions ``(n_frames, n_atoms, 3)`` Å, the cell of each frame
+    ``(n_frames, 3, 3)`` Å (rows are lattice vectors) and the time between the frames given (ps).
+
+    Displacements are measured in fractional coordinates and mapped back through the mean
+    cell, so a change of cell shape or size under the barostat (an affine strain, which moves
+    atoms far from the origin by Å) is not counted as host motion; the volume change is.
+    """
     x = np.asarray(positions, float)
     if x.ndim != 3 or x.shape[0] < 4:
         raise UserError(f"framework check needs at least 4 frames, got {x.shape[0] if x.ndim == 3 else 0}")
+    h = np.broadcast_to(np.asarray(cells, float), (x.shape[0], 3, 3))
+    frac = np.einsum("fni,fij->fnj", x, np.linalg.inv(h))  # unwrapped fractional coordinates
+    x = frac @ h.mean(0)
     sym = np.asarray(symbols)
     species = list(dict.fromkeys(sym.tolist()))
     host = [s for s in species if s not in set(mobile)]
@@ -87,7 +96,7 @@ def framework_check_positions(positions: np.ndarray, volumes: Sequence[float], s
     lag = x.shape[0] // 2
     d2 = ((x[lag:] - x[:-lag]) ** 2).sum(-1).mean(0)  # per atom, over time origins
     msd = {s: float(d2[sym == s].mean()) for s in species}
-    v = np.asarray(volumes, float)
+    v = np.abs(np.linalg.det(h))
     dv = float(v[len(v) // 2:].mean() / v[0] - 1.0)
     return FrameworkCheck(msd_A2=msd, lag_ps=lag * frame_interval_ps, volume_change=dv, host_species=host,
                           threshold_A2=float(threshold_A2),
@@ -107,13 +116,13 @@ def framework_check(path: str | os.PathLike, frame_interval_fs: float, *, type_m
 
     traj = open_trajectory(path, type_map=type_map)
     stride = max(1, math.ceil(traj.n_frames / n_max))
-    pos, vol = [], []
+    pos, cells = [], []
     # unwrapped dumps are read strided as they are; wrapped ones are followed frame by frame
     frames = traj.frames(stride=stride) if traj.unwrapped else iter_unwrapped(traj, stride=stride)
     for frame in frames:
         pos.append(frame.positions)
-        vol.append(abs(float(np.linalg.det(frame.cell))))
+        cells.append(frame.cell)
     if len(pos) < 4:
         raise UserError(f"{path}: {len(pos)} frames are too few for a framework check (need 4)")
-    return framework_check_positions(np.array(pos), vol, traj.symbols, stride * frame_interval_fs / 1000.0,
+    return framework_check_positions(np.array(pos), np.array(cells), traj.symbols, stride * frame_interval_fs / 1000.0,
                                      mobile=mobile, threshold_A2=threshold_A2)
