@@ -28,7 +28,7 @@ def test_vibrating_host_is_solid_and_hopping_na_is_not_counted():
     # vibration only: 2 * 3 * 0.2² = 0.24 Å², far below the limit; Na hops are large
     assert c.msd_A2["Cl"] == pytest.approx(0.24, rel=0.15)
     assert c.msd_A2["Na"] > 10 * c.msd_A2["Cl"]
-    assert c.lag_ps == pytest.approx(1.0) and "solid" in c.summary()
+    assert c.lag_ps == pytest.approx(1.0) and c.summary().startswith("crystal") and c.state == "crystal"
 
 
 def test_diffusing_host_is_not_solid_and_names_the_species():
@@ -80,3 +80,37 @@ def test_bad_input_is_a_clear_error():
     sym, _cell, pos = lattice_walk(2, 2, 10, 10.0, 0.0, 3.0, seed=6)
     with pytest.raises(UserError, match="mobile"):
         framework_check_positions(pos, np.eye(3), sym, 0.01, mobile=("Na", "Cl"))
+
+
+def _octahedra(n_frames, seed, angle_rad, metal_walk_A=0.0):
+    """4 metals ("Zr") on a 10 Å cubic lattice, 6 Cl at 2.5 Å around each, 4 Na: per frame the
+    octahedra turn by a random rotation of up to ``angle_rad`` and the metals random-walk by
+    ``metal_walk_A`` rms per axis; Na stands still."""
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    cell = np.eye(3) * 20.0
+    metals0 = np.array([[0, 0, 0], [10, 10, 0], [10, 0, 10], [0, 10, 10]], float) + 1.0
+    arms = 2.5 * np.vstack([np.eye(3), -np.eye(3)])
+    na = np.array([[5, 5, 5], [15, 15, 5], [15, 5, 15], [5, 15, 15]], float)
+    rots = [Rotation.identity()] * 4
+    metals = metals0.copy()
+    frames = []
+    for _ in range(n_frames):
+        rots = [Rotation.from_rotvec(rng.normal(0, angle_rad, 3)) * r for r in rots]
+        metals = metals + rng.normal(0, metal_walk_A, metals.shape)
+        cl = np.vstack([m + r.apply(arms) for m, r in zip(metals, rots, strict=True)])
+        frames.append(np.vstack([metals, cl, na]) + rng.normal(0, 0.05, (4 + 24 + 4, 3)))
+    return ["Zr"] * 4 + ["Cl"] * 24 + ["Na"] * 4, cell, np.array(frames)
+
+
+def test_rotating_octahedra_are_a_solid_state_and_diffusing_metals_are_not():
+    sym, cell, pos = _octahedra(60, seed=8, angle_rad=0.3)
+    c = framework_check_positions(pos, cell, sym, 0.1)
+    assert c.msd_A2["Cl"] > 2.0 and c.msd_A2["Zr"] < 0.1 and c.same_centre == pytest.approx(1.0)
+    assert c.state == "rotating octahedra" and c.solid and c.ligand_species == ["Cl"]
+    still = framework_check_positions(_octahedra(60, seed=8, angle_rad=0.0)[2], cell, sym, 0.1)
+    assert still.state == "crystal" and still.same_centre == 1.0
+    melt = framework_check_positions(_octahedra(60, seed=9, angle_rad=0.3, metal_walk_A=0.4)[2], cell, sym, 0.1)
+    assert melt.msd_A2["Zr"] > 2.0 and melt.state == "not solid" and not melt.solid
+    assert "NOT solid" in melt.summary() and "keep their metal" in melt.summary()

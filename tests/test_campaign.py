@@ -114,7 +114,8 @@ def test_report_has_every_section_from_run_numbers(tiny_campaign):
         assert set(fw) == {"T500K/r0", "T700K/r0"}
         for c in fw.values():
             assert set(c["msd_A2"]) == {"Na", "Y", "Zr", "Cl"} and c["host_species"] == ["Y", "Zr", "Cl"]
-            assert c["solid"] == all(c["msd_A2"][s] < c["threshold_A2"] for s in ("Y", "Zr", "Cl"))
+            assert (c["state"] == "crystal") == all(c["msd_A2"][s] < c["threshold_A2"] for s in ("Y", "Zr", "Cl"))
+            assert c["solid"] == (c["state"] != "not solid") and 0.0 <= c["same_centre"] <= 1.0
         fig8 = md.split("cf. Fig. 8b")[1].split("\n## ")[0]
         row = next(line for line in fig8.splitlines() if line.startswith("| mixed-TM_oct50 |"))
         assert row.split("|")[6].strip() == f"{sum(c['solid'] for c in fw.values())}/2"

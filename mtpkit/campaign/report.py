@@ -250,11 +250,15 @@ def build_blocks(data: dict) -> list[Block]:
             for temp in sorted({c["temperature_K"] for c in fw.values()}):
                 cs = [c for c in fw.values() if c["temperature_K"] == temp]
                 worst = max(cs, key=lambda c: c["msd_A2"][c["worst_host"]])
+                kept = [c["same_centre"] for c in cs if c.get("same_centre") is not None]
                 rows.append([_num(temp, "{:g}"), f"{sum(c['solid'] for c in cs)}/{len(cs)}",
+                             ", ".join(c["state"] for c in cs),
                              f"{worst['worst_host']} {worst['msd_A2'][worst['worst_host']]:.2f}",
+                             f"{100 * min(kept):.1f}" if kept else "—",
                              _num(max(c["lag_ps"] for c in cs), "{:.3g}"),
                              ", ".join(f"{100 * c['volume_change']:+.1f}" for c in cs)])
-            b.append(("table", ["T (K)", "runs with a solid host", "largest host MSD (Å²)", "at lag (ps)",
+            b.append(("table", ["T (K)", "runs with a solid host", "host state per run", "largest host MSD (Å²)",
+                                "Cl keeping their metal (%, lowest run)", "at lag (ps)",
                                 "volume change per run (%)"], rows))
         for p in t.get("plots", []):
             if p.endswith(".png"):
@@ -291,11 +295,10 @@ def build_blocks(data: dict) -> list[Block]:
     n_liquid = sum(not c["solid"] for c in fw_all)
     if n_liquid:
         b.append(("p", f"**Warning: in {n_liquid} of {len(fw_all)} production runs the host framework "
-                       "(Cl, Y, Zr) is not solid** (host MSD above the limit, see section 5): there the "
-                       "potential — trained on this labeller — has melted or amorphised the crystal, and "
-                       "the Ea and σ above describe Na transport in that state, not in the crystal the "
-                       "study modelled. They must not be compared with the study's values as "
-                       "solid-electrolyte numbers."))
+                       "is not solid** (Y/Zr leave their sites or the MCl6 octahedra exchange Cl, see section 5): "
+                       "there the potential — trained on this labeller — has melted the crystal, and the Ea and "
+                       "σ above include Na transport in that state, not only in the crystal the study modelled. "
+                       "Those runs must not be compared with the study's values as solid-electrolyte numbers."))
 
     # SRO
     b.append(("h", 2, "7. Short-range order (Warren–Cowley, Y/Zr, 8.5 Å)"))

@@ -10,9 +10,10 @@ Per structure, through :mod:`mtpkit.analysis`:
 * Warren–Cowley SRO of Y/Zr (8.5 Å): the starting structure and the average over
   frames of the hottest run;
 * host-framework check of every run (:func:`mtpkit.analysis.framework.framework_check`):
-  MSD of Cl/Y/Zr and volume change; a run whose host moves more than
-  ``analysis.framework_msd_max_A2`` is reported as not solid — its Na transport is that
-  of a molten or amorphised host, not of the crystal;
+  MSD of Cl/Y/Zr, whether each Cl keeps its metal, volume change; state "crystal",
+  "rotating octahedra" (still a solid) or "not solid" (Y/Zr move more than
+  ``analysis.framework_msd_max_A2`` or octahedra exchange Cl) — the Na transport of a
+  run that is not solid is that of a molten host, not of the crystal;
 * O_oct(t): fraction of the octahedral Na reference sites of the ideal frame that hold
   a Na (the study's octahedral occupancy: 25/50/75/100 % for its models)
   (:func:`mtpkit.analysis.sites.octahedral_occupancy`, method "reference") for every run,
@@ -163,12 +164,19 @@ def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures:
         # host framework: is each run still a crystal?
         entry["framework"] = _framework(done, species, frame_fs, float(an["framework_msd_max_A2"]), entry["notes"])
         liquid = [rid for rid, c in entry["framework"].items() if not c["solid"]]
+        rotor = [rid for rid, c in entry["framework"].items() if c["state"] == "rotating octahedra"]
+        limit = float(an["framework_msd_max_A2"])
+        if rotor:
+            entry["notes"].append(
+                f"rotating octahedra in {len(rotor)} of {len(entry['framework'])} runs ({', '.join(rotor)}): "
+                f"Y/Zr stay on their sites and every Cl keeps its metal, but Cl moves by more than "
+                f"{limit:g} Å² (MCl6 rotations); the host is still a solid")
         if liquid:
             entry["notes"].append(
                 f"host framework NOT solid in {len(liquid)} of {len(entry['framework'])} runs "
-                f"({', '.join(liquid)}): Cl/Y/Zr diffuse (MSD above {float(an['framework_msd_max_A2']):g} Å²); "
-                "the Na transport of those runs is that of a molten or amorphised host in this potential "
-                "(and, if the fidelity check agrees, in its labeller), not of the crystal")
+                f"({', '.join(liquid)}): Y/Zr leave their sites (MSD above {limit:g} Å²) or octahedra exchange "
+                "Cl; the Na transport of those runs is that of a molten host in this potential (and, if the "
+                "fidelity check agrees, in its labeller), not of the crystal")
             say(f"transport: {name}: host framework not solid in {len(liquid)} of {len(entry['framework'])} runs")
         # SRO: starting structure and the hottest finished run
         entry["sro_initial"] = info["sro"]
