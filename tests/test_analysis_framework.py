@@ -114,3 +114,24 @@ def test_rotating_octahedra_are_a_solid_state_and_diffusing_metals_are_not():
     melt = framework_check_positions(_octahedra(60, seed=9, angle_rad=0.3, metal_walk_A=0.4)[2], cell, sym, 0.1)
     assert melt.msd_A2["Zr"] > 2.0 and melt.state == "not solid" and not melt.solid
     assert "NOT solid" in melt.summary() and "keep their metal" in melt.summary()
+
+
+def test_conductivity_analysis_reports_each_replicas_host_state(tmp_path):
+    from mtpkit.analysis.report import ReplicaSpec, analyze_runs
+
+    specs = []
+    for T, walk in ((500.0, 0.0), (700.0, 0.3)):
+        sym, cell, pos = lattice_walk(6, 18, 600, 20.0, 0.005, 3.0, seed=int(T), vib_A=0.1)
+        f = tmp_path / f"T{T:g}.dump"
+        write_lammps_dump(f, sym, cell, _host_walk(pos, sym, walk, seed=1) if walk else pos, type_map=["Na", "Cl"])
+        specs.append(ReplicaSpec(path=str(f), temperature_K=T, frame_interval_fs=20.0, label=f.stem,
+                                 type_map=["Na", "Cl"]))
+    doc = analyze_runs(specs, "Na", tmp_path / "out", plots=False)
+    hosts = {t["temperature_K"]: t["host"] for t in doc["temperatures"]}
+    assert [h["state"] for h in hosts[500.0]] == ["crystal"] and [h["state"] for h in hosts[700.0]] == ["not solid"]
+    assert any("700 K: host NOT solid in 1 of 1 replicas" in n for n in doc["notes"])
+    assert not any("500 K" in n and "host" in n for n in doc["notes"])
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "| crystal 1 |" in md and "| not solid 1 |" in md
+    off = analyze_runs(specs, "Na", tmp_path / "off", plots=False, host_check=False)
+    assert "host" not in off["temperatures"][0] and not any("host" in n for n in off["notes"])

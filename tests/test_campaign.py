@@ -119,7 +119,8 @@ def test_report_has_every_section_from_run_numbers(tiny_campaign):
         fig8 = md.split("cf. Fig. 8b")[1].split("\n## ")[0]
         row = next(line for line in fig8.splitlines() if line.startswith("| mixed-TM_oct50 |"))
         assert row.split("|")[6].strip() == f"{sum(c['solid'] for c in fw.values())}/2"
-        assert ("host framework NOT solid" in md) == (not all(c["solid"] for c in fw.values()))
+        assert ("host NOT solid" in md) == (not all(c["solid"] for c in fw.values()))
+        assert ("Warning: in" in md) == (not all(c["solid"] for c in fw.values()))
     else:  # a failed production run is reported, with LAMMPS' reason, not papered over
         assert entry["transport"] is None and "did not finish" in md
         assert all(manifest["runs"][k]["message"] for k in manifest["runs"] if k not in finished)

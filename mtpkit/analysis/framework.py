@@ -44,13 +44,15 @@ import numpy as np
 
 from mtpkit.errors import UserError
 
-__all__ = ["FRAMEWORK_MSD_THRESHOLD_A2", "INTACT_FRACTION", "FrameworkCheck", "framework_check",
+__all__ = ["DEFAULT_LIGANDS", "FRAMEWORK_MSD_THRESHOLD_A2", "INTACT_FRACTION", "FrameworkCheck", "framework_check",
            "framework_check_positions"]
 
 #: Host-species MSD (Å²) above which a species is not vibrating about a site (module docstring).
 FRAMEWORK_MSD_THRESHOLD_A2 = 2.0
 #: Fraction of ligands that must keep their centre for the octahedra to count as intact.
 INTACT_FRACTION = 0.99
+#: Anions treated as ligands around the other host species when present (Cl in MCl6, O in MO6, ...).
+DEFAULT_LIGANDS = ("F", "Cl", "Br", "I", "O", "S", "Se", "Te", "N")
 
 
 @dataclass
@@ -101,7 +103,8 @@ def _nearest_centre(x: np.ndarray, h: np.ndarray, ligands: np.ndarray, centres: 
 
 def framework_check_positions(positions: np.ndarray, cells: np.ndarray, symbols: Sequence[str],
                               frame_interval_ps: float, mobile: Sequence[str] = ("Na",),
-                              threshold_A2: float = FRAMEWORK_MSD_THRESHOLD_A2, ligands: Sequence[str] = ("Cl",),
+                              threshold_A2: float = FRAMEWORK_MSD_THRESHOLD_A2,
+                              ligands: Sequence[str] = DEFAULT_LIGANDS,
                               intact_fraction: float = INTACT_FRACTION) -> FrameworkCheck:
     """The check on unwrapped positions ``(n_frames, n_atoms, 3)`` Å, the cell of each frame
     ``(n_frames, 3, 3)`` Å (rows are lattice vectors) and the time between the frames given (ps).
@@ -149,18 +152,20 @@ def framework_check_positions(positions: np.ndarray, cells: np.ndarray, symbols:
 
 
 def framework_check(path: str | os.PathLike, frame_interval_fs: float, *, type_map: Sequence[str] | None = None,
-                    mobile: Sequence[str] = ("Na",), ligands: Sequence[str] = ("Cl",), n_max: int = 200,
-                    threshold_A2: float = FRAMEWORK_MSD_THRESHOLD_A2) -> FrameworkCheck:
+                    mobile: Sequence[str] = ("Na",), ligands: Sequence[str] = DEFAULT_LIGANDS, n_max: int = 200,
+                    threshold_A2: float = FRAMEWORK_MSD_THRESHOLD_A2, format: str | None = None) -> FrameworkCheck:
     """Framework mobility and volume change of the trajectory at ``path`` (LAMMPS dump or extxyz).
 
     ``frame_interval_fs``: time between consecutive frames of the file (fs); ``type_map``:
     element per LAMMPS type for dumps without an element column; ``mobile``: the diffusing
     species, excluded from the host; ``ligands``: host species that sit around the others
-    (Cl in MCl6 octahedra); at most ``n_max`` evenly strided frames are used.
+    (Cl in MCl6 octahedra; default the anions of :data:`DEFAULT_LIGANDS` present); at most
+    ``n_max`` evenly strided frames are used; ``format`` as for
+    :func:`mtpkit.analysis.trajectory.open_trajectory`.
     """
     from mtpkit.analysis.trajectory import iter_unwrapped, open_trajectory
 
-    traj = open_trajectory(path, type_map=type_map)
+    traj = open_trajectory(path, format=format, type_map=type_map)
     stride = max(1, math.ceil(traj.n_frames / n_max))
     pos, cells = [], []
     # unwrapped dumps are read strided as they are; wrapped ones are followed frame by frame

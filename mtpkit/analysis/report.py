@@ -57,10 +57,20 @@ class ReplicaSpec:
 
 
 def _load(args):
-    spec, species, max_frames, descriptors, reference = args
+    spec, species, max_frames, descriptors, reference, host_check, host_limit = args
     rep = load_replica(spec.path, species, spec.temperature_K, spec.frame_interval_fs,
                        max_frames=max_frames, type_map=spec.type_map, format=spec.format,
                        label=spec.label or Path(spec.path).name)
+    host = None
+    if host_check:
+        from mtpkit.analysis.framework import framework_check
+
+        try:
+            kw = {} if host_limit is None else {"threshold_A2": host_limit}
+            host = framework_check(spec.path, spec.frame_interval_fs, type_map=spec.type_map, mobile=(species,),
+                                   format=spec.format, **kw).to_dict() | {"label": rep.label}
+        except UserError as exc:
+            host = {"label": rep.label, "state": None, "error": str(exc)}
     desc = None
     if descriptors:
         from mtpkit.analysis.descriptors import trajectory_descriptors
@@ -68,7 +78,25 @@ def _load(args):
         desc = trajectory_descriptors(spec.path, spec.frame_interval_fs, center=species,
                                       type_map=spec.type_map, format=spec.format, reference=reference)
         desc["label"] = rep.label
-    return rep, desc
+    return rep, desc, host
+
+
+def _host_notes(label: str, T: float, hosts: list[dict]) -> list[str]:
+    """Notes for the replicas of one temperature whose host is not (or not only) a vibrating crystal."""
+    prefix = f"{label + ' ' if label else ''}{T:g} K: "
+    notes = []
+    bad = [h for h in hosts if h.get("state") == "not solid"]
+    rot = [h for h in hosts if h.get("state") == "rotating octahedra"]
+    if bad:
+        notes.append(prefix + f"host NOT solid in {len(bad)} of {len(hosts)} replicas ("
+                     + "; ".join(f"{h['label']}: {h['worst_host']} MSD {h['msd_A2'][h['worst_host']]:.2f} Å²"
+                                 for h in bad)
+                     + "): the host's own sites diffuse, so D and σ there are not those of a crystal")
+    if rot:
+        notes.append(prefix + f"rotating octahedra in {len(rot)} of {len(hosts)} replicas (centres on site, "
+                     "ligands keep their centre but move by more than the limit): still a solid")
+    notes += [prefix + f"host check of {h['label']} failed: {h['error']}" for h in hosts if h.get("error")]
+    return notes
 
 
 def _mean_sem(values: list[float]) -> dict | None:
@@ -114,7 +142,8 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
                  extrapolate_T_K: float = 293.0, charge: float | None = None, workers: int = 1,
                  skipped: Sequence[dict] = (), notes: Sequence[str] = (),
                  temperature_tolerance_K: float = 10.0, temperature_tolerance_fraction: float = 0.03,
-                 plots: bool = True, descriptors: bool = False, reference=None) -> dict:
+                 plots: bool = True, descriptors: bool = False, reference=None, host_check: bool = True,
+                 host_msd_max_A2: float | None = None) -> dict:
     """Analyse trajectories and write results into ``output``; returns the results dict.
 
     results.json::
@@ -129,7 +158,9 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
                                         sigma_charge, sigma_charge_err, haven_ratio,
                                         haven_ratio_err, mean_volume_A3, n_mobile,
                                         fit_window_ps, frame_interval_fs, n_frames,
-                                        duration_ps, replicas: [...], notes}],
+                                        duration_ps, replicas: [...], notes,
+                                        host: [per-replica host-framework check, see
+                                               mtpkit.analysis.framework] (host_check)}],
                       "arrhenius": {"selected": "one_regime"|"two_regimes"|null,
                                     "one_regime": {quantity, regimes: [{T_min_K, T_max_K,
                                         n_points, Ea_eV, Ea_err_eV, ln_prefactor, ...}],
@@ -138,6 +169,10 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
                       "extrapolated": {"T_K", "sigma", "sigma_err", "D", "D_err", "regime"} | null}],
          + for a single system the same "temperatures", "arrhenius", "extrapolated" at top
          level, and "sigma_293K" {"value", "err"} when extrapolate_T_K == 293}
+
+    ``host_check``: run :func:`mtpkit.analysis.framework.framework_check` on every replica
+    (limit ``host_msd_max_A2`` Å², default the module's) and add a note for each temperature
+    whose host is not a solid.
 
     D in cm²/s, σ in S/cm, Ea in eV, T in K, volume Å³, times ps (frame interval fs).
     """
@@ -148,7 +183,7 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
     _check_temperatures(specs, temperature_tolerance_K, temperature_tolerance_fraction)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    jobs = [(s, species, max_frames, descriptors, reference) for s in specs]
+    jobs = [(s, species, max_frames, descriptors, reference, host_check, host_msd_max_A2) for s in specs]
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
             loaded = list(pool.map(_load, jobs))
@@ -156,10 +191,12 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
         loaded = [_load(j) for j in jobs]
     systems: dict[str, dict[float, list]] = {}
     descs: dict[str, dict[float, list]] = {}
-    for spec, (rep, desc) in zip(specs, loaded):
+    hosts: dict[str, dict[float, list]] = {}
+    for spec, (rep, desc, host) in zip(specs, loaded):
         key = round(spec.temperature_K, 6)
         systems.setdefault(spec.system, {}).setdefault(key, []).append(rep)
         descs.setdefault(spec.system, {}).setdefault(key, []).append(desc)
+        hosts.setdefault(spec.system, {}).setdefault(key, []).append(host)
     del loaded
     all_notes = list(notes)
     sys_out = []
@@ -173,6 +210,10 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
         extra = _extrapolated(results, fits, extrapolate_T_K, charge) if fits else None
         entry = {"label": label, "temperatures": [r.to_dict() for r in results], "arrhenius": arr,
                  "extrapolated": extra}
+        if host_check:
+            for t_entry, T in zip(entry["temperatures"], sorted(by_t)):
+                t_entry["host"] = hosts[label][T]
+                all_notes.extend(_host_notes(label, T, hosts[label][T]))
         if descriptors:
             for t_entry, T in zip(entry["temperatures"], sorted(by_t)):
                 t_entry["descriptors"] = _temperature_descriptors(descs[label][T])
@@ -295,6 +336,16 @@ def _pm(v, e, fmt="{:.3e}") -> str:
     return f"{fmt.format(v)} ± {fmt.format(e)}"
 
 
+def _host_cell(hosts: list[dict] | None) -> str:
+    """``crystal 2, not solid 1``-style count of the replicas' host states."""
+    if not hosts:
+        return "—"
+    counts: dict[str, int] = {}
+    for h in hosts:
+        counts[h.get("state") or "unchecked"] = counts.get(h.get("state") or "unchecked", 0) + 1
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
 def _markdown(doc: dict) -> str:
     out = io.StringIO()
     out.write(f"# Conductivity of {doc['species']}\n\n")
@@ -305,13 +356,15 @@ def _markdown(doc: dict) -> str:
         out.write("\n")
     for s in doc["systems"]:
         out.write(f"## {s['label'] or 'results'}\n\n")
-        out.write("| T (K) | D (cm²/s) | σ (S/cm) | D_charge (cm²/s) | Haven ratio | replicas | fit window (ps) |\n")
-        out.write("|---|---|---|---|---|---|---|\n")
+        out.write("| T (K) | D (cm²/s) | σ (S/cm) | D_charge (cm²/s) | Haven ratio | replicas | fit window (ps) "
+                  "| host |\n")
+        out.write("|---|---|---|---|---|---|---|---|\n")
         for r in s["temperatures"]:
             out.write(f"| {r['temperature_K']:g} | {_pm(r['D'], r['D_err'])} | {_pm(r['sigma'], r['sigma_err'])} "
                       f"| {_pm(r['D_charge'], r['D_charge_err'])} "
                       f"| {_pm(r['haven_ratio'], r['haven_ratio_err'], '{:.2f}')} "
-                      f"| {len(r['replicas'])} | {r['fit_window_ps'][0]:.3g}–{r['fit_window_ps'][1]:.3g} |\n")
+                      f"| {len(r['replicas'])} | {r['fit_window_ps'][0]:.3g}–{r['fit_window_ps'][1]:.3g} "
+                      f"| {_host_cell(r.get('host'))} |\n")
         arr = s["arrhenius"]
         if arr and arr["selected"]:
             fit = arr[arr["selected"]]

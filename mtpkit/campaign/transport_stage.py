@@ -94,23 +94,6 @@ def _plot_o_oct(series: dict, name: str, stem: Path, ideal: float) -> str:
     return path
 
 
-def _framework(done: list, species: list[str], frame_fs: float, threshold_A2: float, notes: list) -> dict:
-    """Framework check of each finished run, keyed by ``T…/r…``."""
-    from mtpkit.analysis.framework import framework_check
-    from mtpkit.errors import UserError
-
-    out = {}
-    for rid, e in done:
-        try:
-            c = framework_check(Path(e["folder"]) / "traj.dump", frame_fs, type_map=species, mobile=("Na",),
-                                threshold_A2=threshold_A2)
-        except UserError as exc:
-            notes.append(f"framework check for {rid}: {exc}")
-            continue
-        out[rid.split("/", 1)[1]] = c.to_dict() | {"temperature_K": float(e["temperature"])}
-    return out
-
-
 def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures: dict,
                   structures_dir: Path, say: Log) -> dict:
     """Analyse the production sweep; returns (and writes) ``summary.json``."""
@@ -147,7 +130,8 @@ def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures:
                 doc = analyze_runs(specs, "Na", out, max_frames=int(an["max_frames"]),
                                    regimes=2 if two else 1, breakpoint_K=bp if two else None,
                                    extrapolate_T_K=float(an["extrapolate_T_K"]),
-                                   workers=int(cfg["campaign"]["workers"]))
+                                   workers=int(cfg["campaign"]["workers"]),
+                                   host_msd_max_A2=float(an["framework_msd_max_A2"]))
                 sysd = doc["systems"][0]
                 entry["transport"] = {"temperatures": sysd["temperatures"], "arrhenius": sysd["arrhenius"],
                                       "extrapolated": sysd["extrapolated"], "notes": doc["notes"],
@@ -161,22 +145,16 @@ def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures:
                 say(f"transport: {name}: analysis failed: {exc}")
         else:
             entry["transport"] = None
-        # host framework: is each run still a crystal?
-        entry["framework"] = _framework(done, species, frame_fs, float(an["framework_msd_max_A2"]), entry["notes"])
+        # host framework: is each run still a crystal? (checked by analyze_runs, per replica)
+        entry["framework"] = {}
+        for t in (entry.get("transport") or {}).get("temperatures", []):
+            for h in t.get("host") or []:
+                if h.get("state") is None:
+                    entry["notes"].append(f"framework check for {h['label']}: {h.get('error')}")
+                    continue
+                entry["framework"][h["label"].split("/", 1)[1]] = h | {"temperature_K": t["temperature_K"]}
         liquid = [rid for rid, c in entry["framework"].items() if not c["solid"]]
-        rotor = [rid for rid, c in entry["framework"].items() if c["state"] == "rotating octahedra"]
-        limit = float(an["framework_msd_max_A2"])
-        if rotor:
-            entry["notes"].append(
-                f"rotating octahedra in {len(rotor)} of {len(entry['framework'])} runs ({', '.join(rotor)}): "
-                f"Y/Zr stay on their sites and every Cl keeps its metal, but Cl moves by more than "
-                f"{limit:g} Å² (MCl6 rotations); the host is still a solid")
-        if liquid:
-            entry["notes"].append(
-                f"host framework NOT solid in {len(liquid)} of {len(entry['framework'])} runs "
-                f"({', '.join(liquid)}): Y/Zr leave their sites (MSD above {limit:g} Å²) or octahedra exchange "
-                "Cl; the Na transport of those runs is that of a molten host in this potential (and, if the "
-                "fidelity check agrees, in its labeller), not of the crystal")
+        if liquid:  # the per-temperature notes come with the transport analysis
             say(f"transport: {name}: host framework not solid in {len(liquid)} of {len(entry['framework'])} runs")
         # SRO: starting structure and the hottest finished run
         entry["sro_initial"] = info["sro"]
