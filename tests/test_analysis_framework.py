@@ -114,6 +114,7 @@ def test_rotating_octahedra_are_a_solid_state_and_diffusing_metals_are_not():
     melt = framework_check_positions(_octahedra(60, seed=9, angle_rad=0.3, metal_walk_A=0.4)[2], cell, sym, 0.1)
     assert melt.msd_A2["Zr"] > 2.0 and melt.state == "not solid" and not melt.solid
     assert "NOT solid" in melt.summary() and "keep their metal" in melt.summary()
+    assert melt.reason.startswith("Zr MSD") and "sites diffuse" in melt.reason
 
 
 def test_conductivity_analysis_reports_each_replicas_host_state(tmp_path):
@@ -129,7 +130,7 @@ def test_conductivity_analysis_reports_each_replicas_host_state(tmp_path):
     doc = analyze_runs(specs, "Na", tmp_path / "out", plots=False)
     hosts = {t["temperature_K"]: t["host"] for t in doc["temperatures"]}
     assert [h["state"] for h in hosts[500.0]] == ["crystal"] and [h["state"] for h in hosts[700.0]] == ["not solid"]
-    assert any("700 K: host NOT solid in 1 of 1 replicas" in n for n in doc["notes"])
+    assert any("700 K: host NOT solid in 1 of 1 replicas (T700: Cl MSD" in n for n in doc["notes"])
     assert not any("500 K" in n and "host" in n for n in doc["notes"])
     md = (tmp_path / "out" / "results.md").read_text()
     assert "| crystal 1 |" in md and "| not solid 1 |" in md

@@ -79,15 +79,29 @@ class FrameworkCheck:
         """The host species with the largest MSD."""
         return max(self.host_species, key=lambda s: self.msd_A2[s])
 
+    @property
+    def reason(self) -> str:
+        """What decided the state, for notes: the moving centre, the broken octahedra or the MSD."""
+        centres = [sp for sp in self.host_species if sp not in self.ligand_species]
+        moving = [sp for sp in centres if self.msd_A2[sp] >= self.threshold_A2]
+        if self.state == "not solid" and moving:
+            sp = max(moving, key=lambda k: self.msd_A2[k])
+            return f"{sp} MSD {self.msd_A2[sp]:.2f} Å² (its sites diffuse)"
+        if self.state == "not solid" and self.same_centre is not None and centres:
+            return f"only {100 * self.same_centre:.1f} % of {'/'.join(self.ligand_species)} keep their centre"
+        w = self.worst_host
+        return f"{w} MSD {self.msd_A2[w]:.2f} Å²"
+
     def summary(self) -> str:
         """One line for logs and reports."""
         w = self.worst_host
         kept = "" if self.same_centre is None else f", {100 * self.same_centre:.1f} % of Cl keep their metal"
         return (f"{self.state if self.solid else 'NOT solid'}: {w} MSD {self.msd_A2[w]:.2f} Å² at "
-                f"{self.lag_ps:.3g} ps (limit {self.threshold_A2:g}){kept}, volume {100 * self.volume_change:+.1f} %")
+                f"{self.lag_ps:.3g} ps (limit {self.threshold_A2:g}){kept}, volume {100 * self.volume_change:+.1f} %"
+                + ("" if self.solid else f"; {self.reason}"))
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"worst_host": self.worst_host, "solid": self.solid}
+        return asdict(self) | {"worst_host": self.worst_host, "solid": self.solid, "reason": self.reason}
 
 
 def _nearest_centre(x: np.ndarray, h: np.ndarray, ligands: np.ndarray, centres: np.ndarray) -> np.ndarray:

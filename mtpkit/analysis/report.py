@@ -89,9 +89,8 @@ def _host_notes(label: str, T: float, hosts: list[dict]) -> list[str]:
     rot = [h for h in hosts if h.get("state") == "rotating octahedra"]
     if bad:
         notes.append(prefix + f"host NOT solid in {len(bad)} of {len(hosts)} replicas ("
-                     + "; ".join(f"{h['label']}: {h['worst_host']} MSD {h['msd_A2'][h['worst_host']]:.2f} Å²"
-                                 for h in bad)
-                     + "): the host's own sites diffuse, so D and σ there are not those of a crystal")
+                     + "; ".join(f"{h['label']}: {h['reason']}" for h in bad)
+                     + "): D and σ there are not those of a crystal")
     if rot:
         notes.append(prefix + f"rotating octahedra in {len(rot)} of {len(hosts)} replicas (centres on site, "
                      "ligands keep their centre but move by more than the limit): still a solid")
