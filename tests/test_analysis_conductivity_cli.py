@@ -54,6 +54,16 @@ def test_cli_explicit_trajectories_results_json(tmp_path):
                  "arrhenius.svg"):
         assert (out / name).stat().st_size > 0, name
     assert "Ea (eV)" in (out / "results.md").read_text()
+    # the vibrating Cl host of the walk is a crystal at every temperature, and the CLI says so
+    assert all(h["state"] == "crystal" for t in doc["temperatures"] for h in t["host"])
+    assert "crystal 2" in (out / "results.md").read_text()
+    # a limit below the Cl vibration turns every replica into "not solid"; --no-host-check skips it
+    strict, off = tmp_path / "strict", tmp_path / "off"
+    assert main([a if a != str(out) else str(strict) for a in argv] + ["--host-msd-max", "1e-6", "--no-plots"]) == 0
+    assert all(h["state"] == "not solid"
+               for t in json.loads((strict / "results.json").read_text())["temperatures"] for h in t["host"])
+    assert main([a if a != str(out) else str(off) for a in argv] + ["--no-host-check", "--no-plots"]) == 0
+    assert "host" not in json.loads((off / "results.json").read_text())["temperatures"][0]
     # two regimes split at a given breakpoint: both Ea's near the single one, σ(293 K) from the low-T one
     out2 = tmp_path / "out_bp"
     argv2 = [a if a != str(out) else str(out2) for a in argv] + ["--breakpoint", "550", "--no-plots"]

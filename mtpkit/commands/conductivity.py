@@ -52,6 +52,11 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes reading trajectories in parallel")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG plots")
+    p.add_argument("--host-msd-max", type=float, default=None, metavar="A2",
+                   help="host-framework check: MSD (A^2) above which a host species is not on its sites "
+                        "(default 2); every replica gets a state: crystal, rotating octahedra or not solid")
+    p.add_argument("--no-host-check", action="store_true",
+                   help="skip the host-framework check (e.g. for a liquid electrolyte)")
     p.add_argument("--descriptors", action="store_true",
                    help="also compute O_oct(t) (Na in octahedra), Cl angular displacement of the "
                         "Y/Zr octahedra and the Y/Zr Warren-Cowley SRO per trajectory")
@@ -140,14 +145,17 @@ def run(args) -> int:
                        extrapolate_T_K=args.extrapolate_T, charge=args.charge, workers=args.workers,
                        skipped=skipped, notes=notes, plots=not args.no_plots,
                        descriptors=args.descriptors or bool(args.reference_structure),
-                       reference=_reference(args.reference_structure))
+                       reference=_reference(args.reference_structure), host_check=not args.no_host_check,
+                       host_msd_max_A2=args.host_msd_max)
     for note in doc["notes"]:
         print(f"note: {note}", file=sys.stderr)
     for s in doc["systems"]:
         head = f"[{s['label']}] " if s["label"] else ""
         for r in s["temperatures"]:
+            states = ", ".join(h["state"] or "unchecked" for h in r.get("host") or [])
             print(f"{head}{r['temperature_K']:g} K: D = {r['D']:.3e} ± {r['D_err']:.1e} cm^2/s, "
-                  f"sigma = {r['sigma']:.3e} ± {r['sigma_err']:.1e} S/cm ({len(r['replicas'])} replicas)")
+                  f"sigma = {r['sigma']:.3e} ± {r['sigma_err']:.1e} S/cm ({len(r['replicas'])} replicas"
+                  + (f"; host: {states}" if states else "") + ")")
         arr = s["arrhenius"]
         if arr and arr["selected"]:
             for reg in arr[arr["selected"]]["regimes"]:
