@@ -58,6 +58,7 @@ def test_precedence_scale_tables_override_top_level():
     ({"starting_set": {"md_every": 0}}, "starting_set.md_every"),
     ({"starting_set": {"md_steps": 2.5}}, "starting_set.md_steps"),
     ({"scales": {"tiny": {"production": {"stepz": 5}}}}, "production.stepz"),
+    ({"analysis": {"framework_msd_max_A2": 0.0}}, "analysis.framework_msd_max_A2"),
 ])
 def test_bad_config_names_the_key(doc, field):
     with pytest.raises(InputFileError) as err:
