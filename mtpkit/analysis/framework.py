@@ -95,7 +95,8 @@ class FrameworkCheck:
     def summary(self) -> str:
         """One line for logs and reports."""
         w = self.worst_host
-        kept = "" if self.same_centre is None else f", {100 * self.same_centre:.1f} % of Cl keep their metal"
+        kept = ("" if self.same_centre is None else
+                f", {100 * self.same_centre:.1f} % of {'/'.join(self.ligand_species)} keep their metal")
         return (f"{self.state if self.solid else 'NOT solid'}: {w} MSD {self.msd_A2[w]:.2f} Å² at "
                 f"{self.lag_ps:.3g} ps (limit {self.threshold_A2:g}){kept}, volume {100 * self.volume_change:+.1f} %"
                 + ("" if self.solid else f"; {self.reason}"))

@@ -18,6 +18,7 @@ import io
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mtpkit.analysis.arrhenius import ArrheniusFit, extrapolate, fit_arrhenius
+from mtpkit.analysis.framework import FRAMEWORK_MSD_THRESHOLD_A2, framework_check
 from mtpkit.analysis.transport import (
     DEFAULT_MAX_FRAMES,
     TemperatureResult,
@@ -57,18 +59,15 @@ class ReplicaSpec:
 
 
 def _load(args):
-    spec, species, max_frames, descriptors, reference, host_check, host_limit = args
+    spec, species, max_frames, descriptors, reference, host_check, host_msd_max_A2 = args
     rep = load_replica(spec.path, species, spec.temperature_K, spec.frame_interval_fs,
                        max_frames=max_frames, type_map=spec.type_map, format=spec.format,
                        label=spec.label or Path(spec.path).name)
     host = None
     if host_check:
-        from mtpkit.analysis.framework import framework_check
-
         try:
-            kw = {} if host_limit is None else {"threshold_A2": host_limit}
             host = framework_check(spec.path, spec.frame_interval_fs, type_map=spec.type_map, mobile=(species,),
-                                   format=spec.format, **kw).to_dict() | {"label": rep.label}
+                                   format=spec.format, threshold_A2=host_msd_max_A2).to_dict() | {"label": rep.label}
         except UserError as exc:
             host = {"label": rep.label, "state": None, "error": str(exc)}
     desc = None
@@ -142,7 +141,7 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
                  skipped: Sequence[dict] = (), notes: Sequence[str] = (),
                  temperature_tolerance_K: float = 10.0, temperature_tolerance_fraction: float = 0.03,
                  plots: bool = True, descriptors: bool = False, reference=None, host_check: bool = True,
-                 host_msd_max_A2: float | None = None) -> dict:
+                 host_msd_max_A2: float = FRAMEWORK_MSD_THRESHOLD_A2) -> dict:
     """Analyse trajectories and write results into ``output``; returns the results dict.
 
     results.json::
@@ -170,7 +169,7 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
          level, and "sigma_293K" {"value", "err"} when extrapolate_T_K == 293}
 
     ``host_check``: run :func:`mtpkit.analysis.framework.framework_check` on every replica
-    (limit ``host_msd_max_A2`` Å², default the module's) and add a note for each temperature
+    (limit ``host_msd_max_A2`` Å²) and add a note for each temperature
     whose host is not a solid.
 
     D in cm²/s, σ in S/cm, Ea in eV, T in K, volume Å³, times ps (frame interval fs).
@@ -339,10 +338,7 @@ def _host_cell(hosts: list[dict] | None) -> str:
     """``crystal 2, not solid 1``-style count of the replicas' host states."""
     if not hosts:
         return "—"
-    counts: dict[str, int] = {}
-    for h in hosts:
-        counts[h.get("state") or "unchecked"] = counts.get(h.get("state") or "unchecked", 0) + 1
-    return ", ".join(f"{k} {v}" for k, v in counts.items())
+    return ", ".join(f"{k} {v}" for k, v in Counter(h.get("state") or "unchecked" for h in hosts).items())
 
 
 def _markdown(doc: dict) -> str:

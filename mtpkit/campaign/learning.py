@@ -40,7 +40,7 @@ import numpy as np
 
 from mtpkit.campaign.config import CampaignConfig
 from mtpkit.campaign.labelling import label_configurations, read_store, spec_from_config, write_store
-from mtpkit.campaign.structures_stage import md_file_name
+from mtpkit.campaign.structures_stage import md_file_name, md_structure_file
 from mtpkit.io_utils import atomic_write_json
 
 Log = Callable[[str], None]
@@ -141,7 +141,6 @@ def _saved(folder: Path) -> list:
 
 def _explore(cfg: CampaignConfig, it_dir: Path, pot_path: Path, structures_dir: Path,
              names: list[str], T: float, iteration: int, say: Log, md_size: bool = False) -> list[dict]:
-    from mtpkit.campaign.structures_stage import md_structure_file
     from mtpkit.md.sweep import RunSpec, SweepSpec, run_sweep
 
     al = cfg["active_learning"]

@@ -149,10 +149,8 @@ def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures:
         entry["framework"] = {}
         for t in (entry.get("transport") or {}).get("temperatures", []):
             for h in t.get("host") or []:
-                if h.get("state") is None:
-                    entry["notes"].append(f"framework check for {h['label']}: {h.get('error')}")
-                    continue
-                entry["framework"][h["label"].split("/", 1)[1]] = h | {"temperature_K": t["temperature_K"]}
+                if h.get("state") is not None:  # a failed check is already in the analysis notes
+                    entry["framework"][h["label"].split("/", 1)[1]] = h | {"temperature_K": t["temperature_K"]}
         liquid = [rid for rid, c in entry["framework"].items() if not c["solid"]]
         if liquid:  # the per-temperature notes come with the transport analysis
             say(f"transport: {name}: host framework not solid in {len(liquid)} of {len(entry['framework'])} runs")

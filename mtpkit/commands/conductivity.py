@@ -54,7 +54,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG plots")
     p.add_argument("--host-msd-max", type=float, default=None, metavar="A2",
                    help="host-framework check: MSD (A^2) above which a host species is not on its sites "
-                        "(default 2); every replica gets a state: crystal, rotating octahedra or not solid")
+                        "(default: mtpkit.analysis.framework.FRAMEWORK_MSD_THRESHOLD_A2, 2); every replica "
+                        "gets a state: crystal, rotating octahedra or not solid")
     p.add_argument("--no-host-check", action="store_true",
                    help="skip the host-framework check (e.g. for a liquid electrolyte)")
     p.add_argument("--descriptors", action="store_true",
@@ -146,7 +147,7 @@ def run(args) -> int:
                        skipped=skipped, notes=notes, plots=not args.no_plots,
                        descriptors=args.descriptors or bool(args.reference_structure),
                        reference=_reference(args.reference_structure), host_check=not args.no_host_check,
-                       host_msd_max_A2=args.host_msd_max)
+                       **({} if args.host_msd_max is None else {"host_msd_max_A2": args.host_msd_max}))
     for note in doc["notes"]:
         print(f"note: {note}", file=sys.stderr)
     for s in doc["systems"]:
