@@ -138,6 +138,52 @@ class Executor:
         """``fn(*args)`` for every tuple in ``arg_tuples`` (keys ``"0"``, ``"1"``, ...)."""
         return self.run([Job(str(i), fn, tuple(a)) for i, a in enumerate(arg_tuples)], progress)
 
+    def stream(self, next_job: Callable[[], Job | None],
+               finished: Callable[[Outcome], None]) -> int:
+        """Keep every worker busy with jobs pulled one at a time from ``next_job()``.
+
+        ``next_job`` is called in this process whenever a worker is free and returns
+        the next :class:`Job`, or ``None`` when there is nothing more to start now;
+        ``finished(outcome)`` is called here as each job ends, before the next pull,
+        so it may record results that change what ``next_job`` returns. Ends when no
+        job is running and ``next_job()`` returns ``None``; returns the jobs run.
+        """
+        if self.scheduler is None:
+            if self._pool is None:
+                self._pool = cf.ProcessPoolExecutor(
+                    max_workers=self.workers, mp_context=multiprocessing.get_context(self.mp_context))
+            submit = lambda job: self._pool.submit(_call, job)  # noqa: E731
+            wait_one = lambda running: next(iter(cf.wait(running, return_when=cf.FIRST_COMPLETED)[0]))  # noqa: E731
+            slots = self.workers
+        else:
+            from distributed import wait
+
+            client = self._dask_client()
+            submit = lambda job: client.submit(_call, job, key=f"mtpkit-{job.key}-{id(job)}", pure=False)  # noqa: E731
+            wait_one = lambda running: next(iter(wait(list(running), return_when="FIRST_COMPLETED").done))  # noqa: E731
+            slots = max(1, sum(client.nthreads().values()))
+        running: dict = {}
+        n = 0
+        while True:
+            while len(running) < slots:
+                job = next_job()
+                if job is None:
+                    break
+                running[submit(job)] = job
+                n += 1
+            if not running:
+                return n
+            fut = wait_one(running)
+            job = running.pop(fut)
+            try:
+                out = fut.result()
+            except BaseException as exc:  # noqa: BLE001  # worker died: a failed outcome, the stream goes on
+                out = Outcome(job.key, False, None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+                if self.scheduler is None and getattr(self._pool, "_broken", False):
+                    self._pool = cf.ProcessPoolExecutor(
+                        max_workers=self.workers, mp_context=multiprocessing.get_context(self.mp_context))
+            finished(out)
+
     def _run_local(self, jobs: list[Job], progress: ProgressFn | None) -> list[Outcome]:
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(

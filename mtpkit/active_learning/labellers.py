@@ -8,7 +8,8 @@ Kinds
 -----
 ``chgnet``     CHGNet, model 0.3.0 (weights ship in the ``chgnet`` wheel; CPU).
 ``sevennet``   SevenNet-0 (``sevenn``; model ``7net-0``).
-``gpaw``       GPAW plane-wave DFT (``mode_ecut`` eV, ``kpts``, ``xc``, ...).
+``gpaw``       GPAW DFT, plane waves with the Pulay-stress correction or LCAO
+               (:mod:`mtpkit.active_learning.dft_gpaw`).
 ``emt``, ``lj``, ``morse``   ASE's cheap analytic calculators (tests, demos).
 ``ase``        Any ASE calculator: ``calculator = "package.module:Class"`` and
                ``parameters = {...}`` passed to its constructor.
@@ -28,6 +29,7 @@ import re
 import shlex
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,13 +125,9 @@ def make_calculator(spec: LabellerSpec):
 
         return SevenNetCalculator(p.pop("model", "7net-0"), device=p.pop("device", "cpu"), **p)
     if spec.kind == "gpaw":
-        from gpaw import GPAW, PW
+        from mtpkit.active_learning.dft_gpaw import make_gpaw
 
-        ecut = float(p.pop("mode_ecut", 300.0))
-        p.setdefault("xc", "PBE")
-        p.setdefault("kpts", (2, 2, 2))
-        p.setdefault("txt", None)
-        return GPAW(mode=PW(ecut), **p)
+        return make_gpaw(p)
     if spec.kind == "emt":
         from ase.calculators.emt import EMT
 
@@ -204,13 +202,42 @@ def _cached_calculator(spec: LabellerSpec):
     return _CALC_CACHE[key]
 
 
-def label_one(spec: LabellerSpec, atoms: Atoms) -> tuple[Atoms | None, str | None]:
-    """Label one configuration: ``(labelled copy, None)`` or ``(None, reason)``.
+@dataclass
+class LabelOutcome:
+    """One labelling calculation: the labelled copy or the reason it failed, and its provenance.
+
+    ``wall_s`` seconds of the calculation, ``code`` the labelling code and its
+    version, ``extra`` labeller-specific numbers (e.g. GPAW's Pulay correction).
+    """
+
+    atoms: Atoms | None
+    reason: str | None
+    wall_s: float = 0.0
+    code: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def code_version(kind: str) -> str:
+    """``"<package> <version>"`` of the code behind a labeller kind."""
+    package = {"chgnet": "chgnet", "sevennet": "sevenn", "gpaw": "gpaw"}.get(kind, "ase")
+    try:
+        from importlib.metadata import version
+
+        return f"{package} {version(package)}"
+    except Exception:  # noqa: BLE001  # not installed: the label fails elsewhere with a clear reason
+        return package
+
+
+def label_with_provenance(spec: LabellerSpec, atoms: Atoms) -> LabelOutcome:
+    """Label one configuration and say how: see :class:`LabelOutcome`.
 
     Never raises for a failing calculation: the reason (exception type and
     message, SCF non-convergence, non-finite numbers) is returned instead so
-    the caller can quarantine it. Calculators are cached per process.
+    the caller can quarantine it. Calculators are cached per process and thread.
     """
+    t0 = time.perf_counter()
+    code = code_version(spec.kind)
+    extra: dict = {}
     work = atoms.copy()
     try:
         calc = _cached_calculator(spec)
@@ -221,18 +248,30 @@ def label_one(spec: LabellerSpec, atoms: Atoms) -> tuple[Atoms | None, str | Non
         if spec.kind == "gpaw":
             scf = getattr(calc, "scf", None)
             if scf is not None and getattr(scf, "converged", True) is False:
-                return None, "GPAW SCF did not converge"
+                return LabelOutcome(None, "GPAW SCF did not converge", time.perf_counter() - t0, code)
+            if stress is not None:
+                from mtpkit.active_learning.dft_gpaw import pulay_stress
+
+                correction, extra = pulay_stress(work, spec.parameters)
+                stress = np.asarray(stress, dtype=float) + correction
     except Exception as exc:  # noqa: BLE001  # a failed calculation is data, not a crash
         name = type(exc).__name__
-        if "Convergence" in name:
-            return None, f"SCF did not converge ({name}: {exc})"
-        return None, f"{name}: {exc}"
+        reason = f"SCF did not converge ({name}: {exc})" if "Convergence" in name else f"{name}: {exc}"
+        return LabelOutcome(None, reason, time.perf_counter() - t0, code)
     finally:
         work.calc = None
+    wall = time.perf_counter() - t0
     reason = check_label(energy, forces, stress, len(atoms))
     if reason:
-        return None, reason
-    return labelled_copy(atoms, energy, forces, stress), None
+        return LabelOutcome(None, reason, wall, code, extra)
+    return LabelOutcome(labelled_copy(atoms, energy, forces, stress), None, wall, code, extra)
+
+
+def label_one(spec: LabellerSpec, atoms: Atoms) -> tuple[Atoms | None, str | None]:
+    """Label one configuration: ``(labelled copy, None)`` or ``(None, reason)``
+    (:func:`label_with_provenance` without the provenance)."""
+    out = label_with_provenance(spec, atoms)
+    return out.atoms, out.reason
 
 
 # --------------------------------------------------------------------------- batch (clusters)

@@ -94,6 +94,49 @@ def relax_one(atoms, calculator, *, steps: int, fmax: float, cell: bool, pressur
     return relaxed, path, info
 
 
+def anneal_quench(atoms, calculator, *, temperature_K: float, steps: int, timestep_fs: float, seeds: list[int],
+                  fmax: float, quench_steps: int, pressure_GPa: float = 0.0) -> tuple:
+    """Anneal-and-quench search for a lower minimum than the one a plain relaxation reaches.
+
+    For each seed: Maxwell–Boltzmann velocities at ``temperature_K``, ``steps`` steps of
+    ``timestep_fs`` fs of MTK NPT (Nosé–Hoover chains, full cell fluctuations at
+    ``pressure_GPa``), then FIRE on a :class:`~ase.filters.FrechetCellFilter` until max force
+    < ``fmax`` eV/Å or ``quench_steps`` steps. Symmetry is allowed to break. The plain
+    relaxation of ``atoms`` itself (seed ``None``) is a candidate too, so the result is never
+    higher than it. Returns (lowest Atoms, list of per-candidate dicts with seed, energy per
+    atom eV, volume Å^3, converged).
+    """
+    from ase import units
+    from ase.filters import FrechetCellFilter
+    from ase.md.nose_hoover_chain import MTKNPT
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.optimize import FIRE
+
+    def quench(work) -> bool:
+        opt = FIRE(FrechetCellFilter(work, scalar_pressure=pressure_GPa * GPA), logfile=None)
+        return bool(opt.run(fmax=fmax, steps=quench_steps))
+
+    candidates = []
+    for seed in [None, *seeds]:
+        work = atoms.copy()
+        work.calc = calculator
+        if seed is not None:
+            MaxwellBoltzmannDistribution(work, temperature_K=temperature_K, rng=np.random.default_rng(seed))
+            Stationary(work)
+            dt = timestep_fs * units.fs
+            MTKNPT(work, timestep=dt, temperature_K=temperature_K, pressure_au=pressure_GPa * GPA,
+                   tdamp=100 * dt, pdamp=1000 * dt).run(steps)
+            work.set_momenta(np.zeros((len(work), 3)))
+        converged = quench(work)
+        e = float(work.get_potential_energy()) / len(work)
+        done = work.copy()
+        done.calc = None
+        candidates.append((e, done, {"seed": seed, "energy_per_atom_eV": e, "volume_A3": float(work.get_volume()),
+                                     "cellpar": [float(x) for x in work.cell.cellpar()], "converged": converged}))
+    best = min(candidates, key=lambda c: c[0])
+    return best[1], [c[2] for c in candidates]
+
+
 def run_relax(cfg: CampaignConfig, folder: Path, structures_dir: Path, names: list[str],
               say: Log) -> dict:
     """Relax (or reuse) every structure; returns the ``relax.json`` dict."""

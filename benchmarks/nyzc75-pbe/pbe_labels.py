@@ -1,0 +1,228 @@
+"""NYZC75 at PBE level: the label requests behind issue 12, in one reproducible script.
+
+Every label goes into one label store (``mtpkit.active_learning.store.LabelStore``, SQLite);
+``mtpkit label STORE`` computes the pending rows (GPAW, one per core, resumable after a kill).
+This script only decides *what* to label and reads the results back:
+
+``convergence``  GPAW settings study on three 37-atom configurations (a relaxed cell, a 600 K
+                 CHGNet snapshot of it, the relaxed cell at +6 % volume) and, once ``anneal`` ran,
+                 a second ordering: cutoff, k-points, LCAO, smearing and SCF tolerance against a
+                 high-cutoff / dense-k reference.
+``anneal``       anneal-and-quench of the 8 study structures with CHGNet (MTK NPT, FIRE + cell
+                 filter, several seeds); minima written to ``minima/``, PBE single points of the
+                 plain-relaxed and the annealed minimum of each requested at production settings.
+``table``        the convergence table (Markdown) from the finished rows.
+``ranking``      the 8 structures ranked by PBE energy of their annealed minima.
+
+Usage (from the repository root)::
+
+    python benchmarks/nyzc75-pbe/pbe_labels.py convergence --store runs/pbe/labels.db
+    python benchmarks/nyzc75-pbe/pbe_labels.py anneal --store runs/pbe/labels.db
+    mtpkit label runs/pbe/labels.db --workers 2          # hours; resumable
+    python benchmarks/nyzc75-pbe/pbe_labels.py table --store runs/pbe/labels.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import read, write
+from ase.units import GPa
+
+from mtpkit.active_learning.labellers import LabellerSpec
+from mtpkit.active_learning.store import LabelStore
+from mtpkit.io_utils import atomic_open, atomic_write_json
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = HERE.parents[1].parent / "shared" / "reference" / "structures"
+CELL = "NYZC75_P21n_37atoms_CHGNet-relaxed.cif"
+
+#: production settings: the candidate the convergence study tests
+PRODUCTION = {"mode": "pw", "mode_ecut": 400, "kpts": [1, 2, 2], "xc": "PBE", "smearing_eV": 0.05,
+              "pulay": "estimate"}
+
+
+def gpaw(**changes) -> LabellerSpec:
+    """GPAW spec: the production settings with ``changes``."""
+    p = {**PRODUCTION, **changes}
+    if p.get("mode") == "lcao":
+        for k in ("mode_ecut", "pulay"):
+            p.pop(k, None)
+    return LabellerSpec("gpaw", parameters=p)
+
+
+#: (name, spec, priority) of the convergence study; lower priority is labelled first
+STUDY = [
+    ("pw400", gpaw(), 10), ("pw800", gpaw(mode_ecut=800), 10),
+    ("pw400-k232", gpaw(kpts=[2, 3, 2]), 20),
+    ("lcao-dzp", gpaw(mode="lcao", basis="dzp"), 30),
+    ("pw500", gpaw(mode_ecut=500), 40), ("pw600", gpaw(mode_ecut=600), 45),
+    ("pw375", gpaw(mode_ecut=375), 50), ("pw425", gpaw(mode_ecut=425), 50),
+    ("pw300", gpaw(mode_ecut=300), 60), ("pw400-k111", gpaw(kpts=[1, 1, 1]), 60),
+    ("pw400-fd0.01", gpaw(smearing_eV=0.01), 70),
+    ("pw400-tight", gpaw(convergence={"energy": 1e-6, "density": 1e-6, "eigenstates": 1e-10}), 70),
+]
+#: settings each configuration gets (the second ordering and the strained cell get fewer)
+PER_CONFIG = {
+    "relaxed": [s[0] for s in STUDY],
+    "snapshot600K": ["pw400", "pw800", "pw400-k232", "lcao-dzp", "pw500", "pw600", "pw400-k111"],
+    "volume+6%": ["pw400", "pw800", "pw400-k232", "lcao-dzp", "pw500"],
+    "other-ordering": ["pw400", "pw800", "pw400-k232", "lcao-dzp"],
+}
+
+
+def chgnet_calculator():
+    from mtpkit.active_learning.labellers import make_calculator
+
+    return make_calculator(LabellerSpec("chgnet"))
+
+
+def convergence_configs(minima_dir: Path) -> dict[str, Atoms]:
+    """The configurations of the study (the 'other-ordering' one only once ``anneal`` ran)."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    relaxed = read(REFERENCE / CELL)
+    relaxed.calc = None
+    snap = relaxed.copy()
+    snap.calc = chgnet_calculator()
+    rng = np.random.default_rng(600)
+    MaxwellBoltzmannDistribution(snap, temperature_K=600, rng=rng)
+    Langevin(snap, 2 * units.fs, temperature_K=600, friction=0.02 / units.fs, rng=rng).run(300)
+    snap = Atoms(snap.numbers, snap.positions, cell=snap.cell, pbc=True)
+    strained = relaxed.copy()
+    strained.set_cell(relaxed.cell * 1.06 ** (1 / 3), scale_atoms=True)
+    out = {"relaxed": relaxed, "snapshot600K": snap, "volume+6%": strained}
+    other = minima_dir / "mixed-TM_oct25_relaxed.extxyz"
+    if other.is_file():
+        out["other-ordering"] = read(other)
+    return out
+
+
+def cmd_convergence(args) -> None:
+    store = LabelStore(args.store)
+    specs = {name: (spec, prio) for name, spec, prio in STUDY}
+    configs = convergence_configs(HERE / "minima")
+    for cname, atoms in configs.items():
+        for sname in PER_CONFIG[cname]:
+            spec, prio = specs[sname]
+            store.request(atoms, spec, source=f"convergence:{cname}:{sname}", subset="convergence", priority=prio)
+    print(json.dumps(store.counts(subset="convergence")))
+
+
+def cmd_anneal(args) -> None:
+    from mtpkit.campaign.relax_stage import anneal_quench, relax_one
+    from mtpkit.structures.builders import to_atoms
+    from mtpkit.structures.representatives import representative_orderings
+
+    out_dir = HERE / "minima"
+    out_dir.mkdir(exist_ok=True)
+    summary_path = out_dir / "minima.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    store = LabelStore(args.store)
+    calc = chgnet_calculator()
+    for name, ordering in representative_orderings().items():
+        if args.only and name not in args.only:
+            continue
+        if name not in summary:
+            start = to_atoms(ordering.structure())
+            relaxed, _, info = relax_one(start, calc, steps=400, fmax=0.02, cell=True, pressure_GPa=0.0,
+                                         log_path=Path("/dev/null"))
+            best, cands = anneal_quench(relaxed, calc, temperature_K=args.temperature, steps=args.steps,
+                                        timestep_fs=2.0, seeds=list(range(1, args.seeds + 1)), fmax=0.02,
+                                        quench_steps=600)
+            for tag, at in (("relaxed", relaxed), ("annealed", best)):
+                with atomic_open(out_dir / f"{name}_{tag}.extxyz", "w") as fh:
+                    write(fh, at, format="extxyz")
+            summary[name] = {"tm_class": ordering.tm_label, "octahedral_occupancy": ordering.oct_occupancy,
+                             "relaxed": {"energy_per_atom_eV": info["after"]["energy_eV"] / len(relaxed),
+                                         "volume_A3": info["after"]["volume_A3"]},
+                             "candidates": cands}
+            atomic_write_json(summary_path, summary)
+            gain = 1000 * (summary[name]["relaxed"]["energy_per_atom_eV"] - min(c["energy_per_atom_eV"]
+                                                                                 for c in cands))
+            print(f"{name}: CHGNet anneal+quench {gain:.2f} meV/atom below the plain relaxation", flush=True)
+        for tag in ("relaxed", "annealed"):
+            at = read(out_dir / f"{name}_{tag}.extxyz")
+            store.request(at, gpaw(), source=f"minimum:{name}:{tag}", subset="minima", priority=15)
+    print(json.dumps(store.counts(subset="minima")))
+
+
+def _rows_by_source(store: LabelStore, subset: str) -> dict[str, object]:
+    return {r.keys["source"]: r for r in store.rows(subset=subset, status="ok")}
+
+
+def cmd_table(args) -> None:
+    store = LabelStore(args.store)
+    rows = _rows_by_source(store, "convergence")
+    configs = list(PER_CONFIG)
+
+    def get(c, s):
+        return rows.get(f"convergence:{c}:{s}")
+
+    print("| settings | s/label (relaxed) | ΔE rel. err (meV/atom) | F RMS err (eV/Å) | σ max err (GPa) |")
+    print("|---|---:|---:|---:|---:|")
+    for sname, _, _ in STUDY:
+        ref = "pw400" if sname.startswith("pw400-") else "pw800"
+        errs_e, errs_f, errs_s = [], [], []
+        for c in configs:
+            a, r = get(c, sname), get(c, ref)
+            if a is None or r is None:
+                continue
+            fa, fr = a.atoms.get_forces(), r.atoms.get_forces()
+            errs_f.append(float(np.sqrt(((fa - fr) ** 2).mean())))
+            errs_s.append(float(np.abs(a.atoms.get_stress() - r.atoms.get_stress()).max() / GPa))
+            if c != "relaxed" and get("relaxed", sname) and get("relaxed", ref):
+                n = len(a.atoms)
+                de = (a.atoms.get_potential_energy() - get("relaxed", sname).atoms.get_potential_energy()) - \
+                     (r.atoms.get_potential_energy() - get("relaxed", ref).atoms.get_potential_energy())
+                errs_e.append(1000 * abs(de) / n)
+        t = get("relaxed", sname)
+        fmt = lambda v: f"{max(v):.3g}" if v else "–"  # noqa: E731
+        print(f"| {sname} (vs {ref}) | {t.keys['wall_s']:.0f} | {fmt(errs_e)} | {fmt(errs_f)} | {fmt(errs_s)} |"
+              if t else f"| {sname} (vs {ref}) | – | {fmt(errs_e)} | {fmt(errs_f)} | {fmt(errs_s)} |")
+
+
+def cmd_ranking(args) -> None:
+    store = LabelStore(args.store)
+    rows = _rows_by_source(store, "minima")
+    summary = json.loads((HERE / "minima" / "minima.json").read_text())
+    table = []
+    for name, info in summary.items():
+        for tag in ("relaxed", "annealed"):
+            r = rows.get(f"minimum:{name}:{tag}")
+            if r is not None:
+                e = r.atoms.get_potential_energy() / len(r.atoms)
+                table.append((name, tag, e, r.atoms.get_volume(), info["tm_class"], info["octahedral_occupancy"]))
+    if not table:
+        sys.exit("no finished minima labels yet")
+    e0 = min(t[2] for t in table)
+    print("| structure | geometry | E − E_min (meV/atom, PBE) | V (Å³) |")
+    print("|---|---|---:|---:|")
+    for name, tag, e, v, _, _ in sorted(table, key=lambda t: t[2]):
+        print(f"| {name} | {tag} | {1000 * (e - e0):.2f} | {v:.1f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("convergence", "anneal", "table", "ranking"):
+        p = sub.add_parser(name)
+        p.add_argument("--store", required=True, type=Path)
+        if name == "anneal":
+            p.add_argument("--temperature", type=float, default=300.0, help="anneal temperature (K)")
+            p.add_argument("--steps", type=int, default=1500, help="MTK NPT steps of 2 fs per seed")
+            p.add_argument("--seeds", type=int, default=2)
+            p.add_argument("--only", nargs="*", help="structure names (default: all 8)")
+    args = ap.parse_args()
+    {"convergence": cmd_convergence, "anneal": cmd_anneal, "table": cmd_table, "ranking": cmd_ranking}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""The label store: one SQLite file (``ase.db``) holding every labelled configuration.
+
+A row is one configuration *under one labeller setting*. It is written once as
+``pending`` (the configuration, where it came from, which subset it serves) and
+completed in place, in one transaction, as ``ok`` (energy eV, forces eV/Å, stress
+eV/Å^3 on the row's atoms) or ``quarantined`` (with the reason). Nothing is ever
+rewritten as a whole file, a kill loses at most the labels still being computed,
+and labels made by one version of the learning engine are read by any other: the
+store knows nothing about iterations, only configurations and settings.
+
+Key-value pairs of every row (searchable with ``ase db``):
+
+``config_id``    content hash of the configuration (species, positions, cell; 1e-6 Å)
+``settings_id``  hash of the labeller kind and parameters (:func:`settings_id`)
+``labeller``     the labeller kind (``gpaw``, ``chgnet``, ...)
+``status``       ``pending``, ``ok`` or ``quarantined``
+``subset``       what the label is for (``train``, ``heldout``, ``convergence``, ...)
+``priority``     labelling order of pending rows (lower first)
+``source``       provenance of the configuration (free text, e.g. ``anneal:layered-TM_oct25:600K:s1:f12``)
+``wall_s``       seconds the label took (completed rows)
+``code``         the labelling code and its version (completed rows)
+
+The row's ``data`` holds ``settings`` (the full labeller spec), ``reason``
+(quarantined rows) and ``extra`` (labeller-specific numbers, e.g. the Pulay-stress
+correction applied).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+__all__ = ["LabelStore", "StoredLabel", "config_id", "settings_id"]
+
+STATUSES = ("pending", "ok", "quarantined")
+
+
+def config_id(atoms: Atoms) -> str:
+    """Stable 16-hex-digit key of a configuration (species, positions and cell to 1e-6 Å)."""
+    h = hashlib.sha1()
+    h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
+    h.update(np.round(np.asarray(atoms.positions, dtype=float), 6).tobytes())
+    h.update(np.round(np.asarray(atoms.cell.array, dtype=float), 6).tobytes())
+    return h.hexdigest()[:16]
+
+
+def settings_id(settings: Any) -> str:
+    """12-hex-digit key of a labeller setting (a ``LabellerSpec`` or a plain dict).
+
+    The kind, parameters and calculator path count; dict order does not.
+    """
+    d = asdict(settings) if hasattr(settings, "__dataclass_fields__") else dict(settings)
+    text = json.dumps(d, sort_keys=True, default=list)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class StoredLabel:
+    """One row of the store: its ``id``, the ``atoms`` (with their label when ``status == 'ok'``)
+    and the row's key-value pairs and data."""
+
+    id: int
+    atoms: Atoms
+    status: str
+    keys: dict
+    data: dict
+
+
+class LabelStore:
+    """A label store in the SQLite file ``path`` (created on first use).
+
+    One process writes at a time (SQLite locks the file; the labelling driver is
+    the only writer while it runs); any number may read.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        import ase.db
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = ase.db.connect(str(self.path), type="db", append=True, use_lock_file=False)
+
+    # ------------------------------------------------------------------ writing
+
+    def request(self, atoms: Atoms, settings: Any, *, source: str, subset: str = "train",
+                priority: int = 100) -> int:
+        """Add ``atoms`` as a pending label under ``settings``; returns the row id.
+
+        A configuration already stored under the same settings (pending, done or
+        quarantined) is not added again: its row id is returned. Pending rows are
+        labelled lowest ``priority`` first.
+        """
+        for key, text in (("source", source), ("subset", subset)):
+            try:
+                float(text)
+            except ValueError:
+                continue
+            raise ValueError(f"{key} {text!r}: ase.db keeps text that reads as a number as a number; "
+                             f"give a name with letters")
+        cid, sid = config_id(atoms), settings_id(settings)
+        existing = self.find(cid, sid)
+        if existing is not None:
+            return existing
+        bare = atoms.copy()
+        bare.calc = None
+        spec = asdict(settings) if hasattr(settings, "__dataclass_fields__") else dict(settings)
+        return self._db.write(bare, config_id=cid, settings_id=sid, labeller=str(spec.get("kind", "")),
+                              status="pending", subset=subset, source=source, priority=int(priority),
+                              data={"settings": spec})
+
+    def complete(self, row_id: int, labelled: Atoms, *, wall_s: float, code: str,
+                 extra: dict | None = None) -> None:
+        """Store the label of pending row ``row_id`` (``labelled`` carries it as its calculator)."""
+        self._db.update(row_id, atoms=labelled, status="ok", wall_s=float(wall_s), code=code,
+                        data={"extra": extra or {}})
+
+    def quarantine(self, row_id: int, reason: str, *, wall_s: float = 0.0, code: str = "") -> None:
+        """Mark row ``row_id`` as never to be trained on, with the ``reason``."""
+        self._db.update(row_id, status="quarantined", wall_s=float(wall_s), code=code,
+                        data={"reason": str(reason)})
+
+    def release(self, row_id: int) -> None:
+        """Put a quarantined row back to pending (to retry it, e.g. with a fixed set-up)."""
+        self._db.update(row_id, status="pending")
+
+    # ------------------------------------------------------------------ reading
+
+    def find(self, cid: str, sid: str) -> int | None:
+        """Row id of configuration ``cid`` under settings ``sid``, or ``None``."""
+        for row in self._db.select(config_id=cid, settings_id=sid, limit=1):
+            return int(row.id)
+        return None
+
+    def rows(self, *, status: str | None = None, settings: Any = None, subset: str | None = None,
+             labeller: str | None = None) -> Iterator[StoredLabel]:
+        """Rows in insertion order, filtered by status, settings (spec or id), subset, labeller."""
+        query: dict[str, Any] = {}
+        if status is not None:
+            if status not in STATUSES:
+                raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+            query["status"] = status
+        if settings is not None:
+            query["settings_id"] = settings if isinstance(settings, str) else settings_id(settings)
+        if subset is not None:
+            query["subset"] = subset
+        if labeller is not None:
+            query["labeller"] = labeller
+        for row in self._db.select(sort="id", **query):
+            atoms = row.toatoms(add_additional_information=False)
+            keys = dict(row.key_value_pairs)
+            atoms.info.update({"label_id": int(row.id), **keys})
+            yield StoredLabel(int(row.id), atoms, keys["status"], keys, dict(row.data))
+
+    def pending_by_priority(self, subset: str | None = None) -> list[StoredLabel]:
+        """Pending rows, lowest ``priority`` first, then in request order."""
+        rows = list(self.rows(status="pending", subset=subset))
+        return sorted(rows, key=lambda r: (int(r.keys.get("priority", 100)), r.id))
+
+    def labelled(self, **filters: Any) -> list[Atoms]:
+        """Every ``ok`` label matching ``filters`` (as :meth:`rows`), as Atoms with their results."""
+        return [r.atoms for r in self.rows(status="ok", **filters)]
+
+    def counts(self, **filters: Any) -> dict[str, int]:
+        """Number of rows per status (``filters`` as :meth:`rows`, except ``status``)."""
+        c = Counter(r.status for r in self.rows(**filters))
+        return {s: c.get(s, 0) for s in STATUSES}
+
+    def __len__(self) -> int:
+        return self._db.count()
+
+    # ------------------------------------------------------------------ files
+
+    def snapshot(self, target: str | os.PathLike) -> Path:
+        """A consistent copy of the store at ``target`` (SQLite backup, then an atomic rename),
+        safe to take while another process is writing."""
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        src = sqlite3.connect(str(self.path))
+        dst = sqlite3.connect(str(tmp))
+        try:
+            with dst:
+                src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+        os.replace(tmp, target)
+        return target
+

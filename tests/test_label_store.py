@@ -1,0 +1,144 @@
+"""The label store (ase.db) and the resumable labelling queue that fills it."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.units import GPa
+
+from mtpkit.active_learning.dft_gpaw import pulay_stress
+from mtpkit.active_learning.label_queue import label_pending
+from mtpkit.active_learning.labellers import LabellerSpec
+from mtpkit.active_learning.store import LabelStore, config_id, settings_id
+from mtpkit.executor import Executor, Job
+
+
+def cu(i: int):
+    a = bulk("Cu", "fcc", a=3.6, cubic=True)
+    a.rattle(0.05, seed=i)
+    return a
+
+
+def test_request_is_idempotent_per_configuration_and_settings(tmp_path):
+    store = LabelStore(tmp_path / "l.db")
+    emt, lj = LabellerSpec("emt"), LabellerSpec("lj")
+    a = cu(0)
+    i1 = store.request(a, emt, source="x")
+    assert store.request(a.copy(), emt, source="again") == i1  # same configuration, same settings
+    i2 = store.request(a, lj, source="x")  # same configuration, other settings: a new row
+    assert i2 != i1 and len(store) == 2
+    assert settings_id(emt) != settings_id(lj)
+    assert settings_id({"kind": "gpaw", "parameters": {"a": 1, "b": 2}}) == \
+        settings_id({"parameters": {"b": 2, "a": 1}, "kind": "gpaw"})
+    b = cu(0)
+    b.positions[0, 0] += 1e-4
+    assert config_id(b) != config_id(a)
+    with pytest.raises(ValueError, match="source"):
+        store.request(b, emt, source="1e3")
+
+
+def test_queue_labels_commits_and_quarantines(tmp_path):
+    store = LabelStore(tmp_path / "l.db")
+    emt = LabellerSpec("emt")
+    for i in range(3):
+        store.request(cu(i), emt, source=f"cu{i}", priority=10 - i)
+    bad = cu(9)
+    bad.positions[1] = bad.positions[0] + 1e-9  # EMT gives NaN/inf or raises for overlapping atoms
+    store.request(bad, LabellerSpec("ase", calculator="ase.calculators.lj:LennardJones",
+                                    parameters={"sigma": float("nan")}), source="nan-sigma", priority=0)
+    counts = label_pending(store, workers=2)
+    assert counts == {"pending": 0, "ok": 3, "quarantined": 1}
+    q = next(store.rows(status="quarantined"))
+    assert q.keys["source"] == "nan-sigma" and q.data["reason"].startswith("ValueError")
+    done = store.labelled(subset="train")
+    assert len(done) == 3
+    for atoms in done:
+        ref = atoms.copy()
+        from ase.calculators.emt import EMT
+
+        ref.calc = EMT()
+        assert atoms.get_potential_energy() == pytest.approx(ref.get_potential_energy(), abs=1e-10)
+        np.testing.assert_allclose(atoms.get_forces(), ref.get_forces(), atol=1e-10)
+        assert atoms.info["code"].startswith("ase") and atoms.info["wall_s"] >= 0
+    # nothing left: a second call does nothing and keeps every label
+    assert label_pending(store, workers=1) == counts
+
+
+def test_snapshot_is_a_readable_copy(tmp_path):
+    store = LabelStore(tmp_path / "l.db")
+    store.request(cu(0), LabellerSpec("emt"), source="a")
+    label_pending(store)
+    copy = LabelStore(store.snapshot(tmp_path / "copy" / "s.db"))
+    assert copy.counts() == store.counts()
+    assert copy.labelled()[0].get_potential_energy() == store.labelled()[0].get_potential_energy()
+
+
+def test_stream_keeps_workers_busy_and_sees_new_work():
+    queue = [Job(str(i), pow, (i, 2)) for i in range(5)]
+    seen = []
+
+    def next_job():
+        return queue.pop(0) if queue else None
+
+    def finished(out):
+        seen.append(out)
+        if out.key == "0":  # work added while the stream runs is picked up
+            queue.append(Job("late", pow, (10, 2)))
+
+    with Executor(workers=2) as ex:
+        n = ex.stream(next_job, finished)
+    assert n == 6 and sorted(o.result for o in seen) == sorted([0, 1, 4, 9, 16, 100])
+
+
+def test_pulay_correction_formula():
+    atoms = bulk("NaCl", "rocksalt", a=5.64)
+    # a measured dE/d ecut per atom: Δσ = (2/3) ecut (dE/d ecut) / V on the diagonal
+    corr, info = pulay_stress(atoms, {"mode_ecut": 400, "pulay": -1e-3})
+    expect = 2 / 3 * 400 * (-1e-3 * len(atoms)) / atoms.get_volume()
+    np.testing.assert_allclose(corr, [expect] * 3 + [0] * 3)
+    assert info["pulay_GPa"] == pytest.approx(expect / GPa)
+    assert pulay_stress(atoms, {"mode": "lcao"})[1] == {"pulay_GPa": 0.0}
+    assert pulay_stress(atoms, {"pulay": None})[1] == {"pulay_GPa": 0.0}
+    with pytest.raises(ValueError, match="pulay"):
+        pulay_stress(atoms, {"pulay": "guess"})
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gpaw") is None, reason="gpaw not installed")
+def test_pulay_estimate_is_gpaws_own():
+    """'estimate' sums GPAW's per-setup dE/d ecut (what GPAW's legacy code path did); it
+    shrinks with the cutoff and is negative (the energy falls as the basis grows)."""
+    atoms = bulk("NaCl", "rocksalt", a=5.64)
+    s400 = pulay_stress(atoms, {"mode_ecut": 400})[1]
+    s800 = pulay_stress(atoms, {"mode_ecut": 800})[1]
+    assert s400["dedecut"] < 0 and s800["dedecut"] < 0
+    assert abs(s800["pulay_GPa"]) < abs(s400["pulay_GPa"])
+
+
+def test_label_cli_resumes_after_kill(tmp_path):
+    """``mtpkit label`` killed mid-way keeps what it finished; a second call labels the rest."""
+    db = tmp_path / "l.db"
+    store = LabelStore(db)
+    slow = LabellerSpec("ase", calculator="tests.slow_calc:SlowEMT", parameters={"delay": 0.4})
+    for i in range(8):
+        store.request(cu(i), slow, source=f"cu{i}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "mtpkit.cli", "label", str(db), "--workers", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while time.time() < deadline and LabelStore(db).counts()["ok"] < 2:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    mid = LabelStore(db).counts()
+    assert 2 <= mid["ok"] < 8 and mid["ok"] + mid["pending"] == 8
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    assert "ok 8" in out.stdout
+    assert LabelStore(db).counts() == {"pending": 0, "ok": 8, "quarantined": 0}
