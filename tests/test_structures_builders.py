@@ -11,15 +11,13 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from mtpkit.errors import UserError
 from mtpkit.structures.builders import (
     NYZC75_CELLS,
-    MissingStructureDataError,
-    available_structures,
     bare,
-    build,
     na3ycl6_p21n,
     nyzc75_cell,
     nyzc75_frame,
     to_atoms,
 )
+from mtpkit.structures.catalog import MissingStructureDataError, available_structures, build
 
 TIGHT = dict(ltol=0.01, stol=0.01, angle_tol=0.1, primitive_cell=False, scale=False)
 

@@ -24,8 +24,10 @@ Sources (one per data set; nothing here is invented):
   ≈ 2.45–2.55 Å only after relaxation.
 
 Not available (no trustworthy published coordinates could be sourced for this
-project — see :func:`build`): Na3YCl6 R-3, Na2ZrCl6 P-3m1 and Na2ZrCl6 P2_1/n.
-Requesting them raises :class:`MissingStructureDataError`.
+project): Na3YCl6 R-3, Na2ZrCl6 P-3m1 and Na2ZrCl6 P2_1/n.  The registry of named
+structures (``build``, ``available_structures``, the missing ones raising
+``MissingStructureDataError``) is :mod:`mtpkit.structures.catalog`; this module
+imports no other mtpkit module except :mod:`mtpkit.errors`.
 """
 
 from __future__ import annotations
@@ -40,10 +42,7 @@ __all__ = [
     "NA3YCL6_P21N_LATTICE",
     "NA3YCL6_P21N_SITES",
     "NYZC75_CELLS",
-    "MissingStructureDataError",
-    "available_structures",
     "bare",
-    "build",
     "na3ycl6_p21n",
     "nyzc75_cell",
     "nyzc75_frame",
@@ -87,32 +86,6 @@ NYZC75_CELLS: dict[str, tuple[tuple[int, int, int], ...]] = {
 
 #: Sublattice labels stored in ``site_properties["sublattice"]``.
 SUBLATTICES = ("M", "Na_oct", "Na_prism", "Cl")
-
-
-class MissingStructureDataError(NotImplementedError):
-    """A structure whose published coordinates are not available to mtpkit."""
-
-
-_MISSING: dict[str, str] = {
-    "Na3YCl6-R-3": (
-        "Na3YCl6 in R-3 needs published lattice parameters and atomic positions "
-        "(Y/Na site occupancies of the Li3YCl6/Na3ScCl6-like R-3 polymorph); none "
-        "trustworthy were available (the shared reference README lists them as not "
-        "available). Supply them from a refined structure (e.g. the study's ICSD/CIF) "
-        "before use."
-    ),
-    "Na2ZrCl6-P-3m1": (
-        "Na2ZrCl6 in P-3m1 needs published lattice parameters and atomic positions; "
-        "none were available. A 9-atom sqrt3 x sqrt3 hcp-Cl model comes out P-31m by "
-        "symmetry, so the published cell/Cl arrangement is required, not a guess."
-    ),
-    "Na2ZrCl6-P2_1/n": (
-        "Na2ZrCl6 in P2_1/n (ball-milled polymorph) needs its published lattice "
-        "parameters and atomic positions; none were available. (Substituting Zr into "
-        "Na3YCl6 with one Na-site vacancy per formula would be a model, not that "
-        "published structure.)"
-    ),
-}
 
 
 def _structure_cls():
@@ -229,40 +202,3 @@ def to_atoms(structure: Any) -> Any:
     if sub is not None:
         atoms.arrays["sublattice"] = np.array(sub, dtype="U8")
     return atoms
-
-
-_BUILDERS = {
-    "Na3YCl6-P2_1/n": na3ycl6_p21n,
-    "NYZC75-P2_1/n": lambda: _lowest_ewald_cell_a(),
-}
-
-
-def _lowest_ewald_cell_a() -> Any:
-    """The lowest-Ewald NYZC75 ordering of the a-doubled cell (the shared 37-atom CIF's)."""
-    from mtpkit.structures.enumerate import enumerate_orderings
-
-    return enumerate_orderings(["a"])[0].structure()
-
-
-def available_structures() -> dict[str, bool]:
-    """Every structure name mtpkit knows, mapped to whether it can be built."""
-    return {**{k: True for k in _BUILDERS}, **{k: False for k in _MISSING}}
-
-
-def build(name: str) -> Any:
-    """Build a named structure (pymatgen ``Structure``).
-
-    Buildable: ``"Na3YCl6-P2_1/n"`` (:func:`na3ycl6_p21n`) and ``"NYZC75-P2_1/n"``
-    (the lowest-Ewald ordering of the a-doubled 37-atom cell, all octahedral Na sites
-    full — the ordering of the shared ``NYZC75_P21n_37atoms.cif``; use
-    :mod:`mtpkit.structures.enumerate` for all of them).
-    ``"Na3YCl6-R-3"``, ``"Na2ZrCl6-P-3m1"`` and ``"Na2ZrCl6-P2_1/n"`` raise
-    :class:`MissingStructureDataError` naming the missing published data.
-    """
-    if name in _BUILDERS:
-        return _BUILDERS[name]()
-    if name in _MISSING:
-        raise MissingStructureDataError(f"{name}: {_MISSING[name]}")
-    from mtpkit.errors import UserError
-
-    raise UserError(f"unknown structure {name!r}; known: {sorted(available_structures())}")

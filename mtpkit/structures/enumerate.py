@@ -67,7 +67,7 @@ from typing import Any
 
 import numpy as np
 
-from mtpkit.structures.builders import NYZC75_CELLS, bare, nyzc75_cell, nyzc75_frame
+from mtpkit.structures.builders import NYZC75_CELLS, bare, nyzc75_cell, nyzc75_frame, to_atoms
 
 __all__ = [
     "Ordering",
@@ -163,8 +163,6 @@ def y_network_dimension(structure_or_atoms: Any, cutoff: float = SRO_CUTOFF) -> 
 
     atoms = structure_or_atoms
     if not hasattr(atoms, "get_chemical_symbols"):
-        from mtpkit.structures.builders import to_atoms
-
         atoms = to_atoms(structure_or_atoms)
     keep = np.array([s == "Y" for s in atoms.get_chemical_symbols()])
     sub = atoms[keep]
