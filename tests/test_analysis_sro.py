@@ -7,8 +7,8 @@ import pytest
 from ase import Atoms
 from ase.io import read
 
-from mtpkit.analysis.sro import warren_cowley, warren_cowley_trajectory
 from mtpkit.errors import UserError
+from mtpkit.structures.sro import warren_cowley, warren_cowley_trajectory
 
 
 def _nyzc_doubled(y_slab: str):

@@ -11,7 +11,6 @@ import pytest
 from pymatgen.analysis.ewald import EwaldSummation
 from pymatgen.analysis.structure_matcher import StructureMatcher
 
-from mtpkit.analysis.sro import warren_cowley
 from mtpkit.structures.builders import NYZC75_CELLS, bare, nyzc75_cell, nyzc75_frame
 from mtpkit.structures.enumerate import (
     OXIDATION_STATES,
@@ -20,6 +19,7 @@ from mtpkit.structures.enumerate import (
     verify_with_structure_matcher,
     y_network_dimension,
 )
+from mtpkit.structures.sro import warren_cowley
 
 EXPECTED_COUNTS = {"a": 115, "b": 115, "c": 115, "ab": 120, "ac": 110, "bc": 110, "abc": 115}
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from pymatgen.core import Structure
 
-from mtpkit.analysis.sro import warren_cowley
 from mtpkit.structures.builders import na3ycl6_p21n
 from mtpkit.structures.enumerate import OXIDATION_STATES, enumerate_orderings, tm_label, y_network_dimension
 from mtpkit.structures.representatives import (
@@ -17,6 +16,7 @@ from mtpkit.structures.representatives import (
     representative_structures,
     save_representatives,
 )
+from mtpkit.structures.sro import warren_cowley
 
 NAMES = [f"{tm}_oct{occ}" for tm in ("layered-TM", "mixed-TM") for occ in (25, 50, 75, 100)]
 

@@ -13,9 +13,9 @@ import numpy as np
 
 from mtpkit.analysis.octahedra import cl_angular_displacement
 from mtpkit.analysis.sites import octahedral_occupancy, reference_sites
-from mtpkit.analysis.sro import warren_cowley, warren_cowley_trajectory
 from mtpkit.analysis.trajectory import frame_to_atoms, iter_unwrapped, open_trajectory
 from mtpkit.errors import UserError
+from mtpkit.structures.sro import warren_cowley, warren_cowley_trajectory
 
 __all__ = ["trajectory_descriptors"]
 

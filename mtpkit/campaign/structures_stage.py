@@ -34,10 +34,10 @@ def run_structures(cfg: CampaignConfig, folder: Path, say: Callable[[str], None]
     """Enumerate, choose and write the campaign's structures; returns the summary dict."""
     from ase.io import write
 
-    from mtpkit.analysis.sro import warren_cowley
     from mtpkit.structures.builders import bare, nyzc75_frame, to_atoms
     from mtpkit.structures.enumerate import enumerate_orderings
     from mtpkit.structures.representatives import box_matrix, md_box_frame, representative_structures
+    from mtpkit.structures.sro import warren_cowley
 
     orderings = enumerate_orderings()
     counts = Counter(o.tm_label for o in orderings)

@@ -98,9 +98,9 @@ def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures:
                   structures_dir: Path, say: Log) -> dict:
     """Analyse the production sweep; returns (and writes) ``summary.json``."""
     from mtpkit.analysis.report import ReplicaSpec, analyze_runs
-    from mtpkit.analysis.sro import warren_cowley_trajectory
     from mtpkit.analysis.trajectory import frame_to_atoms
     from mtpkit.errors import UserError
+    from mtpkit.structures.sro import warren_cowley_trajectory
 
     species = cfg.species
     an, pr = cfg["analysis"], cfg["production"]

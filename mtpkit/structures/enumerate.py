@@ -33,7 +33,7 @@ Tags of each ordering:
   37-atom cell; pymatgen ``EwaldSummation``, evaluated as q·Φ·q with the
   unit-charge pair matrix Φ of the 40-site frame — exact for charge-neutral cells);
 * ``sro``: Warren–Cowley SRO over Y and Zr within 8.5 Å
-  (:func:`mtpkit.analysis.sro.warren_cowley`); it depends only on which cell is used
+  (:func:`mtpkit.structures.sro.warren_cowley`); it depends only on which cell is used
   because a 37-atom cell holds a single Y: the Y sublattice *is* the cell lattice;
 * ``y_network``: dimension (0–3) of the Y–Y neighbour network within the SRO
   cutoff (0 isolated Y, 1 chains, 2 sheets);
@@ -68,6 +68,7 @@ from typing import Any
 import numpy as np
 
 from mtpkit.structures.builders import NYZC75_CELLS, bare, nyzc75_cell, nyzc75_frame, to_atoms
+from mtpkit.structures.sro import warren_cowley
 
 __all__ = [
     "Ordering",
@@ -215,8 +216,6 @@ def enumerate_orderings(cells: Iterable[str] | None = None, *, sro_cutoff: float
     first member in (Y site, vacancies) lexicographic order.  Returned sorted by
     cell (in the given order) then Ewald energy.  Under a second for all seven cells.
     """
-    from mtpkit.analysis.sro import warren_cowley
-
     names = list(NYZC75_CELLS) if cells is None else list(cells)
     out: list[Ordering] = []
     for cell in names:
@@ -231,7 +230,7 @@ def enumerate_orderings(cells: Iterable[str] | None = None, *, sro_cutoff: float
         base_q[metals] = OXIDATION_STATES["Zr"]
         orbits = _canonical_orbits(perms, metals, nas, len(frame))
         # SRO and Y network depend only on the cell (one Y per cell): compute once, on a
-        # real ordering, through the analysis engineer's warren_cowley.
+        # real ordering.
         probe = nyzc75_cell(0, (0, 1, 2), cell, frame=frame)
         sro = warren_cowley(probe, species=("Y", "Zr"), cutoff=sro_cutoff)
         ynet = y_network_dimension(probe, cutoff=sro_cutoff)

@@ -1,5 +1,10 @@
 """Warren–Cowley short-range order (SRO) over a chosen subset of species.
 
+A descriptor of one static structure (ASE ``Atoms`` or pymatgen ``Structure``), so it lives
+with the structures: :mod:`mtpkit.structures.enumerate` tags each ordering with it, and the
+trajectory analysis (:mod:`mtpkit.analysis.descriptors`, the campaign) applies it frame by
+frame.  Needs only numpy, ASE and :mod:`mtpkit.errors`.
+
 Definition used (as in Sebti et al., J. Mater. Chem. A 10, 21565 (2022))::
 
     SRO_ij = (p_ij - c_j) / (delta_ij - c_i)
