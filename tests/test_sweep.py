@@ -9,7 +9,7 @@ import pytest
 from ase.build import bulk
 
 from mtpkit.errors import InputFileError
-from mtpkit.md.sweep import load_sweep, run_sweep
+from mtpkit.md.sweep import load_sweep, run_seed, run_sweep
 
 TOML = """
 [potential]
@@ -50,6 +50,7 @@ def test_sweep_runs_skips_and_reports(sweep_dir):
     assert len(spec.runs) == 2 * 1 * 2
     seeds = {r.seed for r in spec.runs}
     assert len(seeds) == 4  # every replica has its own velocity seed
+    assert all(1 <= r.seed < 2**31 for r in spec.runs)
     messages: list[str] = []
     manifest = run_sweep(spec, progress=messages.append)
     runs = manifest["runs"]
@@ -114,3 +115,112 @@ def test_sweep_on_dask_local_cluster(sweep_dir):
           Executor(scheduler=cluster.scheduler_address) as ex):
         manifest = run_sweep(spec, executor=ex, progress=None)
     assert [manifest["runs"][r.run_id]["status"] for r in spec.runs] == ["done", "done"]
+
+
+def test_run_seeds_are_seed_sequence_children(sweep_dir):
+    """The documented mapping: SeedSequence(seed, spawn_key=(iS, iT, r)), LAMMPS range."""
+    import numpy as np
+
+    path = sweep_dir / "sweep.toml"
+    path.write_text(path.read_text().replace("temperatures = [600]", "temperatures = [600, 700]"))
+    spec = load_sweep(path)
+    structures = sorted({r.structure for r in spec.runs})
+    for run in spec.runs:
+        key = (structures.index(run.structure), [600, 700].index(run.temperature), run.replica)
+        expected = int(np.random.SeedSequence(100, spawn_key=key).generate_state(1)[0])
+        assert run.seed == run_seed(100, *key) == expected % (2**31 - 1) + 1
+    assert len({r.seed for r in spec.runs}) == len(spec.runs) == 8
+    assert [r.seed for r in load_sweep(path).runs] == [r.seed for r in spec.runs]  # deterministic
+    path.write_text(path.read_text().replace("seed = 100", "seed = -1"))
+    with pytest.raises(InputFileError, match=r"sweep\.seed"):
+        load_sweep(path)
+
+
+class SerialExecutor:
+    """Runs the sweep's jobs in this process, one after another; remembers their keys."""
+
+    def __init__(self):
+        self.keys: list[str] = []
+
+    def run(self, jobs, progress=None):
+        from mtpkit.executor import _call
+
+        outcomes = []
+        for k, job in enumerate(jobs):
+            self.keys.append(job.key)
+            outcomes.append(_call(job))
+            if progress:
+                progress(k + 1, len(jobs), outcomes[-1])
+        return outcomes
+
+
+BREAK_TOML = """
+[potential]
+file = "cu.almtp"
+species = ["Cu"]
+[potential.extrapolation]
+every = 5
+select_threshold = 1.5
+break_threshold = {brk}
+
+[md]
+ensemble = "nvt"
+timestep = 1.0
+steps = 60
+thermo_every = 5
+dump_every = 5
+restart_every = 8
+
+[sweep]
+structures = ["structures/*.cif"]
+temperatures = [300]
+replicas = 1
+seed = 1
+output = "runs"
+"""
+
+
+def test_sweep_extrapolation_break_is_final_and_reported(tmp_path, motep_data):
+    """A run stopped by an extrapolation break is not run again by a resumed sweep (also
+    when the manifest is lost); its manifest entry carries max_gamma and the saved steps."""
+    from _md_support import write_cu_almtp
+
+    from mtpkit.md.run import read_result
+
+    write_cu_almtp(tmp_path / "cu.almtp")
+    (tmp_path / "structures").mkdir()
+    cells = {"a": (2, 2, 2), "b": (1, 1, 2)}
+    for name, rep in cells.items():
+        bulk("Cu", "fcc", a=3.61, cubic=True).repeat(rep).write(tmp_path / "structures" / f"{name}.cif")
+    (tmp_path / "sweep.toml").write_text(BREAK_TOML.format(brk=3.0))
+    ex = SerialExecutor()
+    manifest = run_sweep(load_sweep(tmp_path / "sweep.toml"), executor=ex, progress=None)
+    entry = manifest["runs"]["a/T300K/r0"]
+    assert entry["status"] == "extrapolation_break", entry["message"]
+    assert 0 < entry["steps_done"] < 60 and entry["timestep"] == 1.0
+    assert entry["max_gamma"] > 3.0
+    assert entry["saved_steps"] and entry["saved_steps"][-1] == entry["steps_done"]
+    assert entry["n_saved"] == len(entry["saved_steps"]) and entry["last_good_file"] is None
+    assert entry["seed"] == run_seed(1, 0, 0, 0) and entry["temperature"] == 300.0
+    on_disk = json.loads((tmp_path / "runs" / "manifest.json").read_text())["runs"]
+    assert on_disk["a/T300K/r0"] == entry
+    back = read_result(entry["folder"])
+    assert [a.info["step"] for a in back.saved_configurations] == entry["saved_steps"]
+    assert back.max_gamma == entry["max_gamma"]
+
+    run_dir = tmp_path / "runs" / "a" / "T300K" / "r0"
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    messages: list[str] = []
+    ex2 = SerialExecutor()
+    run_sweep(load_sweep(tmp_path / "sweep.toml"), executor=ex2, progress=messages.append)
+    assert "a/T300K/r0" not in ex2.keys
+    assert "2 already finished, 0 to run" in messages[0]
+    # the manifest is gone: the folders still say which runs finished, and how
+    (tmp_path / "runs" / "manifest.json").unlink()
+    ex3 = SerialExecutor()
+    rebuilt = run_sweep(load_sweep(tmp_path / "sweep.toml"), executor=ex3, progress=None)
+    assert ex3.keys == []
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+    again = rebuilt["runs"]["a/T300K/r0"]
+    for key in ("status", "steps_done", "max_gamma", "saved_steps", "n_saved", "seed", "message"):
+        assert again[key] == entry[key], key

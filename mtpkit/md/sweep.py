@@ -23,16 +23,34 @@ A sweep is described by a TOML file (paths relative to it)::
     structures = ["structures/*.cif"]   # files or glob patterns
     temperatures = [350, 400, 500, 600, 700]   # K
     replicas = 5
-    seed = 1000                         # velocity seeds: seed + replica + 1000*(iT + 100*iS)
+    seed = 1000                         # root of the per-run velocity seeds (see run_seed)
     output = "runs"
     workers = 2                         # local worker processes
     # scheduler = "tcp://host:8786"     # run on a dask.distributed cluster instead
 
 Every run gets ``<output>/<structure>/T<temperature>K/r<replica>/`` and an entry in
-``<output>/manifest.json`` (status, steps_done, steps, wall_time, files, message,
-log_tail), written atomically as runs finish. Finished runs are never redone;
-unfinished ones resume from their last checkpoint; a failed run is reported with
-its log tail and does not stop the others.
+``<output>/manifest.json``, written atomically as runs finish: the JSON form of its
+:class:`~mtpkit.md.run.MDResult` (:meth:`~mtpkit.md.run.MDResult.to_dict`)::
+
+    status        "done", "extrapolation_break", "interrupted" or "failed"
+    steps_done, steps      MD steps run / asked for
+    timestep      fs
+    wall_time     s
+    max_gamma     largest extrapolation grade of the run (dimensionless; null: not graded)
+    saved_steps, n_saved   MD steps of the configurations the pair style saved (deduplicated)
+    last_good_file         failed runs: last sane configuration (extxyz), else null
+    folder, files, message
+    structure, temperature (K), replica, seed
+    log_tail      failed runs only
+
+:func:`mtpkit.md.run.read_result` on ``folder`` gives the Atoms (saved configurations)
+back. Finished runs (``"done"`` or ``"extrapolation_break"``: a break is final) are
+never redone; unfinished ones resume from their last checkpoint; a failed run is
+reported with its log tail and does not stop the others.
+
+Velocity seeds: run ``(iS, iT, r)`` (structure, temperature and replica index, in
+file order) gets :func:`run_seed` ``(seed, iS, iT, r)``, a NumPy ``SeedSequence``
+child of ``seed``: independent streams that do not collide when a sweep grows.
 """
 
 from __future__ import annotations
@@ -47,7 +65,7 @@ from typing import Any
 
 from mtpkit.errors import InputFileError, UserError
 from mtpkit.io_utils import atomic_write_json
-from mtpkit.md.run import MDSettings
+from mtpkit.md.run import FINISHED, MDSettings
 
 _MD_FIELDS = {f.name for f in fields(MDSettings)}
 
@@ -159,6 +177,8 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if not (isinstance(replicas, int) and replicas >= 1):
         raise InputFileError(path, "must be a positive integer", field="sweep.replicas")
     seed = sw.get("seed", 1000)
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
+        raise InputFileError(path, "must be a non-negative integer", field="sweep.seed")
     output = (base / sw.get("output", "runs")).resolve()
     stems = [s.stem for s in structures]
     if len(set(stems)) != len(stems):
@@ -171,15 +191,32 @@ def load_sweep(path: str | Path) -> SweepSpec:
                 run_id = f"{struct.stem}/T{temp:g}K/r{r}"
                 runs.append(RunSpec(
                     run_id=run_id, structure=str(struct), temperature=float(temp), replica=r,
-                    seed=int(seed) + r + 1000 * (i_t + 100 * i_s), folder=str(output / run_id),
+                    seed=run_seed(seed, i_s, i_t, r), folder=str(output / run_id),
                     potential=str(potential), species=list(species), engine=engine, md=md,
                     supercell=supercell, extrapolation=extrapolation))
     return SweepSpec(path, output, runs, workers=int(sw.get("workers", 1)),
                      scheduler=sw.get("scheduler"))
 
 
+def run_seed(seed: int, structure_index: int, temperature_index: int, replica: int) -> int:
+    """The LAMMPS velocity seed of one sweep run, in 1 .. 2**31 - 1.
+
+    ``SeedSequence(seed, spawn_key=(structure_index, temperature_index, replica))
+    .generate_state(1)[0] % (2**31 - 1) + 1``: a deterministic function of the four
+    integers (the same run always gets the same seed), with independent, well-mixed
+    streams for different runs instead of arithmetic that collides between runs.
+    """
+    import numpy as np
+
+    ss = np.random.SeedSequence(int(seed), spawn_key=(int(structure_index),
+                                                       int(temperature_index), int(replica)))
+    return int(ss.generate_state(1)[0]) % (2**31 - 1) + 1
+
+
 def run_one(spec: RunSpec) -> dict:
-    """Run (or resume) one sweep run in the current process; returns its manifest entry."""
+    """Run (or resume) one sweep run in the current process; returns its manifest entry
+    (:meth:`MDResult.to_dict <mtpkit.md.run.MDResult.to_dict>`, plus ``log_tail`` when it
+    failed; see the module docstring)."""
     from mtpkit.md.engines import ExternalEngine, Extrapolation, PluginEngine
     from mtpkit.md.run import run_md
     from mtpkit.md.structure import as_atoms
@@ -229,11 +266,14 @@ def run_sweep(spec: SweepSpec, executor=None,
     todo = []
     for run in spec.runs:
         old = entries.get(run.run_id)
-        if old and old.get("status") == "done":
+        if old and old.get("status") in FINISHED and "max_gamma" in old:
             continue
-        if _finished_on_disk(Path(run.folder)):
-            entries[run.run_id] = {**(old or {}), "status": "done", "folder": run.folder}
+        if _finished_on_disk(Path(run.folder), run.md.get("steps", MDSettings.steps)):
+            # finished, but the manifest does not say so (or predates max_gamma): from disk
+            entries[run.run_id] = _entry_on_disk(run, old)
             continue
+        if old and old.get("status") in FINISHED:
+            continue  # recorded as finished; its folder is gone or was never written
         todo.append(run)
     atomic_write_json(spec.output / "manifest.json", manifest)
     skipped = len(spec.runs) - len(todo)
@@ -248,10 +288,12 @@ def run_sweep(spec: SweepSpec, executor=None,
             entry = outcome.result
         else:
             entry = {"status": "failed", "steps_done": _steps_on_disk(Path(run.folder)),
-                     "steps": run.md.get("steps"), "wall_time": outcome.wall_time,
-                     "folder": run.folder, "message": outcome.error,
-                     "log_tail": log_tail(Path(run.folder)) or outcome.traceback[-2000:],
-                     "files": {}}
+                     "steps": run.md.get("steps", MDSettings.steps),
+                     "timestep": run.md.get("timestep", MDSettings.timestep),
+                     "wall_time": outcome.wall_time, "folder": run.folder,
+                     "message": outcome.error, "files": {}, "max_gamma": None,
+                     "saved_steps": [], "n_saved": 0, "last_good_file": None,
+                     "log_tail": log_tail(Path(run.folder)) or outcome.traceback[-2000:]}
         entry.update(structure=run.structure, temperature=run.temperature,
                      replica=run.replica, seed=run.seed)
         entries[run.run_id] = entry
@@ -277,14 +319,24 @@ def run_sweep(spec: SweepSpec, executor=None,
     return manifest
 
 
-def _finished_on_disk(folder: Path) -> bool:
-    state = folder / "state.json"
-    if not state.is_file():
-        return False
-    try:
-        return bool(json.loads(state.read_text()).get("done"))
-    except (OSError, json.JSONDecodeError):
-        return False
+def _finished_on_disk(folder: Path, steps: int | None = None) -> bool:
+    """A finished run in ``folder``: done (with ``steps`` steps) or stopped at an
+    extrapolation break (final)."""
+    from mtpkit.md.run import is_finished
+
+    return is_finished(folder, steps)
+
+
+def _entry_on_disk(run: RunSpec, old: dict | None) -> dict:
+    """The manifest entry of a finished run, read back from its folder."""
+    from mtpkit.md.run import read_result
+
+    result = read_result(Path(run.folder))
+    entry = {**(old or {}), **result.to_dict()}
+    entry.pop("log_tail", None)
+    entry.update(structure=run.structure, temperature=run.temperature, replica=run.replica,
+                 seed=run.seed)
+    return entry
 
 
 def _steps_on_disk(folder: Path) -> int:
