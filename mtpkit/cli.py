@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -33,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
+    # OpenMP threads that finish early sleep instead of spinning: on a machine
+    # shared with other processes (2 cores, several jobs) spinning waiters starve
+    # the working threads (measured 10x slow-downs). libgomp reads this when it
+    # loads (first use of the compiled core), so it is set before any command
+    # runs; an explicit user setting wins. Only the CLI does this: it owns the
+    # process, whereas a library import must not change other OpenMP users.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

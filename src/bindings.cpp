@@ -8,6 +8,9 @@
 #include <nanobind/stl/vector.h>
 
 #include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -19,6 +22,7 @@
 
 #include "mtp_core.hpp"
 #include "mtp_system.hpp"
+#include "omp_errors.hpp"
 #include "neighbors.hpp"
 
 namespace nb = nanobind;
@@ -41,17 +45,49 @@ nb::ndarray<nb::numpy, T> to_numpy(std::vector<T>&& v, std::initializer_list<siz
   return nb::ndarray<nb::numpy, T>(heap->data(), shape, owner);
 }
 
-std::vector<int> to_int_vector(const CLArr& a) {
-  std::vector<int> v(a.size());
-  for (size_t i = 0; i < a.size(); ++i) v[i] = static_cast<int>(a.data()[i]);
-  return v;
-}
-
 void need(bool ok, const std::string& msg) {
   if (!ok) throw std::invalid_argument(msg);
 }
 
-mtpkit::Model make_model(int species_count, double min_dist, double max_dist,
+// int64 index array -> int, refusing values that do not fit (ValueError naming them).
+std::vector<int> to_int_vector(const CLArr& a, const char* name) {
+  std::vector<int> v(a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    const int64_t x = a.data()[i];
+    need(x >= std::numeric_limits<int>::min() && x <= std::numeric_limits<int>::max(),
+         std::string(name) + "[" + std::to_string(i) + "] = " + std::to_string(x) +
+             " does not fit a 32-bit int");
+    v[i] = static_cast<int>(x);
+  }
+  return v;
+}
+
+// The Python-facing Model: an immutable mtpkit::Model behind a shared_ptr.
+// set_params builds a new Model (copy + new parameters) and swaps the pointer;
+// every computation takes its own reference with get() before it releases the
+// GIL, so evaluations in flight keep the parameters they started with and never
+// see a half-written parameter vector.
+class PyModel {
+ public:
+  explicit PyModel(mtpkit::Model m) : ptr_(std::make_shared<const mtpkit::Model>(std::move(m))) {}
+  PyModel(PyModel&& o) noexcept : ptr_(o.get()) {}
+  std::shared_ptr<const mtpkit::Model> get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ptr_;
+  }
+  void set_params(const double* p) {
+    auto next = std::make_shared<mtpkit::Model>(*get());
+    next->set_params(p);
+    std::lock_guard<std::mutex> lock(mu_);
+    ptr_ = std::move(next);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const mtpkit::Model> ptr_;
+};
+
+PyModel make_model(int species_count, double min_dist, double max_dist,
                          int radial_basis_size, int radial_funcs_count, CDArr radial_coeffs,
                          CLArr alpha_index_basic, CLArr alpha_index_times,
                          CLArr alpha_moment_mapping, int alpha_moments_count,
@@ -63,14 +99,14 @@ mtpkit::Model make_model(int species_count, double min_dist, double max_dist,
   s.radial_basis_size = radial_basis_size;
   s.radial_funcs_count = radial_funcs_count;
   s.radial_coeffs.assign(radial_coeffs.data(), radial_coeffs.data() + radial_coeffs.size());
-  s.alpha_index_basic = to_int_vector(alpha_index_basic);
-  s.alpha_index_times = to_int_vector(alpha_index_times);
-  s.alpha_moment_mapping = to_int_vector(alpha_moment_mapping);
+  s.alpha_index_basic = to_int_vector(alpha_index_basic, "alpha_index_basic");
+  s.alpha_index_times = to_int_vector(alpha_index_times, "alpha_index_times");
+  s.alpha_moment_mapping = to_int_vector(alpha_moment_mapping, "alpha_moment_mapping");
   s.alpha_moments_count = alpha_moments_count;
   s.species_coeffs.assign(species_coeffs.data(), species_coeffs.data() + species_coeffs.size());
   s.moment_coeffs.assign(moment_coeffs.data(), moment_coeffs.data() + moment_coeffs.size());
   s.scaling = scaling;
-  return mtpkit::Model(s);
+  return PyModel(mtpkit::Model(s));
 }
 
 }  // namespace
@@ -91,32 +127,53 @@ NB_MODULE(_core, m) {
 #endif
   });
 
-  nb::class_<mtpkit::Model>(m, "Model")
+  m.def(
+      "_set_failpoint",
+      [](const std::string& where, int64_t index) {
+        mtpkit::Failpoint fp = mtpkit::Failpoint::none;
+        if (where == "site") fp = mtpkit::Failpoint::site;
+        else if (where == "neighbor") fp = mtpkit::Failpoint::neighbor;
+        else need(where.empty(), "unknown failpoint '" + where + "' (site, neighbor or '')");
+        mtpkit::set_failpoint(fp, index);
+      },
+      "where"_a, "index"_a,
+      "Test hook: make the parallel loop `where` ('site', 'neighbor'; '' = off) throw at item "
+      "`index`.");
+
+  nb::class_<PyModel>(m, "Model")
       .def(nb::new_(&make_model), "species_count"_a, "min_dist"_a, "max_dist"_a,
            "radial_basis_size"_a, "radial_funcs_count"_a, "radial_coeffs"_a,
            "alpha_index_basic"_a, "alpha_index_times"_a, "alpha_moment_mapping"_a,
            "alpha_moments_count"_a, "species_coeffs"_a, "moment_coeffs"_a, "scaling"_a)
-      .def_prop_ro("n_params", &mtpkit::Model::n_params)
-      .def_prop_ro("n_linear", &mtpkit::Model::n_linear)
-      .def_prop_ro("n_scalar", &mtpkit::Model::n_scalar)
-      .def_prop_ro("species_count", &mtpkit::Model::species_count)
-      .def_prop_ro("cutoff", &mtpkit::Model::cutoff)
-      .def_prop_ro("min_dist", &mtpkit::Model::min_dist)
+      .def_prop_ro("n_params", [](const PyModel& s) { return s.get()->n_params(); })
+      .def_prop_ro("n_linear", [](const PyModel& s) { return s.get()->n_linear(); })
+      .def_prop_ro("n_scalar", [](const PyModel& s) { return s.get()->n_scalar(); })
+      .def_prop_ro("species_count", [](const PyModel& s) { return s.get()->species_count(); })
+      .def_prop_ro("cutoff", [](const PyModel& s) { return s.get()->cutoff(); })
+      .def_prop_ro("min_dist", [](const PyModel& s) { return s.get()->min_dist(); })
       .def("set_params",
-           [](mtpkit::Model& self, CDArr p) {
-             need(p.size() == static_cast<size_t>(self.n_params()), "wrong parameter count");
+           [](PyModel& self, CDArr p) {
+             need(p.size() == static_cast<size_t>(self.get()->n_params()),
+                  "wrong parameter count: got " + std::to_string(p.size()) + ", the model has " +
+                      std::to_string(self.get()->n_params()));
              self.set_params(p.data());
-           })
+           },
+           "p"_a,
+           "Replace all parameters. Evaluations already running (other threads) finish with the "
+           "old ones.")
       .def("get_params",
-           [](const mtpkit::Model& self) {
-             std::vector<double> p(self.n_params());
-             self.get_params(p.data());
+           [](const PyModel& self) {
+             auto model = self.get();
+             std::vector<double> p(model->n_params());
+             model->get_params(p.data());
              const size_t np = p.size();
              return to_numpy(std::move(p), {np});
            })
       .def(
           "site_energy",
-          [](const mtpkit::Model& self, int itype, CDArr rij, CIArr jtypes) {
+          [](const PyModel& model, int itype, CDArr rij, CIArr jtypes) {
+            auto sp = model.get();
+            const mtpkit::Model& self = *sp;
             const int n = static_cast<int>(jtypes.size());
             need(rij.size() == 3 * static_cast<size_t>(n), "rij must be n x 3");
             need(itype >= 0 && itype < self.species_count(), "itype out of range");
@@ -135,8 +192,10 @@ NB_MODULE(_core, m) {
           "Site energy (eV), dE/dr_ij (n x 3) and the linear basis row of one atom.")
       .def(
           "site_mixed_param_grad",
-          [](const mtpkit::Model& self, int itype, CDArr rij, CIArr jtypes, CDArr drij,
+          [](const PyModel& model, int itype, CDArr rij, CIArr jtypes, CDArr drij,
              double alpha, double beta) {
+            auto sp = model.get();
+            const mtpkit::Model& self = *sp;
             const int n = static_cast<int>(jtypes.size());
             need(rij.size() == 3 * static_cast<size_t>(n), "rij must be n x 3");
             need(drij.size() == 3 * static_cast<size_t>(n), "drij must be n x 3");
@@ -190,12 +249,13 @@ NB_MODULE(_core, m) {
 
   m.def(
       "evaluate",
-      [](const mtpkit::Model& model, const mtpkit::NeighborList& nl, CIArr types) {
+      [](const PyModel& pm, const mtpkit::NeighborList& nl, CIArr types) {
         need(types.size() == static_cast<size_t>(nl.n_atoms), "types length != atom count");
+        auto model = pm.get();
         mtpkit::EFS r;
         {
           nb::gil_scoped_release rel;
-          r = mtpkit::evaluate(model, nl, types.data());
+          r = mtpkit::evaluate(*model, nl, types.data());
         }
         const size_t n = nl.n_atoms;
         return std::make_tuple(r.energy, to_numpy(std::move(r.forces), {n, 3}),
@@ -206,29 +266,30 @@ NB_MODULE(_core, m) {
 
   m.def(
       "site_basis",
-      [](const mtpkit::Model& model, const mtpkit::NeighborList& nl, CIArr types) {
+      [](const PyModel& pm, const mtpkit::NeighborList& nl, CIArr types) {
         need(types.size() == static_cast<size_t>(nl.n_atoms), "types length != atom count");
+        auto model = pm.get();
         std::vector<double> rows;
         {
           nb::gil_scoped_release rel;
-          rows = mtpkit::site_basis(model, nl, types.data());
+          rows = mtpkit::site_basis(*model, nl, types.data());
         }
         return to_numpy(std::move(rows),
-                        {static_cast<size_t>(nl.n_atoms), static_cast<size_t>(model.n_linear())});
+                        {static_cast<size_t>(nl.n_atoms), static_cast<size_t>(model->n_linear())});
       },
       "model"_a, "nl"_a, "types"_a);
 
   m.def(
       "energy_param_grads",
-      [](const mtpkit::Model& model, const mtpkit::NeighborList& nl, CIArr types,
-         bool per_atom) {
+      [](const PyModel& pm, const mtpkit::NeighborList& nl, CIArr types, bool per_atom) {
         need(types.size() == static_cast<size_t>(nl.n_atoms), "types length != atom count");
+        auto model = pm.get();
         std::vector<double> g;
         {
           nb::gil_scoped_release rel;
-          g = mtpkit::energy_param_grads(model, nl, types.data(), per_atom);
+          g = mtpkit::energy_param_grads(*model, nl, types.data(), per_atom);
         }
-        const size_t P = model.n_params();
+        const size_t P = model->n_params();
         if (per_atom) return to_numpy(std::move(g), {static_cast<size_t>(nl.n_atoms), P});
         return to_numpy(std::move(g), {P});
       },
@@ -278,11 +339,12 @@ NB_MODULE(_core, m) {
 
   m.def(
       "predict",
-      [](const mtpkit::Model& model, const mtpkit::TrainingSet& ts) {
+      [](const PyModel& pm, const mtpkit::TrainingSet& ts) {
+        auto model = pm.get();
         mtpkit::Predictions p;
         {
           nb::gil_scoped_release rel;
-          p = mtpkit::predict(model, ts);
+          p = mtpkit::predict(*model, ts);
         }
         const size_t nc = ts.n_configs, n = ts.n_atoms;
         return std::make_tuple(to_numpy(std::move(p.energy), {nc}),
@@ -293,8 +355,10 @@ NB_MODULE(_core, m) {
 
   m.def(
       "loss_and_grad",
-      [](const mtpkit::Model& model, const mtpkit::TrainingSet& ts, CDArr e_t, CDArr f_t,
-         CDArr v_t, CDArr a, CDArr b, CDArr d) {
+      [](const PyModel& pm, const mtpkit::TrainingSet& ts, CDArr e_t, CDArr f_t, CDArr v_t,
+         CDArr a, CDArr b, CDArr d) {
+        auto sp = pm.get();
+        const mtpkit::Model& model = *sp;
         const size_t nc = ts.n_configs, n = ts.n_atoms;
         need(e_t.size() == nc && a.size() == nc && b.size() == nc && d.size() == nc,
              "per-configuration arrays must have n_configs values");
@@ -318,7 +382,9 @@ NB_MODULE(_core, m) {
 
   m.def(
       "linear_rows",
-      [](const mtpkit::Model& model, const mtpkit::TrainingSet& ts) {
+      [](const PyModel& pm, const mtpkit::TrainingSet& ts) {
+        auto sp = pm.get();
+        const mtpkit::Model& model = *sp;
         const size_t nc = ts.n_configs, n = ts.n_atoms, K = model.n_linear();
         std::vector<double> er(nc * K), fr(3 * n * K), vr(9 * nc * K);
         {

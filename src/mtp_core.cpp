@@ -8,6 +8,8 @@
 #include <string>
 #include <tuple>
 
+#include "omp_errors.hpp"
+
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -15,6 +17,20 @@
 namespace mtpkit {
 
 int core_version() { return 2; }
+
+std::atomic<int> g_failpoint_where{0};
+std::atomic<int64_t> g_failpoint_index{-1};
+
+void set_failpoint(Failpoint where, int64_t index) {
+  g_failpoint_index.store(index, std::memory_order_relaxed);
+  g_failpoint_where.store(static_cast<int>(where), std::memory_order_relaxed);
+}
+
+void throw_failpoint(Failpoint where, int64_t index) {
+  const char* name = where == Failpoint::site ? "site" : "neighbor";
+  throw std::runtime_error("injected fault (" + std::string(name) + " " + std::to_string(index) +
+                           ")");
+}
 
 namespace {
 template <class T>
@@ -710,31 +726,38 @@ void packed_site_energies(const Model& model, int64_t nsites, const int* site_ty
 #endif
   nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, nbatch)));
   if (static_cast<int>(workspaces.size()) < nt) workspaces.resize(nt);
+  // a workspace growing inside the region can throw std::bad_alloc: caught per
+  // batch, re-thrown after the region
+  OmpErrors errors;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 2)
 #endif
   for (int64_t bt = 0; bt < nbatch; ++bt) {
+    errors.run([&] {
 #if defined(_OPENMP)
-    BatchWorkspace& bw = workspaces[omp_get_thread_num()];
+      BatchWorkspace& bw = workspaces[omp_get_thread_num()];
 #else
-    BatchWorkspace& bw = workspaces[0];
+      BatchWorkspace& bw = workspaces[0];
 #endif
-    const int64_t s0 = bt * kLanes;
-    const int ns = static_cast<int>(std::min<int64_t>(kLanes, nsites - s0));
-    int it[kLanes], cnt[kLanes];
-    const double* r[kLanes];
-    const int* jp[kLanes];
-    double* g[kLanes];
-    for (int l = 0; l < ns; ++l) {
-      const int64_t o = offsets[s0 + l];
-      it[l] = site_types[s0 + l];
-      cnt[l] = static_cast<int>(offsets[s0 + l + 1] - o);
-      r[l] = rij + 3 * o;
-      jp[l] = pair_types + o;
-      g[l] = pair_grad ? pair_grad + 3 * o : nullptr;
-    }
-    model.site_energies(bw, ns, it, cnt, r, jp, pair_grad ? g : nullptr, site_e + s0);
+      const int64_t s0 = bt * kLanes;
+      const int ns = static_cast<int>(std::min<int64_t>(kLanes, nsites - s0));
+      failpoint(Failpoint::site, s0, s0 + ns);
+      int it[kLanes], cnt[kLanes];
+      const double* r[kLanes];
+      const int* jp[kLanes];
+      double* g[kLanes];
+      for (int l = 0; l < ns; ++l) {
+        const int64_t o = offsets[s0 + l];
+        it[l] = site_types[s0 + l];
+        cnt[l] = static_cast<int>(offsets[s0 + l + 1] - o);
+        r[l] = rij + 3 * o;
+        jp[l] = pair_types + o;
+        g[l] = pair_grad ? pair_grad + 3 * o : nullptr;
+      }
+      model.site_energies(bw, ns, it, cnt, r, jp, pair_grad ? g : nullptr, site_e + s0);
+    });
   }
+  errors.rethrow();
 }
 
 }  // namespace mtpkit

@@ -34,6 +34,9 @@
 // Thread safety: a Model is immutable after construction except through
 // set_params(); concurrent const calls (site_energy etc.) on one Model are
 // safe as long as each thread uses its own Workspace / BatchWorkspace.
+// set_params() must not run while the Model is evaluated: the Python extension
+// never changes a Model in use; it copies it, sets the copy's parameters and
+// swaps a shared_ptr (src/bindings.cpp, PyModel).
 //
 // Faster at high levels: Model::site_energies() evaluates up to kLanes sites
 // in one call (bitwise the same results as site_energy).
@@ -235,7 +238,9 @@ class Model {
 // (0: OpenMP's default), each thread using its own entry of `workspaces`
 // (resized as needed, so a caller can keep it between calls). Every site is
 // computed the same way whatever the thread count, so results are bitwise
-// independent of it. Shared by the Python extension and the LAMMPS pair style.
+// independent of it. An exception thrown on a thread (std::bad_alloc while a
+// workspace grows) is re-thrown after the parallel region. Shared by the Python
+// extension and the LAMMPS pair style.
 void packed_site_energies(const Model& model, int64_t nsites, const int* site_types,
                           const int64_t* offsets, const int* pair_types, const double* rij,
                           double* site_e, double* pair_grad,

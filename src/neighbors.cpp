@@ -7,6 +7,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "omp_errors.hpp"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -193,6 +195,9 @@ NeighborList build_neighbor_list(int n, const double* positions, const double* c
   std::vector<std::vector<double>> tr(nthreads);
   std::vector<double> tmin(nthreads, std::numeric_limits<double>::infinity());
   std::vector<int> tmi(nthreads, -1), tmj(nthreads, -1);
+  // exceptions (std::bad_alloc as the per-thread lists grow) are kept and
+  // re-thrown after the region; every thread still reaches the barrier
+  OmpErrors errors;
 #pragma omp parallel num_threads(nthreads)
   {
     int tid = 0, nth = 1;
@@ -205,53 +210,60 @@ NeighborList build_neighbor_list(int n, const double* positions, const double* c
     const int i1 = static_cast<int>((static_cast<int64_t>(n) * (tid + 1)) / nth);
     auto& J = tj[tid];
     auto& Rv = tr[tid];
-    J.reserve(static_cast<size_t>(i1 - i0) * 64);
-    Rv.reserve(static_cast<size_t>(i1 - i0) * 192);
     double best = std::numeric_limits<double>::infinity();
     int bi = -1, bj = -1;
-    for (int i = i0; i < i1; ++i) {
-      const double* xi = &pts[3 * static_cast<size_t>(i)];
-      const int64_t c0 = bin_of(xi, 0), c1 = bin_of(xi, 1), c2 = bin_of(xi, 2);
-      const size_t before = J.size();
-      for (int64_t b0 = std::max<int64_t>(0, c0 - 1); b0 <= std::min(nb[0] - 1, c0 + 1); ++b0)
-        for (int64_t b1 = std::max<int64_t>(0, c1 - 1); b1 <= std::min(nb[1] - 1, c1 + 1); ++b1) {
-          // bins (b0, b1, b2lo..b2hi) are contiguous in the sorted arrays
-          const int64_t b2lo = std::max<int64_t>(0, c2 - 1), b2hi = std::min(nb[2] - 1, c2 + 1);
-          const int64_t q0 = bin_start[(b0 * nb[1] + b1) * nb[2] + b2lo];
-          const int64_t q1 = bin_start[(b0 * nb[1] + b1) * nb[2] + b2hi + 1];
-          for (int64_t q = q0; q < q1; ++q) {
-            const double dx = spts[3 * q] - xi[0], dy = spts[3 * q + 1] - xi[1],
-                         dz = spts[3 * q + 2] - xi[2];
-            const double r2 = dx * dx + dy * dy + dz * dz;
-            if (r2 >= rc2 || sorig[q] == i) continue;
-            if (r2 < best) {
-              best = r2;
-              bi = i;
-              bj = sown[q];
+    errors.run([&] {
+      J.reserve(static_cast<size_t>(i1 - i0) * 64);
+      Rv.reserve(static_cast<size_t>(i1 - i0) * 192);
+      for (int i = i0; i < i1; ++i) {
+        failpoint(Failpoint::neighbor, i, i + 1);
+        const double* xi = &pts[3 * static_cast<size_t>(i)];
+        const int64_t c0 = bin_of(xi, 0), c1 = bin_of(xi, 1), c2 = bin_of(xi, 2);
+        const size_t before = J.size();
+        for (int64_t b0 = std::max<int64_t>(0, c0 - 1); b0 <= std::min(nb[0] - 1, c0 + 1); ++b0)
+          for (int64_t b1 = std::max<int64_t>(0, c1 - 1); b1 <= std::min(nb[1] - 1, c1 + 1); ++b1) {
+            // bins (b0, b1, b2lo..b2hi) are contiguous in the sorted arrays
+            const int64_t b2lo = std::max<int64_t>(0, c2 - 1), b2hi = std::min(nb[2] - 1, c2 + 1);
+            const int64_t q0 = bin_start[(b0 * nb[1] + b1) * nb[2] + b2lo];
+            const int64_t q1 = bin_start[(b0 * nb[1] + b1) * nb[2] + b2hi + 1];
+            for (int64_t q = q0; q < q1; ++q) {
+              const double dx = spts[3 * q] - xi[0], dy = spts[3 * q + 1] - xi[1],
+                           dz = spts[3 * q + 2] - xi[2];
+              const double r2 = dx * dx + dy * dy + dz * dz;
+              if (r2 >= rc2 || sorig[q] == i) continue;
+              if (r2 < best) {
+                best = r2;
+                bi = i;
+                bj = sown[q];
+              }
+              if (r2 == 0.0) continue;
+              J.push_back(sown[q]);
+              Rv.push_back(dx);
+              Rv.push_back(dy);
+              Rv.push_back(dz);
             }
-            if (r2 == 0.0) continue;
-            J.push_back(sown[q]);
-            Rv.push_back(dx);
-            Rv.push_back(dy);
-            Rv.push_back(dz);
           }
-        }
-      count[i] = static_cast<int64_t>(J.size() - before);
-    }
+        count[i] = static_cast<int64_t>(J.size() - before);
+      }
+    });
     tmin[tid] = std::sqrt(best);
     tmi[tid] = bi;
     tmj[tid] = bj;
 #pragma omp barrier
 #pragma omp single
-    {
+    errors.run([&] {
       for (int i = 0; i < n; ++i) nl.offsets[i + 1] = nl.offsets[i] + count[i];
       nl.j.resize(nl.offsets[n]);
       nl.rij.resize(3 * nl.offsets[n]);
+    });
+    // (implicit barrier after single: every thread sees the same errors.failed())
+    if (!errors.failed()) {
+      const int64_t o = nl.offsets[i0];
+      std::copy(J.begin(), J.end(), nl.j.begin() + o);
+      std::copy(Rv.begin(), Rv.end(), nl.rij.begin() + 3 * o);
     }
-    const int64_t o = nl.offsets[i0];
-    std::copy(J.begin(), J.end(), nl.j.begin() + o);
-    std::copy(Rv.begin(), Rv.end(), nl.rij.begin() + 3 * o);
   }
+  errors.rethrow();
   // closest pair: smallest distance, ties to the lowest atom index (thread blocks are ordered)
   for (int t = 0; t < nthreads; ++t) {
     if (tmi[t] < 0) continue;

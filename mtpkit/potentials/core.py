@@ -18,8 +18,14 @@ Units and conventions
 Periodic cells of any shape (triclinic, cells smaller than the cutoff, mixed
 ``pbc``) and non-periodic systems are handled by the core's own O(N) cell-list
 neighbour search. Results do not depend on the number of OpenMP threads
-(``OMP_NUM_THREADS`` or :func:`set_num_threads`). Importing this module sets
-``OMP_WAIT_POLICY=PASSIVE`` unless the environment already sets it.
+(``OMP_NUM_THREADS`` or :func:`set_num_threads`). Importing this module changes
+no environment variable; the ``mtpkit`` command sets ``OMP_WAIT_POLICY=PASSIVE``
+(sleeping OpenMP waiters) unless already set — scripts on shared machines may set
+it themselves before the first import.
+
+Threads: a :class:`CompiledMTP` may be shared by threads. :meth:`CompiledMTP.set_params`
+swaps in a new compiled model, so an evaluation running on another thread finishes
+with the parameters it started with and never sees a half-written set.
 
 Atoms closer than the potential's ``min_dist`` are outside the fitted range
 of the radial basis: :func:`evaluate` warns (:class:`ShortDistanceWarning`,
@@ -30,16 +36,10 @@ always raise.
 
 from __future__ import annotations
 
-import os
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-# OpenMP threads that finish early sleep instead of spinning: on a machine
-# shared with other processes (2 cores, several jobs) spinning waiters starve
-# the working threads (measured 10x slow-downs). Read by libgomp when it loads,
-# i.e. at the import below; an explicit user setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import numpy.typing as npt
@@ -100,6 +100,7 @@ class CompiledMTP:
 
     def __init__(self, mtp: MTP) -> None:
         self.mtp = mtp
+        self._set_lock = threading.Lock()  # keeps .model and .mtp of one set_params together
         self.model = _core.Model(
             int(mtp.species_count),
             float(mtp.min_dist),
@@ -125,12 +126,18 @@ class CompiledMTP:
         return float(self.mtp.max_dist)
 
     def set_params(self, params: npt.ArrayLike) -> None:
-        """Replace all parameters (``MTP.get_params`` order) in place."""
+        """Replace all parameters (``MTP.get_params`` order).
+
+        Safe while other threads evaluate this object: the core builds a new
+        model and swaps it in, so evaluations already running keep the old
+        parameters and later ones use the new ones.
+        """
         p = np.ascontiguousarray(params, dtype=np.float64)
         if p.shape != (self.n_params,):
             raise ValueError(f"expected {self.n_params} parameters, got shape {p.shape}")
-        self.model.set_params(p)
-        self.mtp = self.mtp.with_params(p)
+        with self._set_lock:
+            self.model.set_params(p)
+            self.mtp = self.mtp.with_params(p)
 
     def get_params(self) -> npt.NDArray[np.float64]:
         return np.asarray(self.model.get_params())
