@@ -203,8 +203,9 @@ def run_seed(seed: int, structure_index: int, temperature_index: int, replica: i
 
     ``SeedSequence(seed, spawn_key=(structure_index, temperature_index, replica))
     .generate_state(1)[0] % (2**31 - 1) + 1``: a deterministic function of the four
-    integers (the same run always gets the same seed), with independent, well-mixed
-    streams for different runs instead of arithmetic that collides between runs.
+    integers (the same run always gets the same seed), with well-mixed seeds for
+    different runs (the former ``seed + r + 1000*(iT + 100*iS)`` collided once a sweep had
+    1000 replicas or 100 temperatures, and neighbouring roots shared most run seeds).
     """
     import numpy as np
 
