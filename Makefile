@@ -1,14 +1,18 @@
 PYTHON ?= python3
 
-.PHONY: install test test-all bench lint demo
+.PHONY: install test test-data test-all bench lint demo
 
 install:
 	$(PYTHON) -m pip install -e ".[test,chgnet]"
 
-test: install
+test: install test-data
 	$(PYTHON) -m pytest -q
 
-test-all: install
+# test-only data (motep's sdist) into tests/.cache/, fetched once; the tests only read it
+test-data:
+	$(PYTHON) tests/fetch_test_data.py
+
+test-all: install test-data
 	$(PYTHON) -m pytest -q -m "slow or not slow"
 
 bench: install

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _motep_data() -> Path:
     sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import motep_sdist_dir
+    from fetch_test_data import motep_sdist_dir
 
     root = motep_sdist_dir()
     if root is None:
