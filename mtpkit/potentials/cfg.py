@@ -48,7 +48,9 @@ __all__ = [
     "format_cfg",
     "iter_cfg",
     "read_cfg",
+    "read_cfg_reference",
     "read_cfg_text",
+    "read_cfg_text_reference",
     "species_numbers",
     "write_cfg",
 ]
@@ -92,12 +94,20 @@ def _lines_of(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
 
 
 def iter_cfg(path: str | os.PathLike, species: Sequence[str | int] | None = None) -> Iterator[Atoms]:
-    """Yield the configurations of a ``.cfg`` file one by one (constant memory)."""
+    """Yield the configurations of a ``.cfg`` file one by one (constant memory).
+
+    This is the readable reference parser, line by line; :func:`read_cfg`
+    gives the same configurations and errors, faster.
+    """
     yield from _parse(_lines_of(path), os.fspath(path), species_numbers(species))
 
 
 def read_cfg(path: str | os.PathLike, species: Sequence[str | int] | None = None) -> list[Atoms]:
     """All configurations of a ``.cfg`` file as ASE ``Atoms`` with labels attached.
+
+    Reads the whole file at once and parses atom tables with NumPy
+    (:mod:`mtpkit.potentials.cfg_fast`); the result and any error are those of
+    the reference parser :func:`read_cfg_reference`.
 
     Raises
     ------
@@ -105,12 +115,43 @@ def read_cfg(path: str | os.PathLike, species: Sequence[str | int] | None = None
         Naming file, line and field (malformed or NaN numbers, a type beyond
         ``species``, wrong column counts, missing blocks).
     """
+    from mtpkit.potentials.cfg_fast import parse_cfg_bytes, read_bytes
+
+    numbers = species_numbers(species)
+    data = read_bytes(path)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return read_cfg_reference(path, species)  # raises as the reference does
+    return parse_cfg_bytes(data, os.fspath(path), numbers)
+
+
+def read_cfg_reference(path: str | os.PathLike, species: Sequence[str | int] | None = None) -> list[Atoms]:
+    """:func:`read_cfg` by the readable line-by-line reference parser (slower)."""
     return list(iter_cfg(path, species))
 
 
 def read_cfg_text(text: str, species: Sequence[str | int] | None = None,
                   path: str | os.PathLike | None = None) -> list[Atoms]:
     """Parse ``.cfg`` text (e.g. the selected set stored in an ``.almtp``)."""
+    from mtpkit.potentials.cfg_fast import parse_cfg_bytes
+
+    # str.splitlines() also breaks lines at these; the fast parser only at \n and \r
+    if any(c in text for c in _OTHER_LINE_BREAKS):
+        return read_cfg_text_reference(text, species, path)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates
+        return read_cfg_text_reference(text, species, path)
+    return parse_cfg_bytes(data, "<text>" if path is None else os.fspath(path), species_numbers(species))
+
+
+_OTHER_LINE_BREAKS = ("\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+
+
+def read_cfg_text_reference(text: str, species: Sequence[str | int] | None = None,
+                            path: str | os.PathLike | None = None) -> list[Atoms]:
+    """:func:`read_cfg_text` by the reference parser."""
     lines = enumerate(text.splitlines(keepends=True), start=1)
     return list(_parse(lines, "<text>" if path is None else os.fspath(path), species_numbers(species)))
 
@@ -137,7 +178,8 @@ def _feature_value(text: str) -> int | float | str:
     return value if math.isfinite(value) else text
 
 
-def _parse(lines: Iterator[tuple[int, str]], path: str, numbers: list[int] | None) -> Iterator[Atoms]:
+def _nonblank_getter(lines: Iterator[tuple[int, str]], path: str):
+    """``nxt(what)``: the next non-blank ``(lineno, line)``, or an end-of-file error naming ``what``."""
     it = iter(lines)
 
     def nxt(what: str) -> tuple[int, str]:
@@ -146,6 +188,12 @@ def _parse(lines: Iterator[tuple[int, str]], path: str, numbers: list[int] | Non
                 return lineno, line
         raise InputFileError(path, f"unexpected end of file while reading {what}")
 
+    return nxt
+
+
+def _parse(lines: Iterator[tuple[int, str]], path: str, numbers: list[int] | None) -> Iterator[Atoms]:
+    it = iter(lines)
+    nxt = _nonblank_getter(it, path)
     for lineno, line in it:
         s = line.strip()
         if not s:
@@ -347,12 +395,16 @@ def _types_of(atoms: Atoms, numbers: list[int] | None, index: int) -> np.ndarray
             raise UserError(f"configuration {index}: no species list given and no 'mtp_type' array; "
                             "pass species=[...] to map chemical symbols to MLIP types")
         return np.asarray(atoms.arrays["mtp_type"], dtype=np.int64)
-    lookup = {z: t for t, z in enumerate(numbers)}
-    try:
-        return np.array([lookup[z] for z in atoms.numbers], dtype=np.int64)
-    except KeyError as exc:
-        raise UserError(f"configuration {index}: element {chemical_symbols[exc.args[0]]} is not in species "
-                        f"{[chemical_symbols[z] for z in numbers]}") from None
+    z = np.asarray(atoms.numbers, dtype=np.int64)
+    lookup = np.full(max(numbers, default=0) + 1, -1, dtype=np.int64)
+    lookup[numbers] = np.arange(len(numbers))
+    types = lookup[np.minimum(z, lookup.size - 1)]
+    unknown = (types < 0) | (z >= lookup.size)
+    if unknown.any():
+        bad = int(z[np.argmax(unknown)])
+        raise UserError(f"configuration {index}: element {chemical_symbols[bad]} is not in species "
+                        f"{[chemical_symbols[z] for z in numbers]}")
+    return types
 
 
 def _feature_text(value: object) -> str | None:
@@ -377,6 +429,74 @@ def format_cfg(atoms: Atoms, species: Sequence[str | int] | None = None, *, inde
     widths (6 decimals for positions and forces, 5 for the virial).
     """
     return _format(atoms, species_numbers(species), index, lossless)
+
+
+#: rows formatted by one %-template at a time (bounds the template and its value tuple)
+_ROWS_PER_TEMPLATE = 8192
+
+
+def _atom_rows(types: np.ndarray, positions: np.ndarray, site, forces, charges, grades, lossless: bool) -> str:
+    """The AtomData rows (without the final newline): the same text as
+    :func:`_atom_rows_reference`, formatted column by column with NumPy
+    (:func:`mtpkit.potentials.cfg_fast.format_rows`) or else by one %-template
+    per block of rows."""
+
+    n = len(types)
+    # (blanks before, values, width, decimals) of every number of a row
+    fields: list[tuple[str, np.ndarray, int, int | None]] = [
+        ("    ", np.arange(1, n + 1, dtype=np.float64), 10, None),
+        (" ", np.asarray(types, dtype=np.float64), 4, None)]
+
+    def add(blanks: str, values, count: int, width: int, decimals: int) -> None:
+        values = np.asarray(values, dtype=np.float64).reshape(n, count)
+        fields.extend((blanks if k == 0 else " ", values[:, k], width, decimals) for k in range(count))
+
+    add("  ", positions, 3, 13, 6)
+    if site is not None:
+        add("  ", site, 1, 17, 12)
+    if forces is not None:
+        add("  ", forces, 3, 11, 6)
+    if charges is not None:
+        add("    ", charges, 1, 8, 4)
+    if grades is not None:
+        add("  ", grades, 1, 15, 5)
+    if not lossless and n:
+        from mtpkit.potentials.cfg_fast import format_rows
+
+        text = format_rows(fields)
+        if text is not None:
+            return text[:-1]
+    # one %-template per block of rows (values too wide for the fixed layout, non-finite, lossless)
+    row = "".join(blanks + ("%.16e" if lossless and d is not None else f"%{w}{'d' if d is None else f'.{d}f'}")
+                  for blanks, _v, w, d in fields)
+    table = np.column_stack([v for _b, v, _w, _d in fields])
+    parts = []
+    for start in range(0, n, _ROWS_PER_TEMPLATE):
+        block = table[start:start + _ROWS_PER_TEMPLATE]
+        parts.append("\n".join([row] * len(block)) % tuple(block.ravel().tolist()))
+    return "\n".join(parts)
+
+
+def _atom_rows_reference(types, positions, site, forces, charges, grades, lossless: bool) -> str:
+    """The AtomData rows, row by row: the readable definition of the layout
+    (MLIP's fixed widths) that :func:`_atom_rows` reproduces."""
+
+    def f(x: float, width: int, prec: int) -> str:
+        return f"{x:.16e}" if lossless else f"{x:{width}.{prec}f}"
+
+    out = []
+    for i in range(len(types)):
+        row = f"    {i + 1:10d} {types[i]:4d}  " + " ".join(f(x, 13, 6) for x in positions[i])
+        if site is not None:
+            row += "  " + f(site[i], 17, 12)
+        if forces is not None:
+            row += "  " + " ".join(f(x, 11, 6) for x in forces[i])
+        if charges is not None:
+            row += "    " + f(charges[i], 8, 4)
+        if grades is not None:
+            row += "  " + f(grades[i], 15, 5)
+        out.append(row)
+    return "\n".join(out)
 
 
 def _format(atoms: Atoms, numbers: list[int] | None, index: int, lossless: bool) -> str:
@@ -407,18 +527,7 @@ def _format(atoms: Atoms, numbers: list[int] | None, index: int, lossless: bool)
         if grades is not None:
             header += "       nbh_grades"
         out.append(header)
-        pos = atoms.positions
-        for i in range(len(atoms)):
-            row = f"    {i + 1:10d} {types[i]:4d}  " + " ".join(f(x, 13, 6) for x in pos[i])
-            if site is not None:
-                row += "  " + f(site[i], 17, 12)
-            if forces is not None:
-                row += "  " + " ".join(f(x, 11, 6) for x in forces[i])
-            if charges is not None:
-                row += "    " + f(charges[i], 8, 4)
-            if grades is not None:
-                row += "  " + f(grades[i], 15, 5)
-            out.append(row)
+        out.append(_atom_rows(types, atoms.positions, site, forces, charges, grades, lossless))
     energy = results.get("free_energy", results.get("energy"))
     if energy is not None:
         out += [" Energy", "    " + f(float(energy), 20, 12)]
