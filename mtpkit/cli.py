@@ -2,7 +2,10 @@
 
 Each subcommand lives in its own module under :mod:`mtpkit.commands` and
 exposes ``register(subparsers)``, which adds its parser and sets
-``func=callable(args) -> int`` as the parser default.
+``func=callable(args) -> int`` as the parser default. ``register`` must stay
+import-light (argparse only; NumPy, ASE and the rest are imported inside the
+command's ``run``): ``mtpkit --help`` imports every command module.
+``mtpkit COMMAND ...`` imports only that command's module.
 """
 
 from __future__ import annotations
@@ -10,24 +13,35 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import pkgutil
 import sys
 
 import mtpkit.commands
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand found in :mod:`mtpkit.commands`."""
+def command_names() -> list[str]:
+    """Names of the subcommands: the modules of :mod:`mtpkit.commands` not starting with ``_``."""
+    names = set()
+    for folder in mtpkit.commands.__path__:
+        for entry in os.listdir(folder):
+            stem, ext = os.path.splitext(entry)
+            if ext == ".py" and not stem.startswith("_") and stem.isidentifier():
+                names.add(stem)
+    return sorted(names)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand found in :mod:`mtpkit.commands`
+    (with ``only``: just that one, which is all a run of it needs)."""
     parser = argparse.ArgumentParser(
         prog="mtpkit",
         description="Moment Tensor Potentials: training, active learning, MD and transport analysis.",
     )
     parser.add_argument("--version", action="version", version=f"mtpkit {mtpkit.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(mtpkit.commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
+    for name in command_names():
+        if only is not None and name != only:
             continue
-        module = importlib.import_module(f"mtpkit.commands.{info.name}")
+        module = importlib.import_module(f"mtpkit.commands.{name}")
         module.register(sub)
     return parser
 
@@ -41,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     # runs; an explicit user setting wins. Only the CLI does this: it owns the
     # process, whereas a library import must not change other OpenMP users.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # a command named like its module (plugin-path: plugin_path) needs only that module;
+    # anything else (--help, a typo, a module registering other names) gets the full parser
+    chosen = argv[0].replace("-", "_") if argv else None
+    chosen = chosen if chosen in command_names() else None
+    parser = build_parser(only=chosen)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -9,12 +9,13 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-
-import numpy as np
-from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
+from typing import TYPE_CHECKING
 
 from mtpkit.commands import UserError
+
+if TYPE_CHECKING:  # the CLI imports this module to build its parser: keep NumPy/ASE out of that
+    import numpy as np
+    from ase import Atoms
 
 
 def register(subparsers) -> None:
@@ -36,6 +37,8 @@ def evaluate_images(mtp, images: Sequence[Atoms], types_list: Sequence[np.ndarra
     """Copies of ``images`` carrying the MTP's energy (eV), forces (eV/Å) and,
     for 3D cells, stress (eV/Å^3) as calculator results, with
     ``info["EFS_by"] = "mtpkit"``."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
     from mtpkit.potentials import core
     from mtpkit.potentials.report import config_name
 
@@ -75,17 +78,20 @@ def _has_labels(atoms: Atoms) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from mtpkit.commands.train import parse_species
     from mtpkit.potentials.cfg import read_cfg, write_cfg
     from mtpkit.potentials.mtp_io import read_mtp
     from mtpkit.potentials.report import (
         Predictions,
+        config_name,
         error_metrics,
         extract_labels,
         format_metrics,
         write_report,
     )
-    from mtpkit.potentials.training import types_for_images
+    from mtpkit.potentials.species import atom_types
 
     species = parse_species(args.species)
     mtp = read_mtp(args.potential)
@@ -95,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--species gives {len(species)} symbols but {args.potential} has "
                         f"species_count = {mtp.species_count}")
     images = read_cfg(args.configurations, species)
-    types = types_for_images(images, species, mtp.species_count, args.configurations)
+    types = [atom_types(atoms, species, mtp.species_count, label=config_name(args.configurations, k))
+             for k, atoms in enumerate(images)]
     computed = evaluate_images(mtp, images, types, args.configurations)
     n = write_cfg(args.output, computed, species)
     print(f"wrote {n} configurations with mtpkit energies, forces and stresses to {args.output}")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from mtpkit.commands import UserError
 
 
@@ -36,6 +34,8 @@ def _species(text: str | None) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from mtpkit.active_learning.grades import annotate, grade_images
     from mtpkit.active_learning.selection import active_set_for
     from mtpkit.potentials.cfg import read_cfg, write_cfg
