@@ -1,9 +1,11 @@
 // Reader of MLIP .mtp / .almtp files (see mtp_file.hpp for the format).
 #include "mtp_file.hpp"
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -60,10 +62,18 @@ double to_double(const std::string& s, const Fail& fail, int line, const std::st
   return v;
 }
 
+// Whether x is an integer that fits an int (checked before any cast: casting an
+// out-of-range double is undefined behaviour).
+bool is_int(double x) {
+  return std::isfinite(x) && x == std::floor(x) &&
+         x >= static_cast<double>(std::numeric_limits<int>::min()) &&
+         x <= static_cast<double>(std::numeric_limits<int>::max());
+}
+
 int to_int(const std::string& s, const Fail& fail, int line, const std::string& field) {
   double v = to_double(s, fail, line, field);
-  if (v != static_cast<double>(static_cast<long>(v)) || v < 0)
-    fail(line, field, "not a non-negative integer: '" + trim(s) + "'");
+  if (!is_int(v) || v < 0)
+    fail(line, field, "not a non-negative integer that fits a 32-bit int: '" + trim(s) + "'");
   return static_cast<int>(v);
 }
 
@@ -72,7 +82,9 @@ std::vector<int> to_ints(const std::vector<double>& v, const Fail& fail, int lin
   std::vector<int> out;
   out.reserve(v.size());
   for (double x : v) {
-    if (x != static_cast<double>(static_cast<long>(x))) fail(line, field, "not an integer list");
+    if (!is_int(x))
+      fail(line, field, "not a list of integers that fit a 32-bit int (value " +
+                            std::to_string(x) + ")");
     out.push_back(static_cast<int>(x));
   }
   return out;
@@ -113,6 +125,7 @@ void parse_active_set(const std::string& data, size_t pos, int n_all, int n_line
   as.force_weight = vals[1];
   as.stress_weight = vals[2];
   as.site_en_weight = vals[3];
+  if (!is_int(vals[4])) fail(0, "weight_scaling", "not an integer that fits a 32-bit int");
   as.weight_scaling = static_cast<int>(vals[4]);
   as.invA.resize(static_cast<size_t>(n) * n);
   // native little-endian float64 (x86-64/aarch64), skip A
@@ -122,11 +135,16 @@ void parse_active_set(const std::string& data, size_t pos, int n_all, int n_line
 
 }  // namespace
 
-MTPFile read_mtp_file(const std::string& path) {
-  Fail fail{path};
+std::string read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail(0, "", "cannot open the potential file");
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in) Fail{path}(0, "", "cannot open the potential file");
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+MTPFile read_mtp_file(const std::string& path) { return parse_mtp_file(read_file_bytes(path), path); }
+
+MTPFile parse_mtp_file(const std::string& data, const std::string& path) {
+  Fail fail{path};
   size_t marker = data.find("\n#MVS_v1.1\n");
   std::string text = data.substr(0, marker == std::string::npos ? data.size() : marker + 1);
 

@@ -38,7 +38,15 @@ struct MTPFile {
 };
 
 // Read a .mtp / .almtp file. Throws std::runtime_error("<path>: line N: ...")
-// naming the line and field of the first problem.
+// naming the line and field of the first problem (integers that do not fit a
+// 32-bit int included).
 MTPFile read_mtp_file(const std::string& path);
+
+// The same from the file's bytes (e.g. read on one MPI rank and broadcast);
+// `path` only names the file in error messages.
+MTPFile parse_mtp_file(const std::string& data, const std::string& path);
+
+// All bytes of a file; throws std::runtime_error("<path>: cannot open ...").
+std::string read_file_bytes(const std::string& path);
 
 }  // namespace mtpkit

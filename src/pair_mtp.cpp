@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -24,6 +25,8 @@
 #include "timer.h"
 #include "update.h"
 #include "utils.h"
+
+#include "omp_errors.hpp"
 
 using namespace LAMMPS_NS;
 
@@ -49,6 +52,18 @@ bool is_element(const std::string &s)
 bool is_index(const std::string &s)
 {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Broadcast a string from rank 0 (in pieces below INT_MAX bytes).
+void bcast_string(std::string &s, MPI_Comm world)
+{
+  long long n = static_cast<long long>(s.size());
+  MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, world);
+  s.resize(static_cast<size_t>(n));
+  const long long chunk = 1LL << 30;
+  for (long long o = 0; o < n; o += chunk)
+    MPI_Bcast(&s[static_cast<size_t>(o)], static_cast<int>(std::min(chunk, n - o)), MPI_CHAR, 0,
+              world);
 }
 
 }    // namespace
@@ -94,19 +109,41 @@ void PairMTP::allocate()
 void PairMTP::settings(int narg, char **arg)
 {
   if (narg < 1) error->all(FLERR, "Illegal pair_style mtp command: expected a potential file");
-  potential_file_ = arg[0];
+  check_units();
+  const std::string potential_file = arg[0];
+  // rank 0 reads the file (path as given, else in $LAMMPS_POTENTIALS) and
+  // broadcasts its bytes; every rank parses the same text
+  std::string data, err;
+  if (comm->me == 0) {
+    try {
+      std::string path = utils::get_potential_file_path(potential_file);
+      if (path.empty()) path = potential_file;    // read_file_bytes names it in the error
+      data = mtpkit::read_file_bytes(path);
+    } catch (std::exception &e) {
+      err = e.what();
+    }
+  }
+  bcast_string(err, world);
+  if (!err.empty()) error->all(FLERR, "pair_style mtp: {}", err);
+  bcast_string(data, world);
   mtpkit::MTPFile file;
+  std::unique_ptr<mtpkit::Model> model;
   try {
-    file = mtpkit::read_mtp_file(potential_file_);
-    model_ = std::make_unique<mtpkit::Model>(file.spec);
+    file = mtpkit::parse_mtp_file(data, potential_file);
+    model = std::make_unique<mtpkit::Model>(file.spec);
   } catch (std::exception &e) {
     error->all(FLERR, "pair_style mtp: {}", e.what());
   }
-  aset_ = file.active_set;
-  file_species_.clear();
-  extrapolation_ = false;
+  data.clear();
+  data.shrink_to_fit();
+
+  // keywords (into locals: nothing changes unless the whole command is valid)
+  std::vector<std::string> file_species;
   bool extrap_keyword = false;
-  const int S = model_->species_count();
+  int every = 1;
+  double select_threshold = 2.1, break_threshold = 10.0, min_dist_error = 0.0;
+  std::string save_file;
+  const int S = model->species_count();
   int iarg = 1;
   while (iarg < narg) {
     std::string key = arg[iarg];
@@ -120,7 +157,7 @@ void PairMTP::settings(int narg, char **arg)
         std::string name = arg[iarg + k];
         if (!is_element(name))
           error->all(FLERR, "pair_style mtp: species: unknown chemical element '{}'", name);
-        file_species_.push_back(name);
+        file_species.push_back(name);
       }
       iarg += S + 1;
     } else if (key == "extrapolation_control") {
@@ -128,27 +165,27 @@ void PairMTP::settings(int narg, char **arg)
       iarg += 1;
     } else if (key == "every") {
       need(1);
-      every_ = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
-      if (every_ < 1) error->all(FLERR, "pair_style mtp: every must be >= 1");
+      every = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
+      if (every < 1) error->all(FLERR, "pair_style mtp: every must be >= 1");
       extrap_keyword = true;
       iarg += 2;
     } else if (key == "select_threshold") {
       need(1);
-      select_threshold_ = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
+      select_threshold = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
       extrap_keyword = true;
       iarg += 2;
     } else if (key == "break_threshold") {
       need(1);
-      break_threshold_ = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
+      break_threshold = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
       extrap_keyword = true;
       iarg += 2;
     } else if (key == "min_dist_error") {
       need(1);
-      min_dist_error_ = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
+      min_dist_error = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
       iarg += 2;
     } else if (key == "save") {
       need(1);
-      save_file_ = arg[iarg + 1];
+      save_file = arg[iarg + 1];
       extrap_keyword = true;
       iarg += 2;
     } else {
@@ -156,25 +193,55 @@ void PairMTP::settings(int narg, char **arg)
     }
   }
   if (extrap_keyword) {
-    if (!aset_.present)
+    if (!file.active_set.present)
       error->all(FLERR,
                  "pair_style mtp: extrapolation control needs a potential with an active set "
                  "(.almtp with a #MVS_v1.1 section): {}",
-                 potential_file_);
-    if (select_threshold_ > break_threshold_)
+                 potential_file);
+    if (select_threshold > break_threshold)
       error->all(FLERR, "pair_style mtp: select_threshold {} > break_threshold {}",
-                 select_threshold_, break_threshold_);
-    extrapolation_ = true;
+                 select_threshold, break_threshold);
   }
+
+  potential_file_ = potential_file;
+  model_ = std::move(model);
+  aset_ = std::move(file.active_set);
+  file_species_ = std::move(file_species);
+  extrapolation_ = extrap_keyword;
+  every_ = every;
+  select_threshold_ = select_threshold;
+  break_threshold_ = break_threshold;
+  min_dist_error_ = min_dist_error;
+  save_file_ = save_file;
   max_gamma_ = 0.0;
   halted_ = 0.0;
   last_graded_step_ = -1;
+  // A re-issued pair_style (LAMMPS calls settings() again on this instance) may
+  // name another potential: the species map of the last pair_coeff no longer
+  // applies, so a new pair_coeff must follow.
+  if (allocated) {
+    const int n = atom->ntypes;
+    for (int i = 1; i <= n; i++)
+      for (int j = 1; j <= n; j++) setflag[i][j] = 0;
+    type_map_.assign(n + 1, -1);
+    type_names_.assign(n + 1, "");
+  }
   if (comm->me == 0) {
     utils::logmesg(lmp,
                    "pair_style mtp: {} ({} species, cutoff {} A, {} basis functions{})\n",
                    potential_file_, S, model_->cutoff(), model_->n_scalar(),
                    aset_.present ? ", active set of " + std::to_string(aset_.n) + " rows" : "");
   }
+}
+
+/* The potential is in eV and Angstrom: refuse any other unit style. */
+void PairMTP::check_units()
+{
+  if (std::strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR,
+               "pair_style mtp: the potential is in eV and Angstrom and needs 'units metal', "
+               "not 'units {}'",
+               update->unit_style);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -200,7 +267,7 @@ void PairMTP::coeff(int narg, char **arg)
     }
     int idx = -1;
     if (is_index(tok)) {
-      idx = std::stoi(tok);
+      idx = utils::inumeric(FLERR, tok, false, lmp);
       if (idx >= S)
         error->all(FLERR, "pair_coeff mtp: type index {} for atom type {} is not below "
                    "species_count {}", idx, t, S);
@@ -234,6 +301,12 @@ void PairMTP::coeff(int narg, char **arg)
 void PairMTP::init_style()
 {
   if (atom->tag_enable == 0) error->all(FLERR, "pair_style mtp requires atom IDs");
+  check_units();
+  const int S = model_->species_count();
+  for (int t = 1; t < static_cast<int>(type_map_.size()); ++t)
+    if (type_map_[t] >= S)
+      error->all(FLERR, "pair_style mtp: atom type {} is MTP type {}, but {} has {} species; "
+                 "repeat pair_coeff after pair_style", t, type_map_[t], potential_file_, S);
   neighbor->add_request(this, NeighConst::REQ_FULL);
   if (comm->me == 0) {
 #if defined(_OPENMP)
@@ -244,6 +317,7 @@ void PairMTP::init_style()
   }
 }
 
+// (LAMMPS' Pair::init has already refused unset type pairs: "All pair coeffs are not set")
 double PairMTP::init_one(int, int) { return model_->cutoff(); }
 
 /* ---------------------------------------------------------------------- */
@@ -316,9 +390,13 @@ void PairMTP::compute(int eflag, int vflag)
   // 2. kernel: the core's packed evaluation on LAMMPS's threads
   site_e_.resize(nact);
   pgrad_.resize(prij_.size());
-  mtpkit::packed_site_energies(*model_, nact, site_type_.data(), offs_.data(), pjt_.data(),
-                               prij_.data(), site_e_.data(), pgrad_.data(), bws_,
-                               std::max(1, comm->nthreads));
+  try {
+    mtpkit::packed_site_energies(*model_, nact, site_type_.data(), offs_.data(), pjt_.data(),
+                                 prij_.data(), site_e_.data(), pgrad_.data(), bws_,
+                                 std::max(1, comm->nthreads));
+  } catch (std::exception &e) {
+    error->one(FLERR, "pair_style mtp: site energies at step {}: {}", update->ntimestep, e.what());
+  }
 
   // 3. scatter (serial, fixed order): forces, energies, virials
   for (int q = 0; q < nact; ++q) {
@@ -375,8 +453,9 @@ void PairMTP::compute(int eflag, int vflag)
       gws_.resize(gthreads);
       grow_.resize(gthreads);
     }
+    mtpkit::OmpErrors errors;    // (std::bad_alloc as scratch grows) re-thrown below
     if (conf_mode) {
-      for (int q = 0; q < nact; ++q) grade_site(0, q, nullptr);
+      for (int q = 0; q < nact; ++q) errors.run([&] { grade_site(0, q, nullptr); });
     } else {
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(gthreads) schedule(dynamic, 4)
@@ -387,8 +466,14 @@ void PairMTP::compute(int eflag, int vflag)
 #else
         const int tid = 0;
 #endif
-        grade_site(tid, q, &gamma_[site_atom_[q]]);
+        errors.run([&] { grade_site(tid, q, &gamma_[site_atom_[q]]); });
       }
+    }
+    try {
+      errors.rethrow();
+    } catch (std::exception &e) {
+      error->one(FLERR, "pair_style mtp: extrapolation grades at step {}: {}", update->ntimestep,
+                 e.what());
     }
   }
 

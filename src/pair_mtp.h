@@ -10,7 +10,13 @@
 // pair_coeff entries are element names or MTP type indices (0-based). With the
 // `species` keyword (exactly species_count names, in MTP type order) names are
 // looked up there; otherwise distinct names take MTP types 0, 1, ... in order of
-// first appearance.
+// first appearance. NULL leaves a type out (only under pair_style hybrid or
+// hybrid/overlay, where another style covers it). The file is named in
+// pair_style (MLIP's `pair_style mlip` convention), so re-issuing pair_style
+// forgets the last pair_coeff: a new pair_coeff must follow.
+//
+// Units: `units metal` only (the file is in eV and Angstrom). The file is read
+// on rank 0 (path as given, else in $LAMMPS_POTENTIALS) and broadcast.
 //
 // Extrapolation control (needs an .almtp active set): every N steps the grade of
 // each atom i is gamma_i = max_k |(invA * b_i)_k| with b_i = site_en_weight *
@@ -91,6 +97,7 @@ class PairMTP : public Pair {
   std::vector<std::vector<double>> grow_;
 
   void allocate();
+  void check_units();
   void grade_site(int tid, int q, double *gamma_out);
   void finish_grading(int nlocal);
   void save_configuration(int nlocal);

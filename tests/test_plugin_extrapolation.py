@@ -123,3 +123,36 @@ def test_plugin_configuration_grade_matches_python(almtp, tmp_path, threads):
     assert ref > 1e-3
     assert lmp.extract_pair("max_gamma") == pytest.approx(ref, rel=1e-8)
     lmp.close()
+
+
+def test_plugin_grades_with_linear_basis_active_set(almtp, tmp_path):
+    """An active set over the linear basis (species one-hot | B_k, MLIP's smaller form):
+    the plugin grades each atom from its basis row instead of dE_i/dθ."""
+    from mtpkit.active_learning.active_set import ActiveSet as ALSet
+    from mtpkit.potentials import core
+    from mtpkit.potentials.mtp_io import ActiveSet, format_mtp
+
+    mtp, _, _, images = almtp
+    n_linear = mtp.species_count + mtp.alpha_scalar_moments
+    assert n_linear != mtp.n_params
+    aset = ALSet.empty(n_linear, mode="neighborhood", basis="linear")
+    for k, atoms in enumerate(images):
+        res = aset.maxvol(core.site_basis(mtp, atoms, np.zeros(len(atoms), np.int32)))
+        aset.commit_sources({int(c): (k, int(c)) for c in res.entered})
+    aset.refresh_inverse()
+    mlip = ActiveSet(energy_weight=0.0, force_weight=0.0, stress_weight=0.0, site_en_weight=1.0,
+                     weight_scaling=2, A=aset.A, invA=aset.inv_A.T.copy(), links=aset.sources)
+    path = tmp_path / "linear.almtp"  # write_mtp stores only all-coefficient active sets
+    mtp = copy.deepcopy(mtp)
+    mtp.active_set = None
+    path.write_bytes(format_mtp(mtp, scaling_line=False).encode().rstrip(b"\n") + b"\n" + mlip.to_bytes())
+    atoms = images[0].copy()
+    atoms.set_chemical_symbols(["Cu"] * len(atoms))
+    atoms.rattle(0.15, seed=4)
+    lmp, latoms = lammps_with_plugin(path, atoms, ["Cu"], workdir=tmp_path,
+                                     extra_style="extrapolation_control every 1 break_threshold 1e9")
+    rows = core.site_basis(mtp, latoms, np.zeros(len(atoms), np.int32))
+    ref = np.abs(rows @ aset.inv_A).max(axis=1)
+    assert ref.max() > 1.0 + 1e-6  # outside the span: a real grade, not the active set's own 1
+    assert lmp.extract_pair("max_gamma") == pytest.approx(ref.max(), rel=1e-8)
+    lmp.close()

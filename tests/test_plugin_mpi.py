@@ -80,3 +80,44 @@ def test_serial_vs_mpi_identical(setup, newton):
     np.testing.assert_allclose(par["f"], serial["f"], rtol=0, atol=1e-8)
     assert abs(par["press"] - serial["press"]) <= 1e-6 * max(1.0, abs(serial["press"]))
     assert abs(par["pxy"] - serial["pxy"]) <= 1e-6 * max(1.0, abs(serial["pxy"]))
+
+
+RANK0_SCRIPT = textwrap.dedent("""
+    import os, sys
+    from mtpkit.md import lammps_env
+    data, rank0_dir, other_dir = sys.argv[1:4]
+    lmp = lammps_env.new_lammps()
+    lammps_env.load_plugin(lmp)
+    rank = lmp.extract_setting("world_rank")
+    os.chdir(rank0_dir if rank == 0 else other_dir)  # only rank 0 can open pot.mtp
+    for c in ["units metal", "atom_style atomic", "atom_modify map array", f"read_data {data}",
+              "pair_style mtp pot.mtp", "pair_coeff * * Na Y Zr Cl", "run 0"]:
+        lmp.command(c)
+    pe = lmp.get_thermo("pe")
+    if rank == 0:
+        print(f"pe {pe!r} nprocs {lmp.extract_setting('world_size')}")
+    lmp.close()
+""")
+
+
+def test_potential_file_is_read_on_rank_0_only(setup, tmp_path):
+    """The other ranks get the file's contents by broadcast (LAMMPS convention): a potential
+    file that only rank 0 can open (another working directory) still works."""
+    mpiexec = _mpiexec()
+    if mpiexec is None:
+        pytest.skip("mpiexec (mpich wheel) not found")
+    script = tmp_path / "rank0.py"
+    script.write_text(RANK0_SCRIPT)
+    (tmp_path / "other").mkdir()
+    args = [str(script), str(setup / "in.data"), str(setup), str(tmp_path / "other")]
+    out = {}
+    for n in (1, 2):
+        cmd = [sys.executable, *args] if n == 1 else [mpiexec, "-n", "2", sys.executable, *args]
+        # (a rank that cannot read the file used to stop alone and leave the other hanging)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("pe "))
+        _, pe, _, nprocs = line.split()
+        assert int(nprocs) == n
+        out[n] = float(pe)
+    assert abs(out[2] - out[1]) <= 1e-9 * abs(out[1])
