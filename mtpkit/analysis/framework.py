@@ -106,13 +106,14 @@ class FrameworkCheck:
 
 
 def _nearest_centre(x: np.ndarray, h: np.ndarray, ligands: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Index (into ``centres``) of each ligand's nearest centre in every frame (minimum image)."""
+    """Index (into ``centres``) of each ligand's nearest centre in every frame (exact minimum
+    image in that frame's cell, :func:`mtpkit.analysis.sites.min_image`)."""
+    from mtpkit.analysis.sites import min_image
+
     out = np.empty((x.shape[0], len(ligands)), np.int64)
     for k in range(x.shape[0]):
-        inv = np.linalg.inv(h[k])
-        d = (x[k, ligands][:, None, :] - x[k, centres][None, :, :]) @ inv
-        d -= np.round(d)
-        out[k] = np.argmin(np.linalg.norm(d @ h[k], axis=-1), axis=1)
+        d = min_image(x[k, ligands][:, None, :] - x[k, centres][None, :, :], h[k])
+        out[k] = np.argmin(np.einsum("lcx,lcx->lc", d, d), axis=1)
     return out
 
 
