@@ -368,9 +368,10 @@ def _build_atoms(path, begin_line, size, cell_rows, columns, energy, virial, fea
         results["forces"] = np.column_stack([columns[c] for c in _FORCES])
     if "site_en" in columns:
         results["energies"] = columns["site_en"].copy()
-    if virial is not None and len(cell_rows) == 3 and atoms.cell.volume > 0:
+    volume = atoms.cell.volume if virial is not None and len(cell_rows) == 3 else 0.0
+    if volume > 0:
         v = np.array([virial[k] for k in _VOIGT])
-        results["stress"] = -v / atoms.cell.volume
+        results["stress"] = -v / volume
     known = {"id", "type", "site_en", *_CARTES, *_DIRECT, *_FORCES}
     for name, col in columns.items():
         if name in known:
@@ -532,13 +533,14 @@ def _format(atoms: Atoms, numbers: list[int] | None, index: int, lossless: bool)
     if energy is not None:
         out += [" Energy", "    " + f(float(energy), 20, 12)]
     virial = None
-    if "stress" in results and periodic and atoms.cell.volume > 0:
+    volume = atoms.cell.volume if "stress" in results and periodic else 0.0
+    if volume > 0:
         from ase.stress import full_3x3_to_voigt_6_stress
 
         stress = np.asarray(results["stress"], dtype=float)
         if stress.shape == (3, 3):
             stress = full_3x3_to_voigt_6_stress(stress)
-        virial = -stress * atoms.cell.volume
+        virial = -stress * volume
         if "virial" in results and np.allclose(results["virial"], virial, rtol=1e-12, atol=1e-12):
             virial = np.asarray(results["virial"])  # the exact numbers that were read
     elif "virial" in results:

@@ -217,22 +217,24 @@ FIXED_WIDTH_MIN_VALUES = 2000
 def _split_rows(cur: _Cursor, size: int, ncols: int) -> np.ndarray | None:
     """Rows split at blanks and converted by NumPy (``float()``'s syntax), as the
     reference's ``_atom_table`` does, without its line-by-line machinery."""
-    pos, at = cur.pos, cur.lineno
-    tokens: list[str] = []
+    data, find = cur.data, cur.data.find
+    end = cur.pos
     for _ in range(size):
-        item = next(cur, None)
-        parts = [] if item is None else item[1].split()
-        if len(parts) != ncols:  # also a blank line, which the reference skips
-            cur.pos, cur.lineno = pos, at
+        end = find(b"\n", end) + 1
+        if end == 0:  # the file ends inside the table
             return None
-        tokens += parts
+    lines = data[cur.pos:end].decode("utf-8").split("\n")[:-1]
+    tokens = [line.split() for line in lines]
+    if any(len(parts) != ncols for parts in tokens):  # also a blank line, which the reference skips
+        return None
     try:
         table = np.array(tokens, dtype=float).reshape(size, ncols)
     except ValueError:
-        table = None
-    if table is None or not np.all(np.isfinite(table)):
-        cur.pos, cur.lineno = pos, at
         return None
+    if not np.all(np.isfinite(table)):
+        return None
+    cur.pos = end
+    cur.lineno += size
     return table
 
 
