@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtpkit.analysis.arrhenius import ArrheniusFit, extrapolate, fit_arrhenius
+from mtpkit.analysis.arrhenius import MIN_POINTS, ArrheniusFit, extrapolate, fit_arrhenius
 from mtpkit.analysis.framework import FRAMEWORK_MSD_THRESHOLD_A2, framework_check
 from mtpkit.analysis.transport import (
     DEFAULT_MAX_FRAMES,
@@ -151,8 +151,9 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
                       extrapolate_T_K, charge},
          "partial": bool, "skipped": [{"run", "reason"}], "notes": [...],
          "systems": [{"label",
-                      "temperatures": [{temperature_K, D, D_err, D_fit_err, D_replica_sem,
-                                        D_replicas, sigma, sigma_err, D_charge, D_charge_err,
+                      "temperatures": [{temperature_K, D, D_err, D_err_source, D_ion_sem,
+                                        D_replica_sem, D_fit_err, D_replicas, sigma, sigma_err,
+                                        D_charge, D_charge_err, D_charge_walk_rel_err,
                                         sigma_charge, sigma_charge_err, haven_ratio,
                                         haven_ratio_err, mean_volume_A3, n_mobile,
                                         fit_window_ps, frame_interval_fs, n_frames,
@@ -163,10 +164,20 @@ def analyze_runs(specs: Sequence[ReplicaSpec], species: str, output: str | os.Pa
                                     "one_regime": {quantity, regimes: [{T_min_K, T_max_K,
                                         n_points, Ea_eV, Ea_err_eV, ln_prefactor, ...}],
                                         breakpoint_K, ...} | null,
-                                    "two_regimes": {...} | null},
+                                    "two_regimes": {..., breakpoint_range_K,
+                                                    selection} | null,
+                                    "selection": {criterion, F, p_value, alpha, delta_bic,
+                                                  preferred_regimes, ...} | null},
                       "extrapolated": {"T_K", "sigma", "sigma_err", "D", "D_err", "regime"} | null}],
          + for a single system the same "temperatures", "arrhenius", "extrapolated" at top
          level, and "sigma_293K" {"value", "err"} when extrapolate_T_K == 293}
+
+    ``regimes``: 1 (a second line is still fitted with ≥ 6 temperatures, and a note says
+    when the data favour it) or 2 (with ``breakpoint_K`` split there; else the breakpoint
+    is searched and two regimes are selected only when the F-test of
+    :func:`mtpkit.analysis.arrhenius.fit_arrhenius` prefers them).  D_err (and so σ_err
+    and the Arrhenius errors) comes from the displacement statistics, see
+    :mod:`mtpkit.analysis.transport`.
 
     ``host_check``: run :func:`mtpkit.analysis.framework.framework_check` on every replica
     (limit ``host_msd_max_A2`` Å²) and add a note for each temperature
@@ -263,17 +274,33 @@ def _arrhenius(results, regimes, breakpoint_K, quantity, notes, label):
     one = fit_arrhenius(T, y, e, regimes=1, quantity=quantity)
     two = None
     want_two = regimes == 2 or breakpoint_K is not None
-    if want_two or len(T) >= 4:
-        try:
-            two = fit_arrhenius(T, y, e, regimes=2, breakpoint_K=breakpoint_K, quantity=quantity)
-        except UserError as exc:
-            if want_two:
-                raise
-            notes.append(f"{where}two-regime fit not possible: {exc}")
-    selected = "two_regimes" if want_two else "one_regime"
-    fits = two if want_two else one
+    if breakpoint_K is not None or len(T) >= 2 * MIN_POINTS:
+        two = fit_arrhenius(T, y, e, regimes=2, breakpoint_K=breakpoint_K, quantity=quantity)
+    elif want_two:
+        notes.append(f"{where}two Arrhenius regimes asked for, but a searched breakpoint needs at least "
+                     f"{2 * MIN_POINTS} temperatures ({len(T)} here): one regime fitted")
+    sel = two.selection if two else None
+    p = sel.get("p_value") if sel else None
+    test = f"F-test p = {p:.3g}, α = {sel['alpha']:g}" if p is not None else ""
+    if breakpoint_K is not None:  # the user's split is kept; say when the data do not need it
+        selected = "two_regimes"
+        if sel["preferred_regimes"] == 1:
+            notes.append(f"{where}two regimes split at {breakpoint_K:g} K as asked, but one line fits the "
+                         f"data as well ({test})")
+    elif want_two and two is not None:
+        selected = "two_regimes" if two.preferred_regimes == 2 else "one_regime"
+        if selected == "one_regime":
+            notes.append(f"{where}two Arrhenius regimes asked for, but the data do not need a second line "
+                         f"({test}): one regime selected")
+    else:
+        selected = "one_regime"
+        if two is not None and two.preferred_regimes == 2:
+            lo, hi = two.breakpoint_range_K
+            notes.append(f"{where}the data favour two Arrhenius regimes with a breakpoint between {lo:g} and "
+                         f"{hi:g} K ({test}); one regime reported as asked (--regimes 2 to select two)")
+    fits = two if selected == "two_regimes" else one
     return ({"selected": selected, "one_regime": one.to_dict(),
-             "two_regimes": two.to_dict() if two else None}, fits)
+             "two_regimes": two.to_dict() if two else None, "selection": sel}, fits)
 
 
 def _extrapolated(results, fit: ArrheniusFit, T_new: float, charge) -> dict:
@@ -363,12 +390,19 @@ def _markdown(doc: dict) -> str:
         arr = s["arrhenius"]
         if arr and arr["selected"]:
             fit = arr[arr["selected"]]
+            rng = fit.get("breakpoint_range_K")
             out.write(f"\nArrhenius fit of {fit['quantity']} ({arr['selected'].replace('_', ' ')}"
-                      + (f", breakpoint {fit['breakpoint_K']:.0f} K" if fit["breakpoint_K"] else "") + "):\n\n")
+                      + (f", breakpoint {fit['breakpoint_K']:.0f} K" if fit["breakpoint_K"] else "")
+                      + (f" (between {rng[0]:g} and {rng[1]:g} K)" if rng else "") + "):\n\n")
             out.write("| T range (K) | Ea (eV) | points |\n|---|---|---|\n")
             for reg in fit["regimes"]:
                 out.write(f"| {reg['T_min_K']:g}–{reg['T_max_K']:g} | {_pm(reg['Ea_eV'], reg['Ea_err_eV'], '{:.3f}')} "
                           f"| {reg['n_points']} |\n")
+            sel = arr.get("selection")
+            if sel and sel.get("p_value") is not None:
+                out.write(f"\nTwo regimes vs one: F = {sel['F']:.3g}, p = {sel['p_value']:.3g} "
+                          f"({sel['p_value_method']}; two regimes preferred when p < {sel['alpha']:g}), "
+                          f"ΔBIC = {sel['delta_bic']:+.1f}\n")
         ext = s["extrapolated"]
         if ext:
             out.write(f"\nσ({ext['T_K']:g} K) = {_pm(ext['sigma'], ext['sigma_err'])} S/cm "
