@@ -16,16 +16,17 @@ different lattices).  Each ordering is reduced to a canonical occupation vector
 (minimum over the 8 site permutations); :func:`verify_with_structure_matcher`
 checks the result with pymatgen's ``StructureMatcher``.
 
-Counts (computed, see tests): 115 distinct of 880 in the cell doubled along a
-(also b, c and a+b+c), 120 in the (a±b) cell, 110 in the (a±c) and (b±c) cells;
-800 in all seven.  A full pairwise ``StructureMatcher`` grouping of the 115
-a-cell orderings (slow test) also gives 115.  Sebti et al. report 229; mtpkit does
-not reproduce that number: it is neither the per-cell count (110–120), nor the
-seven-cell total, nor the count under any order-4 subgroup of the 8 operations
-(220, 230 or 240); it is close to two cells' worth (2 × 115 = 230, 120 + 110 =
-230), e.g. two Y/Zr arrangements, but the study's exact cell and sublattice
-definition were not available to check.  Runs in about a second for all seven
-cells; nothing is cached.
+Counts: 115 distinct of 880 in the cell doubled along a (also b, c and a+b+c),
+120 in the (a±b) cell, 110 in the (a±c) and (b±c) cells; 800 in all seven.  The
+tests derive them independently of the orbit code here: Burnside counting over
+spglib's operations of each frame (also per octahedral occupancy), and (slow)
+``StructureMatcher`` grouping all 880 raw orderings of each cell.  Sebti et al.
+report 229; mtpkit does not reproduce that number: it is neither the per-cell
+count (110–120), nor the seven-cell total, nor the count under any order-4
+subgroup of the 8 operations (220, 230 or 240); it is close to two cells' worth
+(2 × 115 = 230, 120 + 110 = 230), e.g. two Y/Zr arrangements, but the study's
+exact cell and sublattice definition were not available to check.  Runs in about
+a second for all seven cells; nothing is cached.
 
 Tags of each ordering:
 
