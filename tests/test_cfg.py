@@ -230,3 +230,30 @@ def test_convert_errors(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "nacl.extxyz"), str(tmp_path / "o.cfg")]) == 0
     assert "MLIP types: Na,Cl" in capsys.readouterr().out
     assert not list(tmp_path.glob(".o.cfg*"))  # no temporary files left behind
+
+
+def test_convert_cfg_without_species_never_invents_elements(tmp_path, capsys):
+    """A .cfg holds type indices: without --species, converting it to extxyz (or any
+    non-.cfg format) is refused instead of writing type 0 as X and type 1 as H."""
+    from mtpkit.cli import main
+    from mtpkit.potentials.convert import convert
+
+    src = tmp_path / "in.cfg"
+    src.write_text(ONE)
+    out = tmp_path / "out.extxyz"
+    assert main(["convert", str(src), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "type indices, not elements" in err and "--species" in err and str(src) in err
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+    with pytest.raises(UserError, match="species"):
+        convert(src, tmp_path / "out.traj")
+    # .cfg -> .cfg keeps the types as they are, byte for byte
+    assert main(["convert", str(src), str(tmp_path / "same.cfg")]) == 0
+    assert (tmp_path / "same.cfg").read_text() == ONE
+    # with the species: real elements, and back to .cfg without species gives the same types
+    assert main(["convert", str(src), str(out), "--species", "Na,Cl"]) == 0
+    import ase.io
+
+    assert ase.io.read(out).get_chemical_symbols() == ["Na", "Cl"]
+    assert main(["convert", str(out), str(tmp_path / "back.cfg")]) == 0  # types travel as mtp_type
+    assert (tmp_path / "back.cfg").read_text() == ONE

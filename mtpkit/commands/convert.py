@@ -15,7 +15,8 @@ def register(subparsers) -> None:
     p.add_argument("input", help="input file (.cfg, .xyz/.extxyz, vasprun.xml, OUTCAR, .traj, ...)")
     p.add_argument("output", help="output file")
     p.add_argument("--species", help="comma-separated chemical symbols of MLIP types 0,1,... "
-                                     "(e.g. Na,Y,Zr,Cl); needed to read .cfg types as elements")
+                                     "(e.g. Na,Y,Zr,Cl); required to convert a .cfg to another format "
+                                     "(a .cfg stores type indices, not elements)")
     p.add_argument("--format", dest="out_format", help="output format (ASE name, or 'cfg')")
     p.add_argument("--input-format", dest="in_format", help="input format (ASE name, or 'cfg')")
     p.add_argument("--index", default=":", help="which configurations to take (ASE slice, default ':')")

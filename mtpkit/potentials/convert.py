@@ -87,7 +87,17 @@ def write_images(path: str | os.PathLike, images: Sequence[Atoms], species: Sequ
 def convert(source: str | os.PathLike, target: str | os.PathLike, species: Sequence[str] | None = None,
             in_format: str | None = None, out_format: str | None = None, index: str = ":"
             ) -> tuple[int, list[str] | None]:
-    """Convert ``source`` to ``target``; returns (number of configurations, species used for a .cfg)."""
+    """Convert ``source`` to ``target``; returns (number of configurations, species used for a .cfg).
+
+    A ``.cfg`` stores MLIP type indices, not elements: converting one to any
+    other format needs ``species`` (the chemical symbol of each type), else
+    :class:`~mtpkit.errors.UserError` -- the placeholder elements of untyped
+    reading (type 0 as X, 1 as H, ...) would be written as if they were real.
+    ``.cfg`` to ``.cfg`` keeps the types as they are.
+    """
+    if species is None and _is_cfg(source, in_format) and not _is_cfg(target, out_format):
+        raise UserError(f"{source}: a .cfg stores MLIP type indices, not elements; give the species "
+                        f"(chemical symbol of each type 0, 1, ..., e.g. --species Na,Cl) to write {target}")
     images = read_images(source, species, in_format, index)
     used = write_images(target, images, species, out_format)
     return len(images), used
