@@ -2,8 +2,11 @@
 
 Settings come from flags, a TOML file (``--config``; keys as in
 :mod:`mtpkit.potentials.train_config`) and the defaults, in that order of
-precedence. ``--init 16`` starts from a level-16 template; ``--init pot.mtp``
-is a warm start from an existing potential.
+precedence. ``--init 16`` starts from a level-16 template; ``--init 16.almtp``
+from an untrained template file (MLIP-3's ``MTP_templates``, which ship with
+``species_count = 1``, are set up for the species of the fit, from
+``--species`` or else the types in the training set, as ``mlp train`` does);
+``--init pot.mtp`` is a warm start from an existing potential.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ def register(subparsers) -> None:
         description="Fit a Moment Tensor Potential (linear least squares + L-BFGS) to the labels of "
                     "a .cfg file, writing the potential, a checkpoint while it runs, and a report "
                     "(JSON, Markdown, parity plot PNG).")
-    p.add_argument("--init", help="template level (e.g. 16) or a .mtp/.almtp to warm-start from")
+    p.add_argument("--init", help="template level (e.g. 16), an untrained template file (e.g. MLIP-3's "
+                                  "MTP_templates/16.almtp), or a trained .mtp/.almtp to warm-start from")
     p.add_argument("--train", help="training configurations (.cfg)")
     p.add_argument("--valid", help="validation configurations (.cfg)")
     p.add_argument("--species", help="comma-separated chemical symbols of MLIP types 0,1,... "
@@ -96,6 +100,41 @@ def parse_init(value: Any, base: Path | None = None) -> int | str:
     return os.fspath(path)
 
 
+def species_count(species: list[str] | None, train_images: list, valid_images: list | None,
+                  source: str) -> int:
+    """Species of a fit: ``len(species)``, else one more than the largest MLIP type
+    in the training (and validation) configurations, as ``mlp train`` counts them."""
+    if species is not None:
+        return len(species)
+    largest = -1
+    for atoms in [*train_images, *(valid_images or [])]:
+        types = atoms.arrays.get("mtp_type")
+        if types is not None and len(types):
+            largest = max(largest, int(types.max()))
+    if largest < 0:
+        raise UserError(f"{source}: no atoms to count the species from; give --species")
+    return largest + 1
+
+
+def _template_for_data(init: str, species: list[str] | None, train_images: list, valid_images: list | None,
+                       source: str) -> Any:
+    """``init`` (a path), or its untrained template set up for the species of the fit when it
+    has fewer (MLIP-3's ``MTP_templates/*.almtp`` ship with ``species_count = 1``; ``mlp
+    train`` takes the count from the training set)."""
+    from mtpkit.potentials.mtp_io import read_mtp
+    from mtpkit.potentials.templates import for_species
+
+    mtp = read_mtp(init)
+    if mtp.trained:
+        return init
+    needed = species_count(species, train_images, valid_images, source)
+    if mtp.species_count >= needed:
+        return init
+    print(f"init: {init} is an untrained template for {mtp.species_count} species; set up for the "
+          f"{needed} species of the fit ({','.join(species) if species else 'types in ' + source}), as mlp train does")
+    return for_species(mtp, needed)
+
+
 def _merged(args: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
     from mtpkit.potentials.train_config import read_train_toml
 
@@ -139,24 +178,25 @@ def run(args: argparse.Namespace) -> int:
         output.with_name(output.stem + ".checkpoint.mtp")
     report = values.get("report") or os.fspath(output.with_name(output.stem + "_report"))
     init: Any = parse_init(values["init"], init_base)
+    train_images = read_cfg(values["train"], species)
+    valid_images = read_cfg(values["valid"], species) if values.get("valid") else None
     if args.resume and checkpoint.exists():
         print(f"resuming from the checkpoint {checkpoint}")
         init = os.fspath(checkpoint)
     elif isinstance(init, int):
-        if species is None:
-            raise UserError("--init LEVEL needs --species (the template's species count)")
         from mtpkit.potentials.templates import make_template
 
         if values.get("max_dist", 5.0) <= 1.0:
             raise UserError(f"--max-dist {values['max_dist']} Å must exceed the template's min_dist 1 Å")
-        init = make_template(init, len(species), radial_basis_size=values.get("radial_basis_size", 8),
+        init = make_template(init, species_count(species, train_images, valid_images, values["train"]),
+                             radial_basis_size=values.get("radial_basis_size", 8),
                              max_dist=values.get("max_dist", 5.0))
     elif "max_dist" in values or "radial_basis_size" in values:
         raise UserError("--max-dist/--radial-basis-size only apply to a template (--init LEVEL)")
+    else:
+        init = _template_for_data(init, species, train_images, valid_images, values["train"])
     cfg = cfg.replace(checkpoint=os.fspath(checkpoint))
 
-    train_images = read_cfg(values["train"], species)
-    valid_images = read_cfg(values["valid"], species) if values.get("valid") else None
     log = None if args.quiet else (lambda msg: print(msg, flush=True))
     result = train(train_images, init, species=species, valid=valid_images, config=cfg,
                    source=values["train"], valid_source=values.get("valid"), log=log)

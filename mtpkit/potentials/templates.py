@@ -38,7 +38,7 @@ import numpy as np
 from mtpkit.potentials.model import MTP
 from mtpkit.potentials.mtp_io import _default_coeffs
 
-__all__ = ["basis_structure", "make_template", "moment_level"]
+__all__ = ["basis_structure", "for_species", "make_template", "moment_level"]
 
 _N_SAMPLES = 400  # random neighbourhoods used to detect linear dependencies
 _N_NEIGHBOURS = 14
@@ -276,3 +276,25 @@ def make_template(level: int, species_count: int, radial_basis_size: int = 8,
         moment_coeffs=moment_coeffs,
         trained=False,
     )
+
+
+def for_species(template: MTP, species_count: int) -> MTP:
+    """An untrained ``template`` set up for ``species_count`` species.
+
+    MLIP-3's templates (``MTP_templates/*.almtp``) ship with
+    ``species_count = 1``; ``mlp train`` ignores that count and takes the
+    species of the training set. This keeps the template's basis, cutoff and
+    radial basis and gives it MLIP's default coefficients for the new count.
+    Raises ``ValueError`` for a trained potential (its fitted coefficients
+    cannot be extended that way) or a count below 1.
+    """
+    from dataclasses import replace
+
+    if template.trained:
+        raise ValueError("only an untrained template can be set up for another number of species")
+    if species_count < 1:
+        raise ValueError(f"species_count must be >= 1, got {species_count}")
+    radial, species_coeffs, moment_coeffs = _default_coeffs(
+        species_count, template.radial_funcs_count, template.radial_basis_size, template.alpha_scalar_moments)
+    return replace(template, species_count=species_count, radial_coeffs=radial, species_coeffs=species_coeffs,
+                   moment_coeffs=moment_coeffs, active_set=None)
