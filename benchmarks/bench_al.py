@@ -123,7 +123,7 @@ class LabelCache:
     def __call__(self, atoms):
         from ase.io import read, write
 
-        from mtpkit.active_learning.loop import config_id
+        from mtpkit.active_learning.store import config_id
 
         f = self.folder / f"{config_id(atoms)}.extxyz" if self.folder else None
         if f is not None and f.exists():
@@ -142,9 +142,12 @@ def fit(images, init, max_iter, seed):
 
 
 def force_rmse(mtp, images):
-    from mtpkit.active_learning.loop import heldout_errors
+    from mtpkit.potentials.report import error_metrics, extract_labels, predict
+    from mtpkit.potentials.species import atom_types
 
-    return heldout_errors(mtp, images, SPECIES)
+    types = [atom_types(a, SPECIES, mtp.species_count) for a in images]
+    m = error_metrics(predict(mtp, images, types), extract_labels(images))
+    return {"n": len(images), "energy_rmse": m["energy_rmse_mev_per_atom"] / 1000.0, "force_rmse": m["force_rmse"]}
 
 
 def maxvol_pick(mtp, train, pool, remaining, k, basis="all"):

@@ -70,13 +70,17 @@ class Executor:
         ``distributed.Client`` / ``LocalCluster`` object; ``None`` uses local processes.
     mp_context:
         Start method of local workers (default ``"spawn"``: safe with threads and LAMMPS).
+    in_process:
+        Run :meth:`stream` jobs one at a time in this process (no worker start-up; for one
+        worker where isolation is not needed).
     """
 
     def __init__(self, workers: int | None = None, scheduler: Any = None,
-                 mp_context: str = "spawn") -> None:
+                 mp_context: str = "spawn", in_process: bool = False) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.scheduler = scheduler
         self.mp_context = mp_context
+        self.in_process = in_process and scheduler is None
         self._pool: cf.ProcessPoolExecutor | None = None
         self._client = None
         self._own_client = False
@@ -148,6 +152,12 @@ class Executor:
         so it may record results that change what ``next_job`` returns. Ends when no
         job is running and ``next_job()`` returns ``None``; returns the jobs run.
         """
+        if self.in_process:
+            n = 0
+            while (job := next_job()) is not None:
+                finished(_call(job))
+                n += 1
+            return n
         if self.scheduler is None:
             if self._pool is None:
                 self._pool = cf.ProcessPoolExecutor(

@@ -33,7 +33,7 @@ class SlowEMT(EMT):
             self.results["energy"] = float("nan")
         log = os.environ.get("MTPKIT_TEST_LABEL_LOG")
         if log:
-            from mtpkit.active_learning.loop import config_id
+            from mtpkit.active_learning.store import config_id
 
             with open(log, "a") as fh:
                 fh.write(config_id(self.atoms) + "\n")
@@ -41,3 +41,28 @@ class SlowEMT(EMT):
 
 def positions_hash(atoms) -> str:
     return str(np.round(atoms.positions, 6).sum())
+
+
+class FlakyEMT(EMT):
+    """ASE's EMT whose first ``fail_times`` calculations of every second configuration it meets
+    (in the order first seen) give a NaN energy: a transient failure that a retry can cure."""
+
+    def __init__(self, fail_times: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.fail_times = fail_times
+        self.order: list = []
+        self.tries: dict = {}
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=("positions",)):
+        from mtpkit.active_learning.store import config_id
+
+        super().calculate(atoms, properties, system_changes)
+        if "forces" not in properties:
+            return
+        cid = config_id(self.atoms)
+        if cid not in self.tries:
+            self.order.append(cid)
+            self.tries[cid] = 0
+        self.tries[cid] += 1
+        if self.order.index(cid) % 2 == 1 and self.tries[cid] <= self.fail_times:
+            self.results["energy"] = float("nan")

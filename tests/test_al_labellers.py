@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 
 import numpy as np
 import pytest
@@ -103,24 +102,20 @@ def test_batch_labeller_folders_and_ingestion(tmp_path):
         BatchLabeller("cp2k", "")
 
 
-def test_labelling_through_a_dask_local_cluster(tmp_path, monkeypatch):
-    """The loop's labelling phase with labeller.scheduler = a real dask LocalCluster."""
+def test_labelling_through_a_dask_local_cluster(tmp_path):
+    """The label queue with a real dask LocalCluster as its scheduler."""
     distributed = pytest.importorskip("distributed")
-    from test_al_loop import make_campaign
+    from ase.build import bulk
 
-    from mtpkit.active_learning.campaign import load_campaign
-    from mtpkit.active_learning.loop import Loop
+    from mtpkit.active_learning.label_queue import label_pending
+    from mtpkit.active_learning.store import LabelStore
 
-    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
-    path = make_campaign(tmp_path, max_iterations=0)
+    store = LabelStore(tmp_path / "l.db")
+    for i in range(5):
+        a = bulk("Cu", "fcc", a=3.6, cubic=True)
+        a.rattle(0.05, seed=i)
+        store.request(a, LabellerSpec("emt"), source=f"cu{i}")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster:
-        text = path.read_text().replace("retries = 0", f'retries = 0\nscheduler = "{cluster.scheduler_address}"')
-        path.write_text(text)
-        camp = load_campaign(path)
-        assert camp.labeller.scheduler.startswith("tcp://") or camp.labeller.scheduler.startswith("inproc://")
-        Loop(camp, log=None).start()
-    labels = list((tmp_path / "run" / "labels").glob("*.extxyz"))
-    assert len(labels) == 5
-    rep = json.loads((tmp_path / "run" / "iter_000" / "report.json").read_text())
-    assert rep["labels_added"] == 5
+        counts = label_pending(store, scheduler=cluster.scheduler_address)
+    assert counts == {"pending": 0, "ok": 5, "quarantined": 0}

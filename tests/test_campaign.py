@@ -16,13 +16,14 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mtpkit.campaign.config import build_config, load_config
+from mtpkit.active_learning.engine import learning_history
+from mtpkit.active_learning.store import LabelStore
 from mtpkit.campaign.orchestrator import STAGES, run_campaign
+from mtpkit.config import build_config, load_config
 from mtpkit.errors import UserError
 
 MORSE = {"epsilon": 0.1, "r0": 2.8, "rho0": 4.0, "rcut1": 1.4, "rcut2": 1.75}
@@ -35,7 +36,8 @@ TINY = {
                      "md_every": 8},
     "potential": {"training": {"max_iter": 60}},
     "active_learning": {"temperatures": [500.0], "steps": 200, "max_iterations": 1,
-                        "runs_per_structure": 2, "labels_per_iteration": 3, "pressure": -1.8},
+                        "runs_per_structure": 2, "labels_per_iteration": 3, "pressure": -1.8,
+                        "barostat": "iso"},
     "production": {"temperatures": [500.0, 700.0], "replicas": 1, "steps": 2500, "pressure": -1.8,
                    "barostat": "iso", "restart_every": 1250},
     "fidelity": {"steps": 120},
@@ -124,7 +126,7 @@ def test_report_has_every_section_from_run_numbers(tiny_campaign):
     else:  # a failed production run is reported, with LAMMPS' reason, not papered over
         assert entry["transport"] is None and "did not finish" in md
         assert all(manifest["runs"][k]["message"] for k in manifest["runs"] if k not in finished)
-    history = json.loads((out / "03_active_learning" / "history.json").read_text())
+    history = learning_history(out / "03_active_learning")
     assert len(history["iterations"]) == 2 and history["iterations"][1]["runs"]
     fid = json.loads((out / "06_fidelity" / "fidelity.json").read_text())
     assert fid["runs"]["MTP"]["status"] == "done" and fid["runs"]["labeller"]["status"] == "done"
@@ -144,16 +146,19 @@ def test_relaxed_structure_seeds_starting_set_and_md(tiny_campaign):
     relaxed = read(out / "01_relax" / "mixed-TM_oct50.extxyz")
     assert abs(relaxed.get_volume() - rx["after"]["volume_A3"]) < 1e-6
     assert "FIRE" in (out / "01_relax" / "mixed-TM_oct50.log").read_text()
-    # starting set: rattled copies + relaxation path + labeller-MD snapshots, all labelled
-    start = read(out / "02_starting_set" / "starting.extxyz", index=":")
-    ids = [a.info["label_id"] for a in start]
+    # starting set: rattled copies + relaxation path + labeller-MD snapshots, all labelled in the store
+    start = LabelStore(out / "labels.db").labelled(subset="start")
+    ids = [a.info["source"] for a in start]
     assert len(set(ids)) == len(ids)
-    n_md = sum(i.startswith("md-") for i in ids)
-    assert n_md == cfg["starting_set"]["md_steps"] // cfg["starting_set"]["md_every"]
-    assert any(i.startswith("relax-") for i in ids) and any(i.startswith("start-") for i in ids)
+    n_md = sum(i.startswith("labeller-md:") for i in ids)
+    assert n_md == cfg.starting_set.md_steps // cfg.starting_set.md_every
+    assert any(i.startswith("relax-path:") for i in ids) and any(i.startswith("start:") for i in ids)
     assert all(np.isfinite(a.get_forces()).all() for a in start)
-    # the first copy is the relaxed cell itself; production MD starts from it too
-    first = next(a for a in start if a.info["label_id"] == "start-mixed-TM_oct50-0")
+    # the first copy is the relaxed cell itself (stored once: the relaxation path's last frame
+    # may be the same configuration); production MD starts from it too
+    from mtpkit.active_learning.store import config_id
+
+    first = next(a for a in start if a.info["config_id"] == config_id(relaxed))
     assert abs(first.get_volume() - relaxed.get_volume()) < 1e-6
     data = (out / "04_production" / "mixed-TM_oct50" / "T500K" / "r0" / "structure.data").read_text()
     bounds = {m[2]: float(m[1]) - float(m[0]) for m in
@@ -210,15 +215,17 @@ def test_md_size_rung_explores_the_production_box(tmp_path):
     cfg = build_config(over, "tiny")
     out = tmp_path / "run"
     run_campaign(cfg, out, stop_after="active_learning", echo=False)
-    hist = json.loads((out / "03_active_learning" / "history.json").read_text())
+    hist = learning_history(out / "03_active_learning")
     its = hist["iterations"][1:]
     assert [(it["temperature_K"], it["md_size"]) for it in its] == [(500.0, False), (700.0, True)]
-    assert hist["finished"] and "every temperature" in hist["stop_reason"]
+    assert hist["finished"] and "at every rung" in hist["stop_reason"]
     box_runs = its[1]["runs"]
     assert box_runs and all("T700K-md" in r["run"] and r["status"] == "done" for r in box_runs)
-    data = (Path(box_runs[0]["folder"]) / "structure.data").read_text()
+    explore = out / "03_active_learning" / "iter_002" / "explore"
+    data = (explore / box_runs[0]["run"] / "structure.data").read_text()
     assert re.search(r"^\s*296 atoms", data, re.MULTILINE)
-    cell_data = (Path(its[0]["runs"][0]["folder"]) / "structure.data").read_text()
+    cell_data = (out / "03_active_learning" / "iter_001" / "explore" / its[0]["runs"][0]["run"]
+                 / "structure.data").read_text()
     assert re.search(r"^\s*37 atoms", cell_data, re.MULTILINE)
 
 
@@ -241,7 +248,7 @@ def test_cli_run_resume_is_a_no_op(tiny_campaign, tmp_path):
         "md_steps = 40", "md_every = 8",
         "[potential]", "training = {max_iter = 60}",
         "[active_learning]", "temperatures = [500.0]", "steps = 200", "max_iterations = 1",
-        "runs_per_structure = 2", "labels_per_iteration = 3", "pressure = -1.8",
+        "runs_per_structure = 2", "labels_per_iteration = 3", "pressure = -1.8", 'barostat = "iso"',
         "[production]", "temperatures = [500.0, 700.0]", "replicas = 1", "steps = 2500",
         "pressure = -1.8", 'barostat = "iso"', "restart_every = 1250",
         "[fidelity]", "steps = 120", "[analysis]", "o_oct_frames = 40", ""]))
@@ -267,11 +274,11 @@ def test_example_tiny_scale_campaign(tmp_path):
     out = tmp_path / "tiny"
     state = run_campaign(cfg, out, echo=False)
     assert all(state["stages"][s]["status"] == "done" for s in STAGES)
-    history = json.loads((out / "03_active_learning" / "history.json").read_text())
-    assert history["stop_reason"].startswith("every exploration run reached")
+    history = learning_history(out / "03_active_learning")
+    assert history["stop_reason"].startswith("reliable: every exploration run reached")
     summary = json.loads((out / "05_analysis" / "summary.json").read_text())
     entry = summary["structures"]["mixed-TM_oct50"]
-    assert entry["runs_done"] == entry["runs_total"] == len(cfg["production"]["temperatures"])
+    assert entry["runs_done"] == entry["runs_total"] == len(cfg.production.temperatures)
     temps = entry["transport"]["temperatures"]
     assert len(temps) >= 2
     md = (out / "report.md").read_text()

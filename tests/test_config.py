@@ -1,10 +1,10 @@
-"""Campaign configuration: presets, precedence, and errors that name the key."""
+"""The one configuration schema: presets, precedence, and errors that name the key."""
 
 from __future__ import annotations
 
 import pytest
 
-from mtpkit.campaign.config import SCALES, build_config, load_config
+from mtpkit.config import SCALES, build_config, load_config
 from mtpkit.errors import InputFileError, UserError
 
 
@@ -13,28 +13,28 @@ def test_example_resolves_at_every_scale():
     for scale in SCALES:
         cfg = load_config("examples/nyzc75.toml", scale)
         assert cfg.species == ["Na", "Y", "Zr", "Cl"]
-        sizes[scale] = (len(cfg["structures"]["names"]) or 8, cfg["production"]["replicas"],
-                        cfg["production"]["steps"] * cfg["production"]["timestep"])
+        sizes[scale] = (len(cfg.structures.names) or 8, cfg.production.replicas,
+                        cfg.production.steps * cfg.production.timestep)
     assert sizes["tiny"][0] == 1 and sizes["paper"][0] == 8
     assert sizes["paper"][1] == 5 and sizes["paper"][2] >= 2_000_000  # ≥ 2 ns in fs
     assert sizes["tiny"][2] < sizes["default"][2] < sizes["paper"][2]
     tiny = load_config("examples/nyzc75.toml", "tiny")
     # the tiny campaign relaxes its structure and seeds the starting set with labeller MD
-    assert tiny["relax"]["steps"] > 0 and tiny["relax"]["cell"]
-    assert tiny["starting_set"]["md_temperatures"] and tiny["starting_set"]["md_steps"] > 0
-    assert len(tiny["production"]["temperatures"]) >= 2
+    assert tiny.relax.steps > 0 and tiny.relax.cell
+    assert tiny.starting_set.md_temperatures and tiny.starting_set.md_steps > 0
+    assert len(tiny.production.temperatures) >= 2
     paper = load_config("examples/nyzc75.toml", "paper")
-    assert paper["structures"]["size"] == "box"
-    assert paper["active_learning"]["temperatures"] == [300.0, 600.0, 900.0, 1200.0]
-    assert min(paper["production"]["temperatures"]) == 350 and max(paper["production"]["temperatures"]) == 700
+    assert paper.structures.size == "box"
+    assert paper.active_learning.temperatures == [300.0, 600.0, 900.0, 1200.0]
+    assert min(paper.production.temperatures) == 350 and max(paper.production.temperatures) == 700
 
 
 def test_precedence_scale_tables_override_top_level():
     doc = {"production": {"replicas": 3}, "scales": {"tiny": {"production": {"replicas": 2}}}}
-    assert build_config(doc, "tiny")["production"]["replicas"] == 2
-    assert build_config(doc, "default")["production"]["replicas"] == 3
+    assert build_config(doc, "tiny").production.replicas == 2
+    assert build_config(doc, "default").production.replicas == 3
     # a scale preset value survives when the file does not set it
-    assert build_config({}, "tiny")["structures"]["size"] == "cell"
+    assert build_config({}, "tiny").structures.size == "cell"
 
 
 @pytest.mark.parametrize("doc, field", [
@@ -48,7 +48,10 @@ def test_precedence_scale_tables_override_top_level():
     ({"campaign": {"species": ["Na", "Xx"]}}, "campaign.species"),
     ({"active_learning": {"gamma_select": 20.0}}, "active_learning.gamma_select"),
     ({"potential": {"training": {"max_iterations": 5}}}, "potential.training"),
-    ({"labeller": {"kind": "vasp-magic"}}, "labeller"),
+    ({"labeller": {"kind": "vasp-magic"}}, "labeller.kind"),
+    ({"active_learning": {"gamma_stop": 1.5}}, "active_learning.gamma_stop"),
+    ({"active_learning": {"schedule": "random"}}, "active_learning.schedule"),
+    ({"labeller": {"kind": "vasp"}}, "labeller.batch.job_template"),
     ({"scales": {"huge": {}}}, "scales.huge"),
     ({"relax": {"steps": -1}}, "relax.steps"),
     ({"relax": {"fmax": 0.0}}, "relax.fmax"),
@@ -87,3 +90,15 @@ def test_cli_reports_bad_key_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "production.replicas" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_learn_only_file_with_structure_files(tmp_path):
+    """A learn-only file is the same schema with the tables it needs; its structure files replace
+    the preset's study structures, and relative paths are taken from the file's folder."""
+    f = tmp_path / "learn.toml"
+    f.write_text('[campaign]\nspecies = ["Cu"]\n[structures]\nfiles = ["cu.cif"]\n'
+                 '[active_learning]\nheldout = "held.extxyz"\n')
+    cfg = load_config(f, "tiny")
+    assert cfg.structures.files == [tmp_path / "cu.cif"] and cfg.structures.names == []
+    assert cfg.active_learning.heldout == tmp_path / "held.extxyz"
+    assert cfg.active_learning.temperatures == [500.0, 800.0]  # the rest of the preset still applies

@@ -1,27 +1,28 @@
 """Active learning of MTPs: MaxVol active sets, extrapolation grades, D-optimal selection,
-labellers and the resumable explore-select-label-refit loop (``mtpkit learn``).
+labellers, the label store and the one active-learning engine (``mtpkit learn`` and the
+``active_learning`` stage of ``mtpkit run``).
 
 Public API::
 
     from mtpkit.active_learning import (ActiveSet, build_active_set, select_add, grade_images,
                                         row_blocks, LabellerSpec, label_one, BatchLabeller,
-                                        load_campaign, Loop, run_campaign)
+                                        LabelStore, ActiveLearner, LearningPlan)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ActiveLearner",
     "ActiveSet",
     "BatchLabeller",
+    "LabelStore",
     "LabellerSpec",
-    "Loop",
+    "LearningPlan",
     "build_active_set",
     "from_mlip",
     "grade_images",
     "label_one",
-    "load_campaign",
     "row_blocks",
-    "run_campaign",
     "select_add",
     "to_mlip",
 ]
@@ -31,7 +32,7 @@ _WHERE = {
     "build_active_set": "selection", "select_add": "selection",
     "grade_images": "grades", "row_blocks": "grades",
     "LabellerSpec": "labellers", "label_one": "labellers", "BatchLabeller": "labellers",
-    "load_campaign": "campaign", "Loop": "loop", "run_campaign": "loop",
+    "LabelStore": "store", "ActiveLearner": "engine", "LearningPlan": "engine",
 }
 
 

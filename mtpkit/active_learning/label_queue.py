@@ -9,6 +9,8 @@ first, then in the order they were requested. Every finished label is committed 
 the store by this process as it arrives, and the next row is chosen only then, so
 rows requested while the queue runs are picked up too. A kill loses only the labels
 being computed; the next call starts with the rows still pending.
+
+:func:`label_batch` does the same through job folders on a cluster (VASP / QE).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from ase import Atoms
 
-from mtpkit.active_learning.labellers import LabellerSpec, LabelOutcome, label_with_provenance
+from mtpkit.active_learning.labellers import BatchLabeller, LabellerSpec, LabelOutcome, label_with_provenance
 from mtpkit.active_learning.store import LabelStore, StoredLabel
 from mtpkit.executor import Executor, Job, Outcome
 
@@ -41,14 +44,16 @@ def _label_job(settings: dict, atoms: Atoms, threads: int) -> LabelOutcome:
 
 
 def label_pending(store: LabelStore, *, workers: int = 1, threads: int = 1, scheduler=None,
-                  subset: str | None = None, limit: int | None = None,
-                  after_each: Callable[[], None] | None = None) -> dict[str, int]:
-    """Label the pending rows of ``store`` (optionally of one ``subset``; at most ``limit`` rows).
+                  subset: str | None = None, limit: int | None = None, rows: set[int] | None = None,
+                  after_each: Callable[[], None] | None = None, in_process: bool = False) -> dict[str, int]:
+    """Label the pending rows of ``store`` (optionally only ``rows`` (ids), of one ``subset``;
+    at most ``limit`` rows).
 
     Returns the store's counts per status afterwards. Progress (row, result, seconds,
     rows left) goes to the ``mtpkit.active_learning.label_queue`` logger. A row whose
     worker died (killed, out of memory) stays pending and is not tried again in this call.
     ``after_each()`` runs after every committed label (e.g. to snapshot the store).
+    ``in_process`` labels in this process, one at a time (no worker start-up).
     """
     in_flight: dict[str, StoredLabel] = {}
     skip: set[int] = set()
@@ -60,7 +65,8 @@ def label_pending(store: LabelStore, *, workers: int = 1, threads: int = 1, sche
         if limit is not None and started >= limit:
             return None
         busy = {r.id for r in in_flight.values()} | skip
-        row = next((r for r in store.pending_by_priority(subset=subset) if r.id not in busy), None)
+        row = next((r for r in store.pending_by_priority(subset=subset)
+                    if r.id not in busy and (rows is None or r.id in rows)), None)
         if row is None:
             return None
         started += 1
@@ -82,13 +88,14 @@ def label_pending(store: LabelStore, *, workers: int = 1, threads: int = 1, sche
             what = f"ok, E {res.atoms.get_potential_energy():.4f} eV"
         if after_each is not None:
             after_each()
-        left = store.counts(subset=subset)["pending"]
+        left = sum(1 for r in store.rows(status="pending", subset=subset) if rows is None or r.id in rows)
         log.info("row %s %s [%s]: %s in %.0f s; %.0f s elapsed, %d pending", row.id, row.keys["source"],
                  row.keys["subset"], what, res.wall_s, time.perf_counter() - t0, left)
 
     log.info("label store %s: %d pending rows, %d worker(s) × %d thread(s)", store.path,
-             store.counts(subset=subset)["pending"], workers, threads)
-    with Executor(workers=workers, scheduler=scheduler) as ex:
+             sum(1 for r in store.rows(status="pending", subset=subset) if rows is None or r.id in rows),
+             workers, threads)
+    with Executor(workers=workers, scheduler=scheduler, in_process=in_process) as ex:
         ex.stream(next_job, finished)
     return store.counts()
 
@@ -98,3 +105,47 @@ def _bare(atoms: Atoms) -> Atoms:
     out.calc = None
     out.info = {}
     return out
+
+
+def label_batch(store: LabelStore, labeller: BatchLabeller, rows: set[int], jobs_dir: Path, *,
+                poll_seconds: float, timeout_s: float, sleep: Callable[[float], None] | None = None) -> dict[str, int]:
+    """Label pending ``rows`` through job folders (VASP / Quantum ESPRESSO on a cluster).
+
+    prepare → submit → poll → ingest: one folder per row (``<config_id>-<settings_id>-a<attempt>``);
+    a folder holding ``.submitting`` or ``.submitted`` is never submitted again, so a kill at any
+    point (also between submitting and recording it) submits no job twice. Every
+    ``poll_seconds`` each submitted job is ingested: a finished output is committed, a failed
+    one quarantined with its reason; a job still without a complete output ``timeout_s`` seconds
+    after its submission is taken as ended (quarantined with what is missing).
+    """
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    todo: dict[int, tuple[StoredLabel, Path]] = {}
+    for row in store.rows(status="pending"):
+        if row.id not in rows:
+            continue
+        attempt = int(row.keys.get("attempts", 0))
+        d = jobs_dir / f"{row.keys['config_id']}-{row.keys['settings_id']}-a{attempt}"
+        if not (d / ".submitting").exists() and not (d / ".submitted").exists():
+            labeller.prepare(_bare(row.atoms), d, d.name)
+            (d / ".submitting").write_text(f"{time.time()}\n")
+            labeller.submit(d)
+            log.info("row %s (%s): submitted in %s", row.id, row.keys["source"], d)
+        todo[row.id] = (row, d)
+    while todo:
+        for rid, (row, d) in list(todo.items()):
+            marker = d / ".submitted" if (d / ".submitted").exists() else d / ".submitting"
+            age = time.time() - marker.stat().st_mtime
+            labelled, reason = labeller.ingest(_bare(row.atoms), d, finished=age > timeout_s)
+            if reason == "pending":
+                continue
+            code = f"{labeller.code} (job folder {d.name})"
+            if labelled is not None:
+                store.complete(rid, labelled, wall_s=age, code=code, extra={"job_folder": str(d)})
+                log.info("row %s (%s): ok from %s", rid, row.keys["source"], d)
+            else:
+                store.quarantine(rid, reason or "unknown failure", wall_s=age, code=code)
+                log.info("row %s (%s): quarantined (%s)", rid, row.keys["source"], reason)
+            del todo[rid]
+        if todo:
+            (sleep or time.sleep)(poll_seconds)
+    return store.counts()

@@ -79,6 +79,12 @@ class LabellerSpec:
     calculator: str = ""
     stress: bool = True
 
+    @classmethod
+    def from_table(cls, table: Any) -> LabellerSpec:
+        """The spec of a ``[labeller]`` table (anything with ``kind``, ``parameters``,
+        ``calculator`` and ``stress`` attributes, e.g. the configuration schema's)."""
+        return cls(table.kind, dict(table.parameters), table.calculator, bool(table.stress))
+
     def check(self, key: str = "labeller") -> None:
         """Raise :class:`UserError` naming ``key`` if the labeller cannot be used here.
 

@@ -19,6 +19,7 @@ Key-value pairs of every row (searchable with ``ase db``):
 ``source``       provenance of the configuration (free text, e.g. ``anneal:layered-TM_oct25:600K:s1:f12``)
 ``wall_s``       seconds the label took (completed rows)
 ``code``         the labelling code and its version (completed rows)
+``attempts``     earlier failed attempts of a row released for another try
 
 The row's ``data`` holds ``settings`` (the full labeller spec), ``reason``
 (quarantined rows) and ``extra`` (labeller-specific numbers, e.g. the Pulay-stress
@@ -130,8 +131,19 @@ class LabelStore:
                         data={"reason": str(reason)})
 
     def release(self, row_id: int) -> None:
-        """Put a quarantined row back to pending (to retry it, e.g. with a fixed set-up)."""
-        self._db.update(row_id, status="pending")
+        """Put a quarantined row back to pending for one more attempt (``attempts`` counts them)."""
+        row = self._db.get(id=row_id)
+        self._db.update(row_id, status="pending", attempts=int(row.get("attempts", 0)) + 1)
+
+    def add(self, labelled: Atoms, settings: Any, *, source: str, subset: str, code: str = "",
+            wall_s: float = 0.0) -> int:
+        """Store a configuration labelled elsewhere (its calculator holds the label), e.g. a frame of
+        labeller MD or of a relaxation, whose label came with no extra calculation. A
+        configuration already stored under ``settings`` is left as it is; returns the row id."""
+        rid = self.request(labelled, settings, source=source, subset=subset)
+        if self._db.get(id=rid).get("status") == "pending":
+            self.complete(rid, labelled, wall_s=wall_s, code=code)
+        return rid
 
     # ------------------------------------------------------------------ reading
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtpkit.campaign.config import CampaignConfig
+from mtpkit.config import PipelineConfig
 from mtpkit.io_utils import atomic_write_json
 
 Log = Callable[[str], None]
@@ -93,31 +93,30 @@ def _plot(runs: dict, stem: Path, T: float, name: str) -> str:
     return path
 
 
-def run_fidelity(cfg: CampaignConfig, folder: Path, potential: Path, structures_dir: Path,
+def run_fidelity(cfg: PipelineConfig, folder: Path, potential: Path, structures_dir: Path,
                  names: list[str], manifest: dict, say: Log) -> dict:
     """Run (or resume) both fidelity runs and compare them; writes ``fidelity.json``."""
-    from mtpkit.active_learning.labellers import make_calculator
-    from mtpkit.campaign.labelling import spec_from_config
+    from mtpkit.active_learning.labellers import LabellerSpec, make_calculator
     from mtpkit.campaign.structures_stage import md_structure_file
     from mtpkit.md.engines import ExternalEngine, PluginEngine
     from mtpkit.md.run import MDSettings, run_md
 
-    fc, pr = cfg["fidelity"], cfg["production"]
-    name = fc["structure"] or names[0]
-    T = float(fc["temperature"] or max(pr["temperatures"]))
-    steps = int(fc["steps"])
-    frame_fs = float(pr["timestep"]) * int(fc["dump_every"])
-    settings = dict(ensemble="npt", temperature=T, steps=steps, timestep=float(pr["timestep"]),
-                    pressure=float(pr["pressure"]), barostat=pr["barostat"],
-                    seed=int(cfg["campaign"]["seed"]) + 4242, dump_every=int(fc["dump_every"]),
-                    thermo_every=int(fc["dump_every"]), restart_every=max(1, steps // 4))
+    fc, pr = cfg.fidelity, cfg.production
+    name = fc.structure or names[0]
+    T = float(fc.temperature or max(pr.temperatures))
+    steps = int(fc.steps)
+    frame_fs = float(pr.timestep) * int(fc.dump_every)
+    settings = dict(ensemble="npt", temperature=T, steps=steps, timestep=float(pr.timestep),
+                    pressure=float(pr.pressure), barostat=pr.barostat,
+                    seed=int(cfg.campaign.seed) + 4242, dump_every=int(fc.dump_every),
+                    thermo_every=int(fc.dump_every), restart_every=max(1, steps // 4))
     structure = md_structure_file(structures_dir, name)  # the production MD structure
     species = cfg.species
-    out: dict = {"structure": name, "temperature_K": T, "steps": steps, "timestep_fs": pr["timestep"],
-                 "labeller": cfg["labeller"]["kind"], "runs": {}}
+    out: dict = {"structure": name, "temperature_K": T, "steps": steps, "timestep_fs": pr.timestep,
+                 "labeller": cfg.labeller.kind, "runs": {}}
     engines = {
         "MTP": lambda: PluginEngine(potential),
-        "labeller": lambda: ExternalEngine(make_calculator(spec_from_config(cfg["labeller"]))),
+        "labeller": lambda: ExternalEngine(make_calculator(LabellerSpec.from_table(cfg.labeller))),
     }
     for label, make in engines.items():
         sub = folder / ("mtp" if label == "MTP" else "labeller")

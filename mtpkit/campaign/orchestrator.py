@@ -7,7 +7,7 @@ stage                   folder                  what
 ``relax``               ``01_relax``            relax them with the labeller (cell + positions)
 ``starting_set``        ``02_starting_set``     label strained/rattled copies of the relaxed
                                                 structures, plus labeller-MD snapshots and
-                                                relaxation-path frames (``starting.extxyz``)
+                                                relaxation-path frames (into the label store)
 ``active_learning``     ``03_active_learning``  first fit + active learning over T
 ``production``          ``04_production``       NPT sweep with the final MTP
 ``analysis``            ``05_analysis``         D, σ, Arrhenius, σ(293 K), SRO, O_oct(t)
@@ -19,6 +19,11 @@ With ``structures.learn_size = "cell"`` and ``size = "box"`` (the default and pa
 presets) relaxation, starting set and active learning work on the 37-atom ordering
 cells; production and fidelity MD start from ``01_relax/<name>_md.extxyz``, the
 relaxed cell tiled into the 296-atom box.
+
+Every label (starting set and active learning) lives in one label store,
+``labels.db`` in the campaign folder or the shared ``labeller.store``
+(:mod:`mtpkit.active_learning.store`); a label of the same configuration under the
+same labeller settings is never computed twice, also across campaigns sharing a store.
 
 ``state.json`` marks finished stages, which are never run again; a stage that was
 interrupted resumes from the files it already finished. ``campaign.json`` keeps the
@@ -34,8 +39,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mtpkit.campaign.config import CampaignConfig
-from mtpkit.campaign.state import CampaignState, make_logger
+from mtpkit.campaign.state import CampaignState, forward_logging, make_logger
+from mtpkit.config import PipelineConfig
 from mtpkit.errors import UserError
 from mtpkit.io_utils import atomic_write_json
 
@@ -46,7 +51,7 @@ FOLDERS = {"structures": "01_structures", "relax": "01_relax", "starting_set": "
            "analysis": "05_analysis", "fidelity": "06_fidelity"}
 
 
-def _check_folder(cfg: CampaignConfig, out: Path, resume: bool) -> None:
+def _check_folder(cfg: PipelineConfig, out: Path, resume: bool) -> None:
     saved = out / "campaign.json"
     if not saved.is_file():
         if (out / "state.json").is_file():
@@ -63,7 +68,7 @@ def _check_folder(cfg: CampaignConfig, out: Path, resume: bool) -> None:
                         f"({', '.join(diff)} differ); resume it with the same file and --scale")
 
 
-def run_campaign(cfg: CampaignConfig, output: str | os.PathLike, *, resume: bool = False,
+def run_campaign(cfg: PipelineConfig, output: str | os.PathLike, *, resume: bool = False,
                  stop_after: str | None = None, echo: bool = True) -> dict:
     """Run (or resume) the campaign in ``output``; returns the final state dict.
 
@@ -79,22 +84,25 @@ def run_campaign(cfg: CampaignConfig, output: str | os.PathLike, *, resume: bool
     state = CampaignState(out)
     state.set("scale", cfg.scale)
     say = make_logger(out, echo=echo)
-    say(f"campaign {cfg['campaign']['name']} (scale {cfg.scale}) in {out}")
-    ctx: dict = {}
-    for stage in STAGES:
-        if state.is_done(stage):
-            say(f"stage {stage}: already finished, skipped")
-        else:
-            say(f"stage {stage}: starting")
-            state.mark(stage, "running")
-            t0 = time.perf_counter()
-            info = _RUNNERS[stage](cfg, out, ctx, say) or {}
-            wall = time.perf_counter() - t0
-            state.mark(stage, "done", wall_s=wall, **info)
-            say(f"stage {stage}: done in {wall:.1f} s")
-        if stage == stop_after:
-            say(f"stopping after stage {stage} as asked")
-            break
+    say(f"campaign {cfg.campaign.name} (scale {cfg.scale}) in {out}")
+    if cfg.structures.files and (stop_after is None or STAGES.index(stop_after) > STAGES.index("active_learning")):
+        raise UserError("structures.files: production and analysis need the study structures "
+                        "(structures.names); `mtpkit learn` runs the stages up to active learning for files")
+    with forward_logging(say):
+        for stage in STAGES:
+            if state.is_done(stage):
+                say(f"stage {stage}: already finished, skipped")
+            else:
+                say(f"stage {stage}: starting")
+                state.mark(stage, "running")
+                t0 = time.perf_counter()
+                info = _RUNNERS[stage](cfg, out, say) or {}
+                wall = time.perf_counter() - t0
+                state.mark(stage, "done", wall_s=wall, **info)
+                say(f"stage {stage}: done in {wall:.1f} s")
+            if stage == stop_after:
+                say(f"stopping after stage {stage} as asked")
+                break
     return state.data
 
 
@@ -107,7 +115,7 @@ def _names(out: Path) -> list[str]:
     return list(load_structures(out / FOLDERS["structures"])["structures"])
 
 
-def _structures(cfg, out, ctx, say) -> dict:
+def _structures(cfg, out, say) -> dict:
     from mtpkit.campaign.structures_stage import run_structures
 
     folder = out / FOLDERS["structures"]
@@ -116,7 +124,7 @@ def _structures(cfg, out, ctx, say) -> dict:
     return {"n_structures": len(res["structures"])}
 
 
-def _relax(cfg, out, ctx, say) -> dict:
+def _relax(cfg, out, say) -> dict:
     from mtpkit.campaign.relax_stage import run_relax
 
     res = run_relax(cfg, out / FOLDERS["relax"], out / FOLDERS["structures"], _names(out), say)
@@ -128,81 +136,97 @@ def _md_dir(out: Path) -> Path:
     return out / FOLDERS["relax"]
 
 
-def _starting_set(cfg, out, ctx, say) -> dict:
-    from mtpkit.active_learning.labellers import make_calculator
+def label_store(cfg: PipelineConfig, out: Path):
+    """The campaign's label store: ``labeller.store`` when given (shared, reused), else ``labels.db``."""
+    from mtpkit.active_learning.store import LabelStore
+
+    return LabelStore(cfg.labeller.store or out / "labels.db")
+
+
+def learning_plan(cfg: PipelineConfig, out: Path):
+    """What the active-learning engine needs from the configuration and the relaxed structures."""
+    from mtpkit.active_learning.engine import LearningPlan
+    from mtpkit.campaign.structures_stage import md_file_name
+
+    names = _names(out)
+    md_dir = _md_dir(out)
+    return LearningPlan(
+        species=cfg.species, seed=cfg.campaign.seed, al=cfg.active_learning, potential=cfg.potential,
+        labeller=cfg.labeller, structures={n: md_dir / f"{n}.extxyz" for n in names},
+        md_structures={n: md_dir / md_file_name(n) for n in names if (md_dir / md_file_name(n)).is_file()},
+        production_top_K=max(cfg.production.temperatures), workers=cfg.campaign.workers,
+        scheduler=cfg.campaign.scheduler)
+
+
+def _starting_set(cfg, out, say) -> dict:
+    from mtpkit.active_learning.engine import label_configurations, seed_for
+    from mtpkit.active_learning.labellers import LabellerSpec, code_version, make_calculator
     from mtpkit.campaign.labeller_md import md_snapshots
-    from mtpkit.campaign.labelling import (
-        label_configurations,
-        spec_from_config,
-        write_store,
-    )
     from mtpkit.campaign.relax_stage import read_path_frames
     from mtpkit.campaign.structures_stage import perturbed_copies, read_structure
 
     folder = out / FOLDERS["starting_set"]
     folder.mkdir(parents=True, exist_ok=True)
-    ss = cfg["starting_set"]
-    images = []
-    extra = []
+    ss = cfg.starting_set
+    spec = LabellerSpec.from_table(cfg.labeller)
+    store = label_store(cfg, out)
+    code = code_version(spec.kind)
+    images, sources = [], []
     calcs: list = []
 
     def calculator():
         if not calcs:
-            calcs.append(make_calculator(spec_from_config(cfg["labeller"])))
+            calcs.append(make_calculator(spec))
         return calcs[0]
 
-    n_path = n_md = 0
+    n_path = n_md = n_initial = 0
     for i, name in enumerate(_names(out)):
         atoms = read_structure(_md_dir(out), name)
-        if ss["relax_path"]:
-            path = read_path_frames(_md_dir(out), name)
-            for f in path:
-                f.info = {"label_id": f"relax-{name}-{f.info.get('relax_step', 0)}",
-                          "source": f"relaxation path, {name}"}
-            extra.extend(path)
-            n_path += len(path)
-        if ss["md_temperatures"] and ss["md_steps"] > 0:
-            md = md_snapshots(calculator, atoms, name, folder, [float(t) for t in ss["md_temperatures"]],
-                              int(ss["md_steps"]), int(ss["md_every"]), float(ss["md_timestep"]),
-                              int(cfg["campaign"]["seed"]) + 211 * i, say)
-            extra.extend(md)
+        if ss.relax_path:
+            for f in read_path_frames(_md_dir(out), name):
+                store.add(f, spec, source=f"relax-path:{name}:step{f.info.get('relax_step', 0)}", subset="start",
+                          code=code)
+                n_path += 1
+        if ss.md_temperatures and ss.md_steps > 0:
+            md = md_snapshots(calculator, atoms, name, folder, list(ss.md_temperatures), ss.md_steps, ss.md_every,
+                              ss.md_timestep, seed_for(cfg.campaign.seed, 1, i), say)
+            for f in md:
+                store.add(f, spec, source=f"labeller-md:{name}:{f.info.get('md_temperature_K', 0):g}K:"
+                                          f"step{f.info.get('md_step', 0)}", subset="start", code=code)
             n_md += len(md)
-        for j, a in enumerate(perturbed_copies(atoms, ss["per_structure"], ss["rattle"], ss["strain"],
-                                               int(cfg["campaign"]["seed"]) + 101 * i)):
-            a.info = {"label_id": f"start-{name}-{j}", "source": f"starting set, {name}"}
+        for j, a in enumerate(perturbed_copies(atoms, ss.per_structure, ss.rattle, ss.strain,
+                                               seed_for(cfg.campaign.seed, 2, i))):
             images.append(a)
-    spec = spec_from_config(cfg["labeller"])
-    say(f"starting set: {len(images)} configurations to label with {spec.kind}")
-    labelled, quarantined = label_configurations(
-        spec, images, folder / "labelled.extxyz", folder / "quarantine.json",
-        workers=int(cfg["campaign"]["workers"]), scheduler=cfg["campaign"]["scheduler"], say=say,
-        what="starting set")
-    if len(labelled) + len(extra) < 2:
-        raise UserError(f"starting set: only {len(labelled) + len(extra)} configuration(s) labelled "
-                        f"({len(quarantined)} quarantined: see {folder / 'quarantine.json'}); "
-                        "check the [labeller] table")
-    everything = list(labelled) + extra
-    write_store(folder / "starting.extxyz", everything)
-    say(f"starting set: {len(everything)} labelled configurations ({len(labelled)} strained/rattled, "
-        f"{n_path} from the relaxation path, {n_md} labeller-MD snapshots)")
-    return {"n_labelled": len(everything), "n_quarantined": len(quarantined), "n_copies": len(labelled),
-            "n_relax_path": n_path, "n_md": n_md}
+            sources.append(f"start:{name}:copy{j}")
+    if ss.initial_training:
+        from mtpkit.potentials.convert import read_images
+
+        for j, a in enumerate(read_images(str(ss.initial_training), cfg.species)):
+            store.add(a, spec, source=f"initial-training:{Path(ss.initial_training).name}:{j}", subset="start",
+                      code="given")
+            n_initial += 1
+    say(f"starting set: {len(images)} configurations to label with {spec.kind} (store {store.path})")
+    ok, bad = label_configurations(store, learning_plan(cfg, out), images, sources, "start", folder / "jobs")
+    total = len(ok) + n_path + n_md + n_initial
+    if total < 2:
+        raise UserError(f"starting set: only {total} configuration(s) labelled ({len(bad)} quarantined: "
+                        f"`mtpkit label {store.path} --status` lists them); check the [labeller] table")
+    say(f"starting set: {total} labelled configurations ({len(ok)} strained/rattled, {n_path} from the "
+        f"relaxation path, {n_md} labeller-MD snapshots, {n_initial} given); {len(bad)} quarantined")
+    return {"n_labelled": total, "n_quarantined": len(bad), "n_copies": len(ok), "n_relax_path": n_path,
+            "n_md": n_md, "n_initial": n_initial, "store": str(store.path)}
 
 
-def _learning(cfg, out, ctx, say) -> dict:
-    from mtpkit.campaign.labelling import read_store
-    from mtpkit.campaign.learning import run_learning
+def _learning(cfg, out, say) -> dict:
+    from mtpkit.active_learning.engine import ActiveLearner
 
-    folder = out / FOLDERS["starting_set"]
-    store = folder / "starting.extxyz"
-    starting = read_store(store if store.is_file() else folder / "labelled.extxyz")
-    hist = run_learning(cfg, out / FOLDERS["active_learning"], starting, _md_dir(out), _names(out), say)
-    return {"iterations": len(hist["iterations"]) - 1, "stop_reason": hist["stop_reason"],
-            "final_potential": hist["final_potential"]}
+    state = ActiveLearner(learning_plan(cfg, out), out / FOLDERS["active_learning"], label_store(cfg, out)).run()
+    return {"iterations": state["iteration"], "stop_reason": state["stop_reason"],
+            "final_potential": state["final_potential"]}
 
 
-def _production(cfg, out, ctx, say) -> dict:
-    from mtpkit.campaign.learning import final_potential
+def _production(cfg, out, say) -> dict:
+    from mtpkit.active_learning.engine import final_potential
     from mtpkit.campaign.production import run_production
 
     folder = out / FOLDERS["production"]
@@ -219,7 +243,7 @@ def _manifest(out: Path) -> dict:
     return read_manifest(out / FOLDERS["production"])
 
 
-def _analysis(cfg, out, ctx, say) -> dict:
+def _analysis(cfg, out, say) -> dict:
     from mtpkit.campaign.structures_stage import load_structures
     from mtpkit.campaign.transport_stage import run_transport
 
@@ -230,11 +254,11 @@ def _analysis(cfg, out, ctx, say) -> dict:
     return {}
 
 
-def _fidelity(cfg, out, ctx, say) -> dict:
+def _fidelity(cfg, out, say) -> dict:
+    from mtpkit.active_learning.engine import final_potential
     from mtpkit.campaign.fidelity import run_fidelity
-    from mtpkit.campaign.learning import final_potential
 
-    if not cfg["fidelity"]["enabled"]:
+    if not cfg.fidelity.enabled:
         say("fidelity: disabled in the configuration")
         return {"enabled": False}
     folder = out / FOLDERS["fidelity"]
@@ -244,7 +268,7 @@ def _fidelity(cfg, out, ctx, say) -> dict:
     return {"D_ratio_short": res.get("D_ratio_short")}
 
 
-def _report(cfg, out, ctx, say) -> dict:
+def _report(cfg, out, say) -> dict:
     from mtpkit.campaign.report import write_report
 
     data = gather_report_data(cfg, out)
@@ -253,7 +277,7 @@ def _report(cfg, out, ctx, say) -> dict:
     return {"markdown": str(paths["markdown"]), "html": str(paths["html"])}
 
 
-def gather_report_data(cfg: CampaignConfig, out: Path) -> dict:
+def gather_report_data(cfg: PipelineConfig, out: Path) -> dict:
     """Everything the report shows, read from the stage folders."""
     def load(*parts):
         path = out.joinpath(*parts)
@@ -261,16 +285,19 @@ def gather_report_data(cfg: CampaignConfig, out: Path) -> dict:
 
     state = load("state.json") or {"stages": {}}
     start = state["stages"].get("starting_set", {})
-    fid = load(FOLDERS["fidelity"], "fidelity.json") if cfg["fidelity"]["enabled"] else None
+    from mtpkit.active_learning.engine import learning_history
+
+    fid = load(FOLDERS["fidelity"], "fidelity.json") if cfg.fidelity.enabled else None
+    plain = cfg.to_dict()
     return {
-        "config": cfg.to_dict(), "stages": state["stages"],
+        "config": plain, "stages": state["stages"],
         "structures": load(FOLDERS["structures"], "structures.json"),
         "relax": load(FOLDERS["relax"], "relax.json"),
         "starting_set": {"n_labelled": start.get("n_labelled"), "n_quarantined": start.get("n_quarantined"),
                          "n_copies": start.get("n_copies"), "n_relax_path": start.get("n_relax_path"),
-                         "n_md": start.get("n_md"), **cfg["starting_set"]},
-        "learning": load(FOLDERS["active_learning"], "history.json"),
-        "al_cfg": cfg["active_learning"], "production_cfg": cfg["production"],
+                         "n_md": start.get("n_md"), **plain["starting_set"]},
+        "learning": learning_history(out / FOLDERS["active_learning"]),
+        "al_cfg": plain["active_learning"], "production_cfg": plain["production"],
         "transport": load(FOLDERS["analysis"], "summary.json"), "fidelity": fid,
         "production_gamma": load(FOLDERS["production"], "gamma.json"),
     }

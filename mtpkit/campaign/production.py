@@ -17,32 +17,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mtpkit.campaign.config import CampaignConfig
+from mtpkit.config import PipelineConfig
 
 Log = Callable[[str], None]
 
 
-def production_runs(cfg: CampaignConfig, folder: Path, potential: Path, structures_dir: Path,
+def production_runs(cfg: PipelineConfig, folder: Path, potential: Path, structures_dir: Path,
                     names: list[str]) -> list:
     """The :class:`mtpkit.md.sweep.RunSpec` list of the production sweep."""
     from mtpkit.campaign.structures_stage import md_structure_file
     from mtpkit.md.sweep import RunSpec
 
-    pr = cfg["production"]
-    md = {"ensemble": "npt", "timestep": float(pr["timestep"]), "steps": int(pr["steps"]),
-          "pressure": float(pr["pressure"]), "barostat": pr["barostat"],
-          "dump_every": int(pr["dump_every"]), "thermo_every": int(pr["thermo_every"]),
-          "restart_every": int(pr["restart_every"])}
-    seed = int(cfg["campaign"]["seed"])
+    pr = cfg.production
+    md = {"ensemble": "npt", "timestep": float(pr.timestep), "steps": int(pr.steps),
+          "pressure": float(pr.pressure), "barostat": pr.barostat,
+          "dump_every": int(pr.dump_every), "thermo_every": int(pr.thermo_every),
+          "restart_every": int(pr.restart_every)}
+    seed = int(cfg.campaign.seed)
     watch = None
     if _has_active_set(potential):
-        watch = {"every": int(pr["thermo_every"]),
-                 "select_threshold": float(cfg["active_learning"]["gamma_break"]),
+        watch = {"every": int(pr.thermo_every),
+                 "select_threshold": float(cfg.active_learning.gamma_break),
                  "break_threshold": NO_BREAK, "save": "extrapolative.extxyz"}
     runs = []
     for i_s, name in enumerate(names):
-        for i_t, T in enumerate(pr["temperatures"]):
-            for r in range(int(pr["replicas"])):
+        for i_t, T in enumerate(pr.temperatures):
+            for r in range(int(pr.replicas)):
                 run_id = f"{name}/T{float(T):g}K/r{r}"
                 runs.append(RunSpec(run_id=run_id, structure=str(md_structure_file(structures_dir, name)),
                                     temperature=float(T), replica=r,
@@ -63,32 +63,34 @@ def _has_active_set(potential: Path) -> bool:
     return getattr(read_mtp(potential), "active_set", None) is not None
 
 
-def run_production(cfg: CampaignConfig, folder: Path, potential: Path, structures_dir: Path,
+def run_production(cfg: PipelineConfig, folder: Path, potential: Path, structures_dir: Path,
                    names: list[str], say: Log) -> dict:
     """Run (or resume) the production sweep; returns the sweep manifest."""
     from mtpkit.md.sweep import SweepSpec, run_sweep
 
     runs = production_runs(cfg, folder, potential, structures_dir, names)
-    pr = cfg["production"]
-    say(f"production: {len(names)} structure(s) × {len(pr['temperatures'])} temperatures × "
-        f"{pr['replicas']} replica(s), {pr['steps']} steps of {pr['timestep']:g} fs "
-        f"({pr['steps'] * pr['timestep'] / 1000:g} ps) each")
+    pr = cfg.production
+    say(f"production: {len(names)} structure(s) × {len(pr.temperatures)} temperatures × "
+        f"{pr.replicas} replica(s), {pr.steps} steps of {pr.timestep:g} fs "
+        f"({pr.steps * pr.timestep / 1000:g} ps) each")
     spec = SweepSpec(source=folder / "sweep", output=folder, runs=runs,
-                     workers=int(cfg["campaign"]["workers"]),
-                     scheduler=cfg["campaign"]["scheduler"] or None)
+                     workers=int(cfg.campaign.workers),
+                     scheduler=cfg.campaign.scheduler or None)
     manifest = run_sweep(spec, progress=lambda m: say(f"production: {m}"))
     failed = [k for k, v in manifest["runs"].items() if v.get("status") != "done"]
     if failed:
         say(f"production: {len(failed)} run(s) did not finish: {', '.join(failed)}")
-    from mtpkit.campaign.learning import _max_gamma, _saved
     from mtpkit.io_utils import atomic_write_json
+    from mtpkit.md.run import read_result
 
     grades = {}
     for run in runs:
         if run.extrapolation is None:
             continue
-        f = Path(run.folder)
-        grades[run.run_id] = {"max_gamma": _max_gamma(f), "n_above_break": len(_saved(f)),
+        res = read_result(Path(run.folder))
+        if res is None:
+            continue
+        grades[run.run_id] = {"max_gamma": res.max_gamma, "n_above_break": len(res.saved_configurations),
                               "every": run.extrapolation["every"],
                               "gamma_break": run.extrapolation["select_threshold"]}
     atomic_write_json(folder / "gamma.json", grades)

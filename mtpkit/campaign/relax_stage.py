@@ -15,6 +15,12 @@ structure every later stage starts from), ``<name>.log`` (the optimiser log),
 eV/Å, stress eV/Å^3, reused by the starting set), and ``relax.json`` with energy,
 volume, stress and mean cation–Cl distances before and after. A structure whose
 ``<name>.extxyz`` exists is never relaxed again.
+
+A plain relaxation stops in the nearest minimum, which need not be the lowest: with
+``relax.anneal_temperature`` > 0 each relaxed structure is also annealed (short
+labeller NPT at that temperature, ``anneal_seeds`` seeds) and quenched, symmetry
+allowed to break, and the lowest minimum found is kept (:func:`anneal_quench`);
+``relax.json`` records every candidate's energy and volume.
 """
 
 from __future__ import annotations
@@ -25,13 +31,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from ase.units import GPa as GPA  # eV/Å^3 per GPa
 
-from mtpkit.campaign.config import CampaignConfig
 from mtpkit.campaign.structures_stage import md_file_name
+from mtpkit.config import PipelineConfig
 from mtpkit.io_utils import atomic_open, atomic_write_json
 
 Log = Callable[[str], None]
-GPA = 1.0 / 160.21766208  # eV/Å^3 per GPa
 BOND_CUTOFF = 3.3  # Å, cation–Cl first shell
 
 
@@ -137,15 +143,15 @@ def anneal_quench(atoms, calculator, *, temperature_K: float, steps: int, timest
     return best[1], [c[2] for c in candidates]
 
 
-def run_relax(cfg: CampaignConfig, folder: Path, structures_dir: Path, names: list[str],
+def run_relax(cfg: PipelineConfig, folder: Path, structures_dir: Path, names: list[str],
               say: Log) -> dict:
-    """Relax (or reuse) every structure; returns the ``relax.json`` dict."""
+    """Relax (or reuse) every structure; with ``relax.anneal_temperature`` > 0 also anneal and
+    quench it (:func:`anneal_quench`) and keep the lowest minimum. Returns the ``relax.json`` dict."""
     from ase.io import read, write
 
-    from mtpkit.active_learning.labellers import make_calculator
-    from mtpkit.campaign.labelling import spec_from_config
+    from mtpkit.active_learning.labellers import LabellerSpec, make_calculator
 
-    rx = cfg["relax"]
+    rx = cfg.relax
     folder.mkdir(parents=True, exist_ok=True)
     summary_path = folder / "relax.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"structures": {}}
@@ -163,12 +169,26 @@ def run_relax(cfg: CampaignConfig, folder: Path, structures_dir: Path, names: li
         atoms = read(structures_dir / f"{name}.extxyz", format="extxyz")
         atoms.calc = None
         if calc is None:
-            calc = make_calculator(spec_from_config(cfg["labeller"]))
-        say(f"relax: {name}: FIRE, {'cell + positions' if rx['cell'] else 'positions'}, "
-            f"at most {rx['steps']} steps to fmax {rx['fmax']:g} eV/Å")
-        relaxed, path, info = relax_one(atoms, calc, steps=int(rx["steps"]), fmax=float(rx["fmax"]),
-                                        cell=bool(rx["cell"]), pressure_GPa=float(rx["pressure"]),
-                                        log_path=folder / f"{name}.log")
+            calc = make_calculator(LabellerSpec.from_table(cfg.labeller))
+        say(f"relax: {name}: FIRE, {'cell + positions' if rx.cell else 'positions'}, "
+            f"at most {rx.steps} steps to fmax {rx.fmax:g} eV/Å")
+        relaxed, path, info = relax_one(atoms, calc, steps=rx.steps, fmax=rx.fmax, cell=rx.cell,
+                                        pressure_GPa=rx.pressure, log_path=folder / f"{name}.log")
+        if rx.anneal_temperature > 0 and rx.anneal_seeds > 0:
+            best, candidates = anneal_quench(relaxed, calc, temperature_K=rx.anneal_temperature,
+                                             steps=rx.anneal_steps, timestep_fs=2.0,
+                                             seeds=[cfg.campaign.seed + s for s in range(1, rx.anneal_seeds + 1)],
+                                             fmax=rx.fmax, quench_steps=max(rx.steps, 1),
+                                             pressure_GPa=rx.pressure)
+            gain = 1000 * (candidates[0]["energy_per_atom_eV"] - min(c["energy_per_atom_eV"] for c in candidates))
+            info["anneal"] = {"temperature_K": rx.anneal_temperature, "steps": rx.anneal_steps,
+                              "candidates": candidates, "gain_meV_per_atom": gain}
+            say(f"relax: {name}: anneal at {rx.anneal_temperature:g} K + quench, {rx.anneal_seeds} seed(s): "
+                f"lowest minimum {gain:.2f} meV/atom below the plain relaxation")
+            best.calc = calc
+            info["after"] = _summary(best)
+            best.calc = None
+            relaxed = best
         with atomic_open(folder / f"{name}_path.extxyz", "w") as fh:
             if path:
                 write(fh, path, format="extxyz")

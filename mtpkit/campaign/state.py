@@ -12,11 +12,13 @@ the files it finished (each stage resumes inside itself where it can).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,28 @@ class CampaignState:
 
     def save(self) -> None:
         atomic_write_json(self.path, self.data)
+
+
+@contextlib.contextmanager
+def forward_logging(say: Log) -> Iterator[None]:
+    """While inside, INFO and higher messages of the ``mtpkit`` loggers (the active-learning
+    engine, the label queue) go to ``say`` too; the logger is restored afterwards."""
+    logger = logging.getLogger("mtpkit")
+
+    class _Say(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            say(record.getMessage())
+
+    handler = _Say(logging.INFO)
+    old_level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
 
 
 def make_logger(folder: str | os.PathLike, echo: bool = True) -> Log:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtpkit.campaign.config import CampaignConfig
+from mtpkit.config import PipelineConfig
 from mtpkit.io_utils import atomic_open, atomic_write_json, atomic_write_text
 
 SRO_SPECIES = ("Y", "Zr")
@@ -30,9 +30,16 @@ def _na_reference_sites(frame) -> tuple[list[list[float]], list[bool]]:
             [sub[i] == "Na_oct" for i in idx])
 
 
-def run_structures(cfg: CampaignConfig, folder: Path, say: Callable[[str], None]) -> dict:
-    """Enumerate, choose and write the campaign's structures; returns the summary dict."""
+def run_structures(cfg: PipelineConfig, folder: Path, say: Callable[[str], None]) -> dict:
+    """Enumerate, choose and write the campaign's structures; returns the summary dict.
+
+    With ``structures.files`` (``mtpkit learn`` on any system) the files are read instead,
+    repeated by ``structures.supercell``, and named by their file stem.
+    """
     from ase.io import write
+
+    if cfg.structures.files:
+        return _from_files(cfg, folder, say)
 
     from mtpkit.structures.builders import bare, nyzc75_frame, to_atoms
     from mtpkit.structures.enumerate import enumerate_orderings
@@ -44,9 +51,9 @@ def run_structures(cfg: CampaignConfig, folder: Path, say: Callable[[str], None]
     say(f"structures: {len(orderings)} symmetry-distinct orderings "
         f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))})")
     reps = representative_structures(orderings)
-    names = cfg["structures"]["names"] or list(reps)
-    size = cfg["structures"]["size"]
-    learn = cfg["structures"]["learn_size"] or size
+    names = cfg.structures.names or list(reps)
+    size = cfg.structures.size
+    learn = cfg.structures.learn_size or size
     box_frame = md_box_frame() if size == "box" else None
     out: dict = {"n_orderings": len(orderings), "orderings_by_class": dict(counts), "size": size,
                  "learn_size": learn, "structures": {}}
@@ -85,6 +92,34 @@ def run_structures(cfg: CampaignConfig, folder: Path, say: Callable[[str], None]
         where = f" (learning in its {len(atoms)}-atom cell)" if md_extra else ""
         say(f"structures: {name}: {len(st)} atoms{where}, {o.tm_label}, {o.oct_occupancy}% octahedral Na, "
             f"SRO(Y-Y) = {sro[('Y', 'Y')]:+.3f}")
+    atomic_write_json(folder / "structures.json", out)
+    return out
+
+
+def _from_files(cfg: PipelineConfig, folder: Path, say: Callable[[str], None]) -> dict:
+    from ase.io import read, write
+
+    from mtpkit.errors import InputFileError
+
+    out: dict = {"size": "files", "learn_size": "files", "structures": {}}
+    for path in cfg.structures.files:
+        name = Path(path).stem
+        if name in out["structures"]:
+            raise InputFileError(cfg.source, f"two files are named {name!r}; structure names come from "
+                                 "the file stems and must differ", field="structures.files")
+        try:
+            atoms = read(path)
+        except Exception as exc:  # noqa: BLE001  # ASE raises many types for unreadable files
+            raise InputFileError(path, f"cannot read a structure ({type(exc).__name__}: {exc})",
+                                 field="structures.files") from None
+        atoms.calc = None
+        atoms = atoms.repeat(tuple(cfg.structures.supercell))
+        atoms.info = {"name": name}
+        with atomic_open(folder / f"{name}.extxyz", "w") as fh:
+            write(fh, atoms, format="extxyz")
+        out["structures"][name] = {"file": f"{name}.extxyz", "source": str(path), "n_atoms": len(atoms),
+                                   "formula": atoms.get_chemical_formula(), "volume_A3": float(atoms.get_volume())}
+        say(f"structures: {name}: {len(atoms)} atoms from {path}")
     atomic_write_json(folder / "structures.json", out)
     return out
 

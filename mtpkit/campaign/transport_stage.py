@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtpkit.campaign.config import CampaignConfig
+from mtpkit.config import PipelineConfig
 from mtpkit.io_utils import atomic_write_json
 
 Log = Callable[[str], None]
@@ -94,7 +94,7 @@ def _plot_o_oct(series: dict, name: str, stem: Path, ideal: float) -> str:
     return path
 
 
-def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures: dict,
+def run_transport(cfg: PipelineConfig, folder: Path, manifest: dict, structures: dict,
                   structures_dir: Path, say: Log) -> dict:
     """Analyse the production sweep; returns (and writes) ``summary.json``."""
     from mtpkit.analysis.report import ReplicaSpec, analyze_runs
@@ -103,10 +103,10 @@ def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures:
     from mtpkit.structures.sro import warren_cowley_trajectory
 
     species = cfg.species
-    an, pr = cfg["analysis"], cfg["production"]
-    frame_fs = float(pr["timestep"]) * int(pr["dump_every"])
-    bp = float(an["breakpoint_K"])
-    summary: dict = {"species": "Na", "breakpoint_K": bp or None, "extrapolate_T_K": an["extrapolate_T_K"],
+    an, pr = cfg.analysis, cfg.production
+    frame_fs = float(pr.timestep) * int(pr.dump_every)
+    bp = float(an.breakpoint_K)
+    summary: dict = {"species": "Na", "breakpoint_K": bp or None, "extrapolate_T_K": an.extrapolate_T_K,
                      "frame_interval_fs": frame_fs, "structures": {}}
     for name, info in structures["structures"].items():
         runs = [(rid, e) for rid, e in manifest["runs"].items() if rid.split("/")[0] == name]
@@ -127,11 +127,11 @@ def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures:
         out = folder / name
         if specs:
             try:
-                doc = analyze_runs(specs, "Na", out, max_frames=int(an["max_frames"]),
+                doc = analyze_runs(specs, "Na", out, max_frames=int(an.max_frames),
                                    regimes=2 if two else 1, breakpoint_K=bp if two else None,
-                                   extrapolate_T_K=float(an["extrapolate_T_K"]),
-                                   workers=int(cfg["campaign"]["workers"]),
-                                   host_msd_max_A2=float(an["framework_msd_max_A2"]))
+                                   extrapolate_T_K=float(an.extrapolate_T_K),
+                                   workers=int(cfg.campaign.workers),
+                                   host_msd_max_A2=float(an.framework_msd_max_A2))
                 sysd = doc["systems"][0]
                 entry["transport"] = {"temperatures": sysd["temperatures"], "arrhenius": sysd["arrhenius"],
                                       "extrapolated": sysd["extrapolated"], "notes": doc["notes"],
@@ -168,7 +168,7 @@ def run_transport(cfg: CampaignConfig, folder: Path, manifest: dict, structures:
         series = {}
         for rid, e in done:
             try:
-                series[rid.split("/", 1)[1]] = _o_oct(Path(e["folder"]), species, int(an["o_oct_frames"]),
+                series[rid.split("/", 1)[1]] = _o_oct(Path(e["folder"]), species, int(an.o_oct_frames),
                                                       info, frame_fs)
             except UserError as exc:
                 entry["notes"].append(f"O_oct for {rid}: {exc}")

@@ -1,0 +1,142 @@
+"""Reading a campaign file: TOML → scale preset overlay → paths resolved → validated schema.
+
+Precedence, lowest first::
+
+    schema defaults  <  scales.toml [<scale>]  <  the file's top-level tables
+                     <  the file's [scales.<scale>.<table>] tables
+
+A file that lists its own ``structures.files`` ignores the preset's ``[structures]`` table
+(the presets choose among the study structures).
+
+Every error is an :class:`~mtpkit.errors.InputFileError` naming the file and the
+dotted key (``active_learning.gamma_stop: ...``). Relative paths in the file
+(``structures.files``, ``potential.initial``, ``labeller.store``,
+``starting_set.initial_training``, ``active_learning.heldout``) are taken relative
+to the file's folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mtpkit.config.schema import PipelineConfig
+from mtpkit.errors import InputFileError
+
+SCALES = ("tiny", "default", "paper")
+#: keys whose values are tables of free-form keyword arguments (merged, not checked key by key here)
+_FREE = {("labeller", "parameters"), ("potential", "training"), ("labeller", "batch", "input_parameters")}
+_PATHS = (("structures", "files"), ("potential", "initial"), ("labeller", "store"),
+          ("starting_set", "initial_training"), ("active_learning", "heldout"))
+
+
+@lru_cache(maxsize=1)
+def scale_presets() -> dict[str, dict]:
+    """The scale presets (``scales.toml`` beside this module)."""
+    return tomllib.loads((Path(__file__).with_name("scales.toml")).read_text())
+
+
+def _merge(base: dict, over: dict, where: tuple = ()) -> dict:
+    """Deep-merge ``over`` into a copy of ``base`` (free-form tables merge key by key)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        here = (*where, key)
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and here not in _FREE:
+            out[key] = _merge(out[key], value, here)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _resolve_paths(doc: dict, folder: Path) -> None:
+    for table, key in _PATHS:
+        section = doc.get(table)
+        if not isinstance(section, dict) or key not in section:
+            continue
+        value = section[key]
+        if isinstance(value, str) and value:
+            section[key] = str((folder / value).resolve()) if not Path(value).is_absolute() else value
+        elif isinstance(value, str):
+            section[key] = None  # "" means: none
+        elif isinstance(value, list):
+            section[key] = [str((folder / v).resolve()) if isinstance(v, str) and not Path(v).is_absolute()
+                            else v for v in value]
+
+
+def _error(path: Path | None, exc: ValidationError) -> InputFileError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int))
+    items = [p for p in err["loc"] if isinstance(p, int)]
+    msg = err["msg"] + (f" (item {items[-1] + 1} of the list)" if items else "")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+        key, sep, rest = msg.partition(": ")
+        if sep and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", key):  # a cross-key check names its key
+            loc = ".".join(p for p in (loc, key) if p)
+            msg = rest
+    if "input" in err and err["type"] not in ("extra_forbidden", "missing") and not isinstance(err["input"], dict):
+        msg += f" (got {err['input']!r})"
+    return InputFileError(path, msg, field=loc or None)
+
+
+def build_config(doc: dict | None = None, scale: str = "default",
+                 source: str | os.PathLike | None = None) -> PipelineConfig:
+    """Resolve a parsed TOML document ``doc`` at ``scale`` (see the module docstring)."""
+    path = None if source is None else Path(source)
+    if scale not in SCALES:
+        raise InputFileError(path, f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}", field="scale")
+    doc = copy.deepcopy(doc or {})
+    scales = doc.pop("scales", {})
+    if not isinstance(scales, dict):
+        raise InputFileError(path, "must be a table of scale tables", field="scales")
+    for name in scales:
+        if name not in SCALES:
+            raise InputFileError(path, f"unknown scale (known: {', '.join(SCALES)})", field=f"scales.{name}")
+    for key in ("scale", "source"):
+        if key in doc:
+            raise InputFileError(path, "set by the command line, not in the file", field=key)
+    folder = path.parent if path is not None else Path.cwd()
+    own = _merge(doc, scales.get(scale, {}))
+    _resolve_paths(own, folder)
+    preset = copy.deepcopy(scale_presets()[scale])
+    if own.get("structures", {}).get("files"):
+        preset.pop("structures", None)  # a file that brings its own structures replaces the preset's choice
+    values: dict[str, Any] = _merge(preset, own)
+    values.update(scale=scale, source=None if path is None else str(path))
+    try:
+        return PipelineConfig.model_validate(values)
+    except ValidationError as exc:
+        raise _error(path, exc) from None
+
+
+def load_config(path: str | os.PathLike, scale: str = "default") -> PipelineConfig:
+    """Read a campaign TOML file and resolve it at ``scale``."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise InputFileError(path, "campaign file not found")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputFileError(path, f"invalid TOML: {exc}") from None
+    return build_config(doc, scale, path)
+
+
+def dump_toml(cfg: PipelineConfig) -> str:
+    """The resolved configuration as TOML (what ``mtpkit config`` prints)."""
+    import tomli_w
+
+    data = cfg.to_dict()
+    head = {k: data.pop(k) for k in ("scale", "source") if k in data}
+    lines = [f"# resolved at scale {head.get('scale')!r}" + (f" from {head['source']}" if "source" in head else "")]
+    return "\n".join(lines) + "\n" + tomli_w.dumps(data)

@@ -1,0 +1,311 @@
+"""The one configuration schema of ``mtpkit run`` and ``mtpkit learn`` (pydantic v2 models).
+
+A campaign file is TOML with the tables below; ``mtpkit learn`` reads the same file
+and runs the stages up to active learning, so a learn-only file is this schema with
+only the tables it needs. Every key has a default; units: K, fs, Å, GPa, eV.
+
+``[campaign]``        name, species (symbol of MTP type 0, 1, ...), seed, workers (local
+                      processes for labelling and MD), scheduler (dask address, "" = local)
+``[structures]``      where the structures come from: ``names`` (NYZC75 study structures,
+                      [] = all 8) or ``files`` (any ASE-readable files, relative to the TOML
+                      file), ``supercell``; ``size`` / ``learn_size`` (NYZC75: "box" = 296-atom
+                      MD box, "cell" = 37-atom ordering cell)
+``[labeller]``        kind, parameters, calculator, stress, retries, store (a label store to
+                      reuse and extend), and for kind vasp/qe the batch job settings
+``[relax]``           labeller relaxation (and optional anneal-and-quench) of every structure
+``[starting_set]``    labelled strained/rattled copies, labeller-MD snapshots, relaxation path
+                      frames, initial_training (a labelled file)
+``[potential]``       template (level, radial_basis_size, min_dist, max_dist) or ``initial``
+                      (.mtp/.almtp warm start), training (TrainConfig fields)
+``[active_learning]`` exploration schedule, MD, grades, candidates, selection, stopping
+``[production]``, ``[analysis]``, ``[fidelity]``, ``[report]``  the later stages of ``run``
+
+The scale presets (``tiny``, ``default``, ``paper``) are data: ``scales.toml`` beside this
+module. Cross-field contradictions (γ_stop < γ_select, γ_select > γ_break, ...) are
+refused here, before any work starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+NonNegInt = Annotated[int, Field(strict=True, ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Number = Annotated[float, Field(allow_inf_nan=False)]
+Temperatures = Annotated[list[PositiveFloat], Field(min_length=1)]
+
+#: labeller kinds the schema accepts (in-process ASE calculators and batch DFT job folders)
+LABELLER_KINDS = ("chgnet", "sevennet", "gpaw", "emt", "lj", "morse", "ase", "vasp", "qe")
+
+
+class Section(BaseModel):
+    """A TOML table: unknown keys are errors, values are checked on assignment too.
+
+    Checks across keys raise ``ValueError("<dotted key>: <message>")``; the loader turns
+    the key into the error's location.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CampaignCfg(Section):
+    name: str = "nyzc75"
+    species: list[str] = Field(default_factory=lambda: ["Na", "Y", "Zr", "Cl"], min_length=1)
+    seed: Annotated[int, Field(strict=True)] = 2022
+    workers: PositiveInt = 1
+    scheduler: str = ""
+
+    @field_validator("species")
+    @classmethod
+    def _elements(cls, v: list[str]) -> list[str]:
+        from ase.data import atomic_numbers
+
+        for s in v:
+            if s not in atomic_numbers:
+                raise ValueError(f"{s!r} is not an element symbol")
+        if len(set(v)) != len(v):
+            raise ValueError(f"species must be distinct, got {v}")
+        return v
+
+
+class StructuresCfg(Section):
+    names: list[str] = Field(default_factory=list)
+    files: list[Path] = Field(default_factory=list)
+    supercell: tuple[PositiveInt, PositiveInt, PositiveInt] = (1, 1, 1)
+    size: Literal["box", "cell"] = "box"
+    learn_size: Literal["", "box", "cell"] = ""
+
+    @field_validator("names")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        from mtpkit.structures.representatives import OCT_OCCUPANCIES, TM_CLASSES
+
+        known = [f"{tm}_oct{occ}" for tm in TM_CLASSES for occ in OCT_OCCUPANCIES]
+        for n in v:
+            if n not in known:
+                raise ValueError(f"unknown structure {n!r}; choose from {', '.join(known)}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StructuresCfg:
+        if self.learn_size == "box" and self.size == "cell":
+            raise ValueError("learn_size: 'box' needs size = 'box' (production MD cannot run in a smaller "
+                             "cell than the one the potential was learned in)")
+        if self.files and self.names:
+            raise ValueError("files: give either names (study structures) or files, not both")
+        return self
+
+
+class BatchCfg(Section):
+    """VASP / Quantum ESPRESSO job folders (``labeller.kind = "vasp" | "qe"``)."""
+
+    job_template: str = ""
+    submit_command: str = "sbatch job.sh"
+    input_parameters: dict[str, Any] = Field(default_factory=dict)
+    poll_seconds: PositiveFloat = 60.0
+    timeout_hours: PositiveFloat = 48.0
+
+
+class LabellerCfg(Section):
+    kind: str = "chgnet"
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    calculator: str = ""
+    stress: StrictBool = True
+    retries: NonNegInt = 1
+    store: Path | None = None
+    batch: BatchCfg = Field(default_factory=BatchCfg)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in LABELLER_KINDS:
+            raise ValueError(f"unknown labeller {v!r}; choose one of {', '.join(LABELLER_KINDS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _batch(self) -> LabellerCfg:
+        if self.kind in ("vasp", "qe") and not self.batch.job_template:
+            raise ValueError(f"batch.job_template: kind = {self.kind!r} needs the job script text")
+        if self.kind == "ase" and ":" not in self.calculator:
+            raise ValueError("calculator: kind = 'ase' needs 'package.module:Class'")
+        return self
+
+
+class RelaxCfg(Section):
+    steps: NonNegInt = 200
+    fmax: PositiveFloat = 0.05
+    cell: StrictBool = True
+    pressure: Number = 0.0
+    anneal_temperature: NonNegFloat = 0.0
+    anneal_steps: NonNegInt = 1500
+    anneal_seeds: NonNegInt = 2
+
+
+class StartingSetCfg(Section):
+    per_structure: NonNegInt = 12
+    rattle: NonNegFloat = 0.15
+    strain: NonNegFloat = 0.03
+    md_temperatures: list[PositiveFloat] = Field(default_factory=list)
+    md_steps: NonNegInt = 0
+    md_every: PositiveInt = 10
+    md_timestep: PositiveFloat = 2.0
+    relax_path: StrictBool = True
+    initial_training: Path | None = None
+
+
+class PotentialCfg(Section):
+    level: PositiveInt = 10
+    radial_basis_size: PositiveInt = 8
+    max_dist: PositiveFloat = 5.0
+    min_dist: PositiveFloat = 1.5
+    initial: Path | None = None
+    training: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("training")
+    @classmethod
+    def _training(cls, v: dict) -> dict:
+        from mtpkit.errors import UserError
+        from mtpkit.potentials.train_config import TrainConfig
+
+        try:
+            TrainConfig(**v)
+        except TypeError as exc:
+            raise ValueError(f"unknown training setting ({exc})") from None
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _dists(self) -> PotentialCfg:
+        if self.min_dist >= self.max_dist:
+            raise ValueError("min_dist: must be below max_dist")
+        return self
+
+
+class ActiveLearningCfg(Section):
+    """Exploration, candidates, selection and stopping of the one active-learning engine."""
+
+    # exploration
+    temperatures: Temperatures = Field(default_factory=lambda: [300.0, 600.0, 900.0, 1200.0])
+    schedule: Literal["ladder", "all"] = "ladder"
+    steps: PositiveInt = 5000
+    timestep: PositiveFloat = 2.0
+    ensemble: Literal["npt", "nvt"] = "npt"
+    pressure: Number = 0.0
+    barostat: Literal["iso", "aniso", "tri"] = "tri"
+    engine: Literal["auto", "lammps", "ase"] = "auto"
+    friction: PositiveFloat = 0.02
+    runs_per_structure: PositiveInt = 2
+    md_size_rung: StrictBool = False
+    # grades and candidates
+    grade_every: PositiveInt = 1
+    gamma_select: PositiveFloat = 2.0
+    gamma_break: PositiveFloat = 10.0
+    candidates_per_run: PositiveInt = 100
+    candidate_policy: Literal["top", "even"] = "even"
+    dedup_distance: NonNegFloat = 0.01
+    # selection
+    mode: Literal["neighborhood", "configuration"] = "neighborhood"
+    basis: Literal["all", "linear"] = "all"
+    labels_per_iteration: PositiveInt = 10
+    # stopping
+    gamma_stop: PositiveFloat = 5.0
+    max_iterations: PositiveInt = 12
+    max_labels: NonNegInt = 0
+    # validation
+    heldout: Path | None = None
+
+    @model_validator(mode="after")
+    def _gammas(self) -> ActiveLearningCfg:
+        if not 1.0 <= self.gamma_select:
+            raise ValueError("gamma_select: must be >= 1 (a grade below 1 is inside the active set)")
+        if self.gamma_select > self.gamma_break:
+            raise ValueError(f"gamma_select: {self.gamma_select:g} must not exceed gamma_break "
+                             f"({self.gamma_break:g})")
+        if self.gamma_stop < self.gamma_select:
+            raise ValueError(f"gamma_stop: {self.gamma_stop:g} is below gamma_select ({self.gamma_select:g}): "
+                             "runs would count as reliable while saving candidates")
+        if self.gamma_stop > self.gamma_break:
+            raise ValueError(f"gamma_stop: {self.gamma_stop:g} must not exceed gamma_break "
+                             f"({self.gamma_break:g})")
+        return self
+
+
+class ProductionCfg(Section):
+    temperatures: Temperatures = Field(default_factory=lambda: [450.0, 500.0, 550.0, 600.0, 650.0, 700.0])
+    replicas: PositiveInt = 2
+    steps: PositiveInt = 25000
+    timestep: PositiveFloat = 2.0
+    pressure: Number = 0.0
+    barostat: Literal["iso", "aniso", "tri"] = "tri"
+    dump_every: PositiveInt = 10
+    thermo_every: PositiveInt = 100
+    restart_every: PositiveInt = 5000
+
+
+class AnalysisCfg(Section):
+    breakpoint_K: NonNegFloat = 500.0
+    extrapolate_T_K: PositiveFloat = 293.0
+    max_frames: PositiveInt = 20000
+    o_oct_frames: PositiveInt = 200
+    framework_msd_max_A2: PositiveFloat = 2.0
+
+
+class FidelityCfg(Section):
+    enabled: StrictBool = True
+    structure: str = ""
+    temperature: NonNegFloat = 0.0
+    steps: PositiveInt = 1000
+    dump_every: PositiveInt = 5
+
+
+class ReportCfg(Section):
+    title: str = "NYZC75 MTP campaign"
+
+
+class PipelineConfig(Section):
+    """The whole campaign: every table, the scale it was resolved at and its source file."""
+
+    campaign: CampaignCfg = Field(default_factory=CampaignCfg)
+    structures: StructuresCfg = Field(default_factory=StructuresCfg)
+    labeller: LabellerCfg = Field(default_factory=LabellerCfg)
+    relax: RelaxCfg = Field(default_factory=RelaxCfg)
+    starting_set: StartingSetCfg = Field(default_factory=StartingSetCfg)
+    potential: PotentialCfg = Field(default_factory=PotentialCfg)
+    active_learning: ActiveLearningCfg = Field(default_factory=ActiveLearningCfg)
+    production: ProductionCfg = Field(default_factory=ProductionCfg)
+    analysis: AnalysisCfg = Field(default_factory=AnalysisCfg)
+    fidelity: FidelityCfg = Field(default_factory=FidelityCfg)
+    report: ReportCfg = Field(default_factory=ReportCfg)
+    scale: str = "default"
+    source: Path | None = None
+
+    @property
+    def species(self) -> list[str]:
+        return list(self.campaign.species)
+
+    @model_validator(mode="after")
+    def _across_tables(self) -> PipelineConfig:
+        st, fid = self.structures, self.fidelity
+        if fid.structure and st.names and fid.structure not in st.names:
+            raise ValueError(f"fidelity.structure: {fid.structure!r} is not one of structures.names")
+        if st.files and (st.size != "box" or st.learn_size):
+            raise ValueError("structures.size: size and learn_size apply to the study structures (names), not to files")
+        return self
+
+    def to_dict(self) -> dict:
+        """Plain data (JSON/TOML-safe: paths as strings, no None values)."""
+        return _plain(self.model_dump(mode="json"))
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj

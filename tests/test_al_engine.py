@@ -1,0 +1,343 @@
+"""The one active-learning engine through ``mtpkit learn`` (a tiny EMT Cu campaign from files):
+stop rules, quarantine and retries, bad input, kill -9 + resume, both exploration engines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mtpkit.active_learning.engine import learning_history
+from mtpkit.active_learning.store import LabelStore
+from mtpkit.cli import main
+from mtpkit.config import load_config
+from mtpkit.errors import UserError
+
+HERE = Path(__file__).parent
+
+CAMPAIGN = """
+[campaign]
+name = "cu"
+species = ["Cu"]
+seed = 3
+[structures]
+files = ["cu.cif"]
+supercell = [2, 1, 1]
+[labeller]
+kind = "ase"
+calculator = "al_helpers:SlowEMT"
+parameters = {{ delay = {delay}, nan_every = {nan_every} }}
+retries = {retries}
+[relax]
+steps = 0
+[starting_set]
+per_structure = 5
+rattle = 0.1
+strain = 0.02
+relax_path = false
+md_temperatures = []
+[potential]
+level = 4
+min_dist = 1.8
+max_dist = 4.5
+training = {{ max_iter = 60 }}
+[active_learning]
+temperatures = [300.0, 1200.0]
+schedule = "{schedule}"
+ensemble = "nvt"
+engine = "{engine}"
+steps = {steps}
+timestep = 1.0
+grade_every = 10
+runs_per_structure = 1
+labels_per_iteration = 4
+candidates_per_run = 50
+candidate_policy = "top"
+gamma_select = {gamma_select}
+gamma_stop = {gamma_stop}
+max_iterations = {max_iterations}
+max_labels = {max_labels}
+heldout = "heldout.extxyz"
+"""
+
+
+def make_campaign(folder: Path, *, max_iterations=2, delay=0.0, nan_every=0, steps=200, gamma_stop=5.0,
+                  gamma_select=2.0, engine="ase", retries=0, max_labels=0, schedule="all") -> Path:
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write(folder / "cu.cif", bulk("Cu", "fcc", a=3.6, cubic=True))
+    held = []
+    for s in range(4):
+        a = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+        a.rattle(0.08, seed=100 + s)
+        a.calc = EMT()
+        e, f = a.get_potential_energy(), a.get_forces()
+        a.calc = SinglePointCalculator(a, energy=e, forces=f)
+        held.append(a)
+    write(folder / "heldout.extxyz", held)
+    path = folder / "c.toml"
+    path.write_text(CAMPAIGN.format(max_iterations=max_iterations, delay=delay, nan_every=nan_every, steps=steps,
+                                    gamma_stop=gamma_stop, gamma_select=gamma_select, engine=engine,
+                                    retries=retries, max_labels=max_labels, schedule=schedule))
+    return path
+
+
+@pytest.fixture
+def helpers_on_path(monkeypatch):
+    from mtpkit.active_learning import labellers
+
+    monkeypatch.syspath_prepend(str(HERE))
+    labellers._CALC_CACHE.clear()  # every test starts with fresh calculators (the helpers count calls)
+    yield
+    labellers._CALC_CACHE.clear()
+
+
+def learn(path: Path, out: Path, *extra: str) -> int:
+    return main(["learn", str(path), "--scale", "tiny", "--output", str(out), *extra])
+
+
+def test_learn_runs_reports_and_stops_by_a_rule(tmp_path, helpers_on_path):
+    path = make_campaign(tmp_path, max_iterations=3)
+    out = tmp_path / "run"
+    assert learn(path, out) == 0
+    hist = learning_history(out / "03_active_learning")
+    assert hist["finished"] and hist["stop_reason"]
+    it0 = hist["iterations"][0]
+    assert it0["n_train"] == 5 and it0["errors"]["heldout"]["force_rmse"] > 0
+    for it in hist["iterations"][1:]:
+        assert it["max_gamma"] > 0 and it["runs"]
+        # every iteration either was reliable, or labelled something, or stopped the loop
+        assert it["converged"] or it["n_labelled"] > 0 or it is hist["iterations"][-1]
+    store = LabelStore(out / "labels.db")
+    assert store.counts()["ok"] == 5 + sum(it["n_labelled"] for it in hist["iterations"])
+    assert (out / "03_active_learning" / hist["final_potential"] / "pot.almtp").is_file()
+    with pytest.raises(SystemExit):  # a second start without --resume is refused
+        raise SystemExit(learn(path, out))
+
+
+def test_nothing_new_to_learn_stops_instead_of_refitting(tmp_path, helpers_on_path):
+    """Runs that are not reliable but whose candidates are all known (here: a deduplication radius
+    larger than any displacement) stop the loop at once; the old `learn` loop refitted on
+    unchanged data until max_iterations."""
+    path = make_campaign(tmp_path, max_iterations=30, gamma_select=1.0, gamma_stop=1.0, steps=200)
+    path.write_text(path.read_text().replace("[active_learning]", "[active_learning]\ndedup_distance = 100.0"))
+    out = tmp_path / "run"
+    assert learn(path, out) == 0
+    hist = learning_history(out / "03_active_learning")
+    assert len(hist["iterations"]) == 2, hist["stop_reason"]
+    last = hist["iterations"][-1]
+    assert "not reliable" in hist["stop_reason"] and "no new configuration" in hist["stop_reason"]
+    assert last["n_candidates"] > 0 and last["n_unique"] == 0 and last["n_selected"] == 0
+    assert not (out / "03_active_learning" / "iter_001" / "fit.json").exists()  # no refit
+
+
+def test_label_budget_stops(tmp_path, helpers_on_path):
+    path = make_campaign(tmp_path, max_iterations=30, gamma_select=1.0, gamma_stop=1.0, max_labels=6)
+    out = tmp_path / "run"
+    assert learn(path, out) == 0
+    hist = learning_history(out / "03_active_learning")
+    assert hist["stop_reason"].startswith("label budget spent")
+    assert sum(it["n_labelled"] for it in hist["iterations"]) == 6
+
+
+def test_failed_labels_are_quarantined_then_retried(tmp_path, helpers_on_path):
+    path = make_campaign(tmp_path, max_iterations=1, nan_every=2, retries=0)
+    out = tmp_path / "run"
+    assert learn(path, out) == 0
+    store = LabelStore(out / "labels.db")
+    q = list(store.rows(status="quarantined", subset="start"))
+    assert len(q) == 2 and store.counts(subset="start")["ok"] == 3
+    assert "energy is not finite" in q[0].data["reason"]
+    assert learning_history(out / "03_active_learning")["iterations"][0]["n_train"] == 3
+    # --retry-quarantined relabels them with the same settings (a new process: the helper's
+    # failure counter restarts, so every second retry fails again); nothing finished is redone
+    before = store.counts()
+    log = tmp_path / "labels.log"
+    os.environ["MTPKIT_TEST_LABEL_LOG"] = str(log)
+    try:
+        assert learn(path, out, "--resume", "--retry-quarantined") == 0
+    finally:
+        del os.environ["MTPKIT_TEST_LABEL_LOG"]
+    after = store.counts()
+    assert after["quarantined"] < before["quarantined"] and after["pending"] == 0
+    assert after["ok"] + after["quarantined"] == before["ok"] + before["quarantined"]
+    redone = {r.keys["config_id"] for r in store.rows(status="ok")} & set(log.read_text().split())
+    assert len(redone) == after["ok"] - before["ok"]
+
+
+@pytest.mark.parametrize("retries", [0, 1, 2])
+def test_retries_relabel_before_quarantine(tmp_path, helpers_on_path, retries):
+    """Configurations that fail twice, then work: quarantined with 0 or 1 retries, labelled with 2."""
+    path = make_campaign(tmp_path, max_iterations=1)
+    path.write_text(path.read_text().replace('calculator = "al_helpers:SlowEMT"', 'calculator = "al_helpers:FlakyEMT"')
+                    .replace("parameters = { delay = 0.0, nan_every = 0 }", "parameters = { fail_times = 2 }")
+                    .replace("retries = 0", f"retries = {retries}"))
+    out = tmp_path / "run"
+    assert learn(path, out) == 0
+    counts = LabelStore(out / "labels.db").counts(subset="start")
+    assert counts["pending"] == 0 and counts["ok"] + counts["quarantined"] == 5
+    if retries < 2:
+        assert counts["quarantined"] > 0
+    else:
+        assert counts["quarantined"] == 0
+
+
+@pytest.mark.parametrize("edit, key", [
+    (("[active_learning]", "[active_learning]\nbogus_key = 1"), "active_learning.bogus_key"),
+    (("temperatures = [300.0, 1200.0]", "temperatures = []"), "active_learning.temperatures"),
+    (('kind = "ase"', 'kind = "vasp-magic"'), "labeller.kind"),
+    (("[relax]", "[relaks]"), "relaks"),
+    (("gamma_stop = 5.0", "gamma_stop = 1.5"), "active_learning.gamma_stop"),
+    (("gamma_select = 2.0", "gamma_select = 20.0"), "active_learning.gamma_select"),
+    (("steps = 200", 'steps = "many"'), "active_learning.steps"),
+    (('calculator = "al_helpers:SlowEMT"', 'calculator = "no_such_module:Calc"'), "labeller.calculator"),
+])
+def test_bad_input_names_the_key_before_any_work(tmp_path, helpers_on_path, capsys, edit, key):
+    path = make_campaign(tmp_path)
+    path.write_text(path.read_text().replace(*edit))
+    assert learn(path, tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert key in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_initial_potential_species_count_is_checked(tmp_path, helpers_on_path):
+    from mtpkit.potentials.mtp_io import write_mtp
+    from mtpkit.potentials.templates import make_template
+
+    path = make_campaign(tmp_path)
+    write_mtp(tmp_path / "two.mtp", make_template(4, 2))
+    path.write_text(path.read_text().replace("level = 4", 'initial = "two.mtp"'))
+    with pytest.raises(UserError, match=r"potential\.initial.*species_count = 2"):
+        main_raise(["learn", str(path), "--output", str(tmp_path / "run")])
+
+
+def main_raise(argv):
+    from mtpkit.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+def test_same_file_for_learn_and_run(tmp_path):
+    """``mtpkit learn`` reads the file ``mtpkit run`` reads; ``mtpkit config`` prints it resolved and
+    what it prints reads back to the same configuration."""
+    from mtpkit.config import build_config, dump_toml
+
+    example = HERE.parent / "examples" / "nyzc75.toml"
+    for scale in ("tiny", "default", "paper"):
+        cfg = load_config(example, scale)
+        import tomllib
+
+        doc = tomllib.loads(dump_toml(cfg))
+        again = build_config(doc, scale, example)
+        assert again.to_dict() == cfg.to_dict()
+    assert main(["learn", str(example), "--scale", "tiny", "--check"]) == 0
+
+
+def _launch(path: Path, out: Path, resume: bool, log: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+               MTPKIT_TEST_LABEL_LOG=str(log))
+    cmd = [sys.executable, "-m", "mtpkit.cli", "learn", str(path), "--scale", "tiny", "--output", str(out)]
+    return subprocess.Popen(cmd + (["--resume"] if resume else []), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _phase(out: Path) -> str | None:
+    """What the engine is doing now, from its files: explore, label (selection written, no fit)
+    or fit (labels done, fit running)."""
+    al = out / "03_active_learning"
+    try:
+        k = json.loads((al / "state.json").read_text())["iteration"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return None
+    if k < 1:
+        return None
+    d = al / f"iter_{k:03d}"
+    if not (d / "explore.json").is_file():
+        return "explore"
+    if not (d / "selection.json").is_file():
+        return "select"
+    if not (d / "train.log").is_file():
+        return "label"
+    return "fit" if not (d / "fit.json").is_file() else None
+
+
+def test_kill_9_in_each_phase_then_resume(tmp_path):
+    """SIGKILL ``mtpkit learn`` while it explores, labels and fits, resuming in between; afterwards
+    no finished label is lost and none was computed twice."""
+    path = make_campaign(tmp_path, max_iterations=4, delay=0.4, steps=300, gamma_select=1.0, gamma_stop=1.0,
+                         schedule="ladder")
+    out = tmp_path / "run"
+    log = tmp_path / "labels.log"
+    killed_in = []
+    checkpoints = []  # after each kill: (labels committed, calculations logged so far)
+    resume = False
+    for target in ("explore", "label", "fit"):
+        for _attempt in range(3):  # a phase that went by between two polls gets another chance
+            proc = _launch(path, out, resume, log)
+            resume = True
+            deadline = time.time() + 180
+            hit = False
+            while time.time() < deadline and proc.poll() is None:
+                if _phase(out) == target:
+                    if target == "label":
+                        time.sleep(0.2)  # be inside a labelling call
+                    hit = True
+                    break
+                time.sleep(0.005)
+            if proc.poll() is not None:
+                break
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            done = {r.keys["config_id"] for r in LabelStore(out / "labels.db").rows(status="ok")}
+            checkpoints.append((done, len(log.read_text().split()) if log.is_file() else 0))
+            if hit:
+                killed_in.append(target)
+                break
+    proc = _launch(path, out, True, log)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    hist = learning_history(out / "03_active_learning")
+    assert hist["finished"]
+    assert {"explore", "label", "fit"} <= set(killed_in), killed_in
+    store = LabelStore(out / "labels.db")
+    assert store.counts()["pending"] == 0
+    # a label committed before a kill is never computed again (a calculation cut short by the
+    # kill, or finished but not yet committed, may be)
+    calcs = log.read_text().split()
+    for done, n in checkpoints:
+        again = Counter(c for c in calcs[n:] if c in done)
+        assert not again, again
+    assert Counter(calcs).most_common(1)[0][1] <= 1 + len(checkpoints)
+
+
+def test_ase_and_lammps_exploration_engines(tmp_path, helpers_on_path):
+    """Both engines run an iteration and give the same kind of record (MD-layer statuses)."""
+    from mtpkit.active_learning.explore import choose_engine
+
+    for engine in ("ase", "lammps"):
+        if engine == "lammps":
+            try:
+                choose_engine("lammps", "all")
+            except UserError:
+                pytest.skip("LAMMPS plugin not built")
+        folder = tmp_path / engine
+        path = make_campaign(folder, max_iterations=1, gamma_select=1.0, gamma_stop=1.0, engine=engine)
+        assert learn(path, folder / "run") == 0
+        it1 = learning_history(folder / "run" / "03_active_learning")["iterations"][1]
+        assert len(it1["runs"]) == 2
+        for r in it1["runs"]:
+            assert r["status"] in ("done", "extrapolation_break", "failed")
+            assert r["max_gamma"] > 0 and r["steps_done"] > 0
