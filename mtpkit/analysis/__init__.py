@@ -3,8 +3,8 @@
 Modules: :mod:`~mtpkit.analysis.trajectory` (streaming LAMMPS dump / extxyz readers),
 :mod:`~mtpkit.analysis.transport` (replica-averaged D, σ via pymatgen-analysis-diffusion),
 :mod:`~mtpkit.analysis.arrhenius` (one/two-regime fits, extrapolation),
-:mod:`~mtpkit.analysis.report` (the whole analysis and its files), :mod:`~mtpkit.analysis.sweep`
-(runs of an MD sweep), :mod:`~mtpkit.analysis.sro` (Warren–Cowley SRO),
+:mod:`~mtpkit.analysis.report` (the whole analysis and its files), :mod:`~mtpkit.analysis.runs`
+(runs of an MD sweep), :mod:`~mtpkit.structures.sro` (Warren–Cowley SRO),
 :mod:`~mtpkit.analysis.sites` (Na octahedral/prismatic sites, O_oct),
 :mod:`~mtpkit.analysis.octahedra` (Cl angular displacement), :mod:`~mtpkit.analysis.descriptors`,
 :mod:`~mtpkit.analysis.plots`.

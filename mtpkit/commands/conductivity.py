@@ -84,7 +84,7 @@ def _explicit_specs(args):
 
 def _sweep_specs(args):
     from mtpkit.analysis.report import ReplicaSpec
-    from mtpkit.analysis.sweep import discover_runs
+    from mtpkit.analysis.runs import discover_runs
 
     runs = discover_runs(args.sweep)
     specs, skipped, notes = [], [], []
