@@ -277,7 +277,8 @@ def fit_arrhenius(T: Sequence[float], y: Sequence[float], y_err: Sequence[float]
     low = np.arange(n) < k
     f1, f2 = fit_regime(T[low], y[low], sub(low)), fit_regime(T[~low], y[~low], sub(~low))
     sel = {"criterion": "F-test", "F": F, "p_value": p,
-           "p_value_method": f"Monte Carlo null over the {len(ks)} splits searched ({N_NULL} samples)",
+           "p_value_method": f"Monte Carlo null over the {len(ks)} split{'s' * (len(ks) > 1)} searched "
+                             f"({N_NULL} samples)",
            "alpha": alpha, "delta_bic": _delta_bic(rss1, rss2[i_best], n),
            "preferred_regimes": 2 if p < alpha else 1, "min_points": min_points, "splits_tested": len(ks)}
     return ArrheniusFit(quantity, [f1, f2], _crossing(f1, f2, T[k - 1], T[k]), False, f1.chi2 + f2.chi2,

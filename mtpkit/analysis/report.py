@@ -401,8 +401,7 @@ def _markdown(doc: dict) -> str:
             sel = arr.get("selection")
             if sel and sel.get("p_value") is not None:
                 out.write(f"\nTwo regimes vs one: F = {sel['F']:.3g}, p = {sel['p_value']:.3g} "
-                          f"({sel['p_value_method']}; two regimes preferred when p < {sel['alpha']:g}), "
-                          f"ΔBIC = {sel['delta_bic']:+.1f}\n")
+                          f"({sel['p_value_method']}; two regimes preferred when p < {sel['alpha']:g})\n")
         ext = s["extrapolated"]
         if ext:
             out.write(f"\nσ({ext['T_K']:g} K) = {_pm(ext['sigma'], ext['sigma_err'])} S/cm "
