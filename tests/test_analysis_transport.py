@@ -195,3 +195,90 @@ def test_sparse_index_matches_full_scan(tmp_path, monkeypatch):
     u = T.open_trajectory(tmp_path / "uneven.dump", type_map=TYPES)
     got = [f.timestep for f in u.frames(stride=50)]
     assert got == [0, 50, 100, 150, 200, 251, 300, 350, 400, 450]
+
+
+# --- error bars of D from the displacement statistics ----------------------------------------------
+
+def _replica(seed, n_frames=401, dt=10.0, rate=1e-3, hop=3.0, n_mobile=32, label=None):
+    """A lattice walk as in-memory ReplicaData (no dump file): displacements from frame 0."""
+    from mtpkit.analysis.transport import ReplicaData
+
+    sym, _cell, pos = lattice_walk(n_mobile, 8, n_frames, dt, rate, hop, seed=seed)
+    d = pos - pos[0]
+    mob = np.array(sym) == "Na"
+    return ReplicaData(path=f"walk{seed}", label=label or f"walk{seed}", species="Na", temperature_K=600.0,
+                       frame_interval_fs=dt, stride=1, n_frames_file=n_frames,
+                       disp=np.ascontiguousarray(d[:, mob].transpose(1, 0, 2)), framework_disp=d[:, ~mob].mean(axis=1),
+                       mean_volume_A3=8000.0, volume_std_A3=0.0, framework_symbol="Cl")
+
+
+def test_D_is_the_mean_of_the_per_ion_Ds_and_its_error_their_standard_error():
+    from mtpkit.analysis.transport import _ion_D, analyze_replica
+
+    rep = _replica(1)
+    res = analyze_temperature([rep])
+    curve = analyze_replica(rep)
+    d_i = _ion_D(curve.msd_ions, curve.dt_fs)
+    assert curve.msd_ions.shape == (32, len(curve.dt_fs))
+    assert np.allclose(curve.msd_ions.mean(axis=0), curve.msd, rtol=1e-12)
+    assert d_i.mean() == pytest.approx(res.D, rel=1e-10)  # the 1/t-weighted fit is linear in the MSD
+    assert res.D_ion_sem == pytest.approx(np.std(d_i, ddof=1) / np.sqrt(32), rel=1e-10)
+    assert res.D_err == res.D_ion_sem and res.D_err_source == "ions"
+    assert res.D_err > 10 * res.D_fit_err  # the slope-fit error ignores that MSD points share displacements
+    assert 0.4 < res.D_charge_walk_rel_err < 1.5 and res.D_charge_err == pytest.approx(
+        res.D_charge_walk_rel_err * res.D_charge)
+
+
+def _coverage(n_seeds, R=1, **kw):
+    rate, hop = kw.get("rate", 1e-3), kw.get("hop", 3.0)
+    true = hop**2 * rate / 6 * 0.1  # cm²/s
+    rows = []
+    for s in range(n_seeds):
+        res = analyze_temperature([_replica(100 * s + r, **kw) for r in range(R)])
+        rows.append((res.D, res.D_err, res.D_fit_err, res.D_charge, res.D_charge_err))
+    d, err, fit_err, dc, dc_err = np.array(rows).T
+    return true, d, err, fit_err, dc, dc_err
+
+
+def test_D_error_matches_the_scatter_over_seeds():
+    true, d, err, fit_err, dc, dc_err = _coverage(30)
+    z = np.abs(d - true) / err
+    # the stated error is the scatter of D over independent runs (sd of an sd from 30 seeds: ~13 %)
+    assert 0.65 < np.std(d - true) / np.sqrt(np.mean(err**2)) < 1.5
+    assert 0.45 <= np.mean(z < 1) <= 0.9 and np.mean(z < 2) >= 0.85
+    assert np.mean(np.abs(d - true) < fit_err) < 0.2  # the old single-replica error covered almost never
+    assert 0.5 < np.std(dc - true) / np.sqrt(np.mean(dc_err**2)) < 2.0
+
+
+@pytest.mark.slow
+def test_D_error_covers_the_true_D_at_the_nominal_rate_over_200_seeds():
+    true, d, err, _, dc, dc_err = _coverage(200, n_frames=1001, n_mobile=64)
+    z = np.abs(d - true) / err
+    assert 0.58 <= np.mean(z < 1) <= 0.78  # nominal 68 % (binomial sd 3.3 %)
+    assert np.mean(z < 2) >= 0.90  # nominal 95 %
+    zc = np.abs(dc - true) / dc_err
+    assert 0.5 <= np.mean(zc < 1) <= 0.8  # charge D: skewed (one collective walk), 1σ still about nominal
+
+
+def test_replicas_that_disagree_set_the_error():
+    agree = analyze_temperature([_replica(s) for s in (1, 2, 3)])
+    assert agree.D_err == max(agree.D_ion_sem, agree.D_replica_sem)
+    # one replica hops twice as fast (e.g. not equilibrated): their scatter exceeds the per-ion statistics
+    odd = analyze_temperature([_replica(1), _replica(2), _replica(3, rate=3e-3)])
+    assert odd.D_err_source == "replicas" and odd.D_err == odd.D_replica_sem > odd.D_ion_sem
+    assert odd.D_err > 2 * agree.D_err
+
+
+def test_nernst_einstein_with_scipy_constants_matches_pymatgen():
+    from pymatgen.analysis.diffusion.analyzer import get_conversion_factor
+    from pymatgen.core import Lattice, Structure
+
+    from mtpkit.analysis.transport import conversion_factor_S_cm, ion_charge
+
+    s = Structure(Lattice.cubic(12.0), ["Na"] * 5, np.random.default_rng(0).uniform(0, 1, (5, 3)))
+    ours = conversion_factor_S_cm(5, 12.0**3, "Na", 600.0)
+    assert ours == pytest.approx(get_conversion_factor(s, "Na", 600.0) / 1000.0, rel=1e-12)  # mS/cm -> S/cm
+    assert conversion_factor_S_cm(5, 12.0**3, "Na", 600.0, charge=2) == pytest.approx(4 * ours, rel=1e-14)
+    assert ion_charge("Na") == 1 and ion_charge("Li") == 1 and ion_charge("Mg") == 2
+    with pytest.raises(UserError, match="--charge"):
+        ion_charge("Fe")

@@ -8,9 +8,7 @@ What comes from ``pymatgen.analysis.diffusion.analyzer`` (read its source):
   ``min(N·n_frames/min_obs, n_frames)`` frames on ≤ 200 points;
 * :func:`get_diffusivity_from_msd`: D = slope/6 of a least-squares line through
   MSD(t), weighted by 1/t (its error estimate in this mode is ~100x too small, see
-  :func:`_fit`; the weighted slope's standard error is used instead);
-* :func:`get_conversion_factor`: Nernst–Einstein σ = N z² e² D / (V k_B T)
-  (z from the oxidation state or the valence electrons: 1 for Na).
+  :func:`_fit`).
 
 What this module adds:
 
@@ -25,9 +23,30 @@ What this module adds:
   trajectory length; plus one frame and the 16 MiB scan buffer.
 * **replica ("stepwise") averaging** — the MSD(t) and MSCD(t) curves of
   independent replicas at one temperature are averaged point by point and the
-  average is fitted; D_err combines the standard error of the replica D's and
-  the fit error in quadrature.
-* **mean NPT volume** for σ (DiffusionAnalyzer uses the first frame's volume).
+  average is fitted.
+* **error bars from the statistics of the displacements** (not from the residuals
+  of the MSD line, whose points are strongly correlated: that "fit error" is kept
+  as ``D_fit_err`` for reference only):
+
+  - tracer D: the fit is linear in the MSD, so D is exactly the mean of the
+    per-ion D_i (each ion's own multi-origin MSD fitted with the same lags and
+    weights).  With the ions independent, the standard error of D is
+    std(D_i)/sqrt(N) (``D_ion_sem``; pooled over replicas as sqrt(Σ SE_r²)/R).
+    This holds for any displacement statistics: a run with few hops gives a
+    widely spread D_i and a large error (the 1/sqrt(N_eff hops) behaviour of
+    He et al., npj Comput. Mater. 4, 18 (2018)) without having to know a jump
+    length;
+  - charge D (one collective displacement per replica): the relative standard
+    deviation of D fitted in the same way from one Gaussian random walk of the same
+    length (``D_charge_walk_rel_err``, by Monte Carlo, cached per lag grid), times
+    the replica-mean D_charge, over sqrt(R);
+  - replicas: ``D_err = max(ion/walk estimate, standard error of the replica
+    D's)``, the truncated random-effects estimate of the error of a mean of R
+    replicas (the replica scatter takes over when the replicas differ by more than
+    their own statistics allow, e.g. unequilibrated or non-ergodic runs).
+
+* **Nernst–Einstein** σ = N z² e² D / (V k_B T) with :mod:`scipy.constants`, with
+  the **mean NPT volume** (DiffusionAnalyzer uses the first frame's volume).
 * a user-chosen fit window, reported with every result.
 """
 
@@ -37,10 +56,13 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from scipy import constants
 
+from mtpkit.analysis.linefit import weighted_line_fit
 from mtpkit.analysis.trajectory import iter_unwrapped, open_trajectory
 from mtpkit.errors import UserError
 
@@ -52,11 +74,18 @@ __all__ = [
     "analyze_replica",
     "analyze_temperature",
     "conversion_factor_S_cm",
+    "ion_charge",
     "load_replica",
 ]
 
 DEFAULT_MAX_FRAMES = 10000
 MIN_FIT_POINTS = 5
+#: Å²/fs in cm²/s (0.1).
+A2_PER_FS_TO_CM2_PER_S = (constants.angstrom / constants.centi) ** 2 / constants.femto
+#: Gaussian random walks simulated for the relative error of a collective (charge) D.
+N_WALKS = 1024
+#: Frames of those walks at most (longer runs are simulated on every m-th frame).
+WALK_MAX_FRAMES = 501
 
 
 @dataclass
@@ -148,13 +177,17 @@ def load_replica(path: str | os.PathLike, species: str, temperature_K: float, fr
 
 @dataclass
 class ReplicaMSD:
-    """DiffusionAnalyzer's curves and results for one replica (times in fs, MSD in Å²)."""
+    """DiffusionAnalyzer's curves and results for one replica (times in fs, MSD in Å²).
+
+    ``msd_ions``: (N_mobile, n_lags) multi-origin MSD of each mobile ion (Å²).
+    """
 
     label: str
     dt_fs: np.ndarray
     msd: np.ndarray
     mscd: np.ndarray
     msd_components: np.ndarray
+    msd_ions: np.ndarray
     D_da: float
     D_da_std: float
     D_charge_da: float
@@ -193,6 +226,7 @@ def analyze_replica(data: ReplicaData, n_frames: int | None = None, min_obs: int
         raise UserError(f"{too_short} ({type(exc).__name__}: {exc})") from None
     out = ReplicaMSD(label=data.label, dt_fs=np.asarray(da.dt, float), msd=np.asarray(da.msd),
                      mscd=np.asarray(da.mscd), msd_components=np.asarray(da.msd_components),
+                     msd_ions=np.array(da.sq_disp_ions[:data.n_mobile], float),
                      D_da=float(da.diffusivity), D_da_std=float(da.diffusivity_std_dev),
                      D_charge_da=float(da.chg_diffusivity), n_frames=n,
                      mean_volume_A3=data.mean_volume_A3)
@@ -200,22 +234,33 @@ def analyze_replica(data: ReplicaData, n_frames: int | None = None, min_obs: int
     return out
 
 
+def ion_charge(species: str) -> int:
+    """Charge (e) of a mobile ion: its only common oxidation state (pymatgen's element data).
+
+    Raises :class:`UserError` when the element has several (or none); pass the charge then.
+    """
+    from pymatgen.core import Element
+
+    try:
+        states = Element(species).common_oxidation_states
+    except ValueError:
+        raise UserError(f"unknown element {species!r}") from None
+    if len(states) != 1:
+        raise UserError(f"{species} has common oxidation states {list(states)}: give the ion's charge "
+                        "(--charge)")
+    return int(states[0])
+
+
 def conversion_factor_S_cm(n_mobile: int, volume_A3: float, species: str, temperature_K: float,
                            charge: float | None = None) -> float:
-    """Nernst–Einstein σ/D in (S/cm)/(cm²/s), via pymatgen's :func:`get_conversion_factor`.
+    """Nernst–Einstein σ/D = N z² e² / (V k_B T) in (S/cm)/(cm²/s).
 
-    ``charge``: the ion's charge in e (default: pymatgen's guess, the valence electrons).
+    ``n_mobile`` ions of charge ``charge`` (e; default :func:`ion_charge`, +1 for Na) in
+    ``volume_A3`` Å³ at ``temperature_K`` K; constants from :mod:`scipy.constants`.
     """
-    from pymatgen.analysis.diffusion.analyzer import get_conversion_factor
-    from pymatgen.core import Element, Lattice, Structure
-
-    structure = Structure(Lattice.cubic(volume_A3 ** (1.0 / 3.0)), [species] * n_mobile,
-                          (np.arange(n_mobile)[:, None] * np.array([0.37, 0.61, 0.83])) % 1.0)
-    factor = get_conversion_factor(structure, species, temperature_K) / 1000.0  # mS/cm -> S/cm
-    if charge is not None:
-        z_lib = Element(species).full_electronic_structure[-1][2]
-        factor *= (charge / z_lib) ** 2
-    return float(factor)
+    z = ion_charge(species) if charge is None else charge
+    n_per_cm3 = n_mobile / (volume_A3 * (constants.angstrom / constants.centi) ** 3)
+    return float(n_per_cm3 * (z * constants.e) ** 2 / (constants.k * temperature_K))
 
 
 @dataclass
@@ -229,11 +274,14 @@ class TemperatureResult:
     D_fit_err: float
     D_fit_err_pymatgen: float
     D_replica_sem: float
+    D_ion_sem: float
+    D_err_source: str
     D_replicas: list[float]
     sigma: float
     sigma_err: float
     D_charge: float
     D_charge_err: float
+    D_charge_walk_rel_err: float
     sigma_charge: float
     sigma_charge_err: float
     haven_ratio: float
@@ -253,9 +301,10 @@ class TemperatureResult:
 
     def to_dict(self) -> dict:
         """JSON-ready summary (curves omitted)."""
-        keys = ["temperature_K", "species", "D", "D_err", "D_fit_err", "D_fit_err_pymatgen", "D_replica_sem",
-                "D_replicas",
-                "sigma", "sigma_err", "D_charge", "D_charge_err", "sigma_charge", "sigma_charge_err",
+        keys = ["temperature_K", "species", "D", "D_err", "D_err_source", "D_ion_sem", "D_replica_sem",
+                "D_fit_err", "D_fit_err_pymatgen", "D_replicas",
+                "sigma", "sigma_err", "D_charge", "D_charge_err", "D_charge_walk_rel_err", "sigma_charge",
+                "sigma_charge_err",
                 "haven_ratio", "haven_ratio_err", "mean_volume_A3", "n_mobile", "frame_interval_fs",
                 "n_frames", "duration_ps", "replicas", "notes"]
         out = {k: getattr(self, k) for k in keys}
@@ -265,24 +314,66 @@ class TemperatureResult:
 
 
 def _fit(msd: np.ndarray, dt: np.ndarray) -> tuple[float, float, float]:
-    """(D, D standard error, pymatgen's D "std dev") in cm²/s from MSD (Å²) vs t (fs).
+    """(D, slope-fit error, pymatgen's D "std dev") in cm²/s from MSD (Å²) vs t (fs).
 
     D is pymatgen's :func:`get_diffusivity_from_msd` (smoothed="max": 1/t weights).
     Its error in that mode combines the *weighted* residual with the unweighted slope
-    formula, which understates the error by roughly sqrt(t/fs) (≈100x at ps lags); the
-    error used here is the standard error of the slope of the same weighted fit,
-    sqrt[(XᵀWX)⁻¹₀₀ χ²/(n−2)] / 60.  pymatgen's number is kept for reference.
+    formula, which understates the error by roughly sqrt(t/fs) (≈100x at ps lags).  The
+    second number is the standard error of the slope of the same weighted fit,
+    sqrt[(XᵀWX)⁻¹ χ²/(n−2)]/6: still far too small, because the MSD points at different
+    lags share the same displacements (their errors are correlated); it is reported for
+    reference, the error of D comes from :func:`_ion_D` / :func:`_walk_rel_err`.
     """
     from pymatgen.analysis.diffusion.analyzer import get_diffusivity_from_msd
 
     d, err_lib = get_diffusivity_from_msd(msd, dt, smoothed="max")
-    w = 1.0 / dt
-    X = np.column_stack([dt, np.ones_like(dt)])
-    xtwx = X.T @ (X * w[:, None])
-    beta = np.linalg.solve(xtwx, X.T @ (w * msd))
-    chi2 = float(np.sum(w * (msd - X @ beta) ** 2))
-    var = np.linalg.inv(xtwx)[0, 0] * chi2 / max(len(dt) - 2, 1)
-    return float(d), float(np.sqrt(var) / 60.0), float(err_lib)
+    line = weighted_line_fit(dt, msd, 1.0 / dt)
+    var = line.cov_unscaled[1, 1] * line.chi2 / max(line.dof, 1)
+    return float(d), float(np.sqrt(var) / 6.0 * A2_PER_FS_TO_CM2_PER_S), float(err_lib)
+
+
+def _ion_D(msd_ions: np.ndarray, dt: np.ndarray) -> np.ndarray:
+    """D (cm²/s) of each ion from its own MSD (Å², (N, n_lags)) vs t (fs), fitted as :func:`_fit`.
+
+    The weighted fit is linear in the MSD, so their mean is the D of the mean MSD.
+    """
+    return weighted_line_fit(dt, msd_ions.T, 1.0 / dt).slope / 6.0 * A2_PER_FS_TO_CM2_PER_S
+
+
+def _msd_fft(x: np.ndarray) -> np.ndarray:
+    """Multi-origin MSD of trajectories ``x`` (walkers, n_frames, 3) at every lag 0…n−1 (summed over axes)."""
+    n = x.shape[1]
+    sq = np.sum(x * x, axis=2)  # (walkers, n)
+    total = 2.0 * sq.sum(axis=1, keepdims=True)
+    # Σ_t |x(t+k)|² + |x(t)|² over the n−k origins, from running sums of both ends
+    head = np.concatenate([np.zeros((len(x), 1)), np.cumsum(sq, axis=1)[:, :-1]], axis=1)
+    tail = np.concatenate([np.zeros((len(x), 1)), np.cumsum(sq[:, ::-1], axis=1)[:, :-1]], axis=1)
+    f = np.fft.rfft(x, n=2 * n, axis=1)
+    acf = np.fft.irfft(f * f.conj(), n=2 * n, axis=1)[:, :n].sum(axis=2)
+    return (total - head - tail - 2.0 * acf) / (n - np.arange(n))
+
+
+@lru_cache(maxsize=16)
+def _walk_rel_err(n_frames: int, lags: tuple[int, ...], n_walks: int = N_WALKS, seed: int = 0,
+                  max_points: int = WALK_MAX_FRAMES) -> float:
+    """Relative standard deviation of D fitted as in :func:`_fit` (lags in frames, 1/t weights)
+    from a single Gaussian 3-D random walk of ``n_frames`` frames (Monte Carlo, fixed seed).
+
+    Longer runs are simulated on every m-th frame (at most ``max_points`` frames, lags
+    rounded to multiples of m): the error is scale-free, and time origins m frames apart
+    carry almost all the information of every frame when m is small next to the lags.
+    """
+    rng = np.random.default_rng(seed)
+    m = max(1, math.ceil((n_frames - 1) / (max_points - 1)))
+    n_frames = (n_frames - 1) // m + 1
+    lag = np.clip(np.rint(np.asarray(lags, float) / m).astype(int), 1, n_frames - 1)
+    slopes = []
+    for start in range(0, n_walks, 256):
+        w = min(256, n_walks - start)
+        steps = rng.standard_normal((w, n_frames - 1, 3))  # unit variance per frame and axis
+        x = np.concatenate([np.zeros((w, 1, 3)), np.cumsum(steps, axis=1)], axis=1)
+        slopes.append(weighted_line_fit(lag, _msd_fft(x)[:, lag].T, 1.0 / lag).slope)
+    return float(np.std(np.concatenate(slopes), ddof=1) / 3.0)  # true MSD slope: 3 per frame
 
 
 def analyze_temperature(replicas: Sequence[ReplicaData], fit_window_ps: tuple[float, float] | None = None,
@@ -337,16 +428,26 @@ def analyze_temperature(replicas: Sequence[ReplicaData], fit_window_ps: tuple[fl
     msd_mean = msd_all.mean(axis=0)
     mscd_mean = mscd_all.mean(axis=0)
     D, D_fit, D_fit_lib = _fit(msd_mean[mask], dt[mask])
-    Dc, Dc_fit, _ = _fit(mscd_mean[mask], dt[mask])
+    Dc, _, _ = _fit(mscd_mean[mask], dt[mask])
     D_reps = [_fit(c.msd[mask], dt[mask])[0] for c in curves]
     Dc_reps = [_fit(c.mscd[mask], dt[mask])[0] for c in curves]
     R = len(curves)
     sem = float(np.std(D_reps, ddof=1) / math.sqrt(R)) if R > 1 else 0.0
     sem_c = float(np.std(Dc_reps, ddof=1) / math.sqrt(R)) if R > 1 else 0.0
-    D_err = math.hypot(sem, D_fit)
-    Dc_err = math.hypot(sem_c, Dc_fit)
+    lags = tuple(int(k) for k in np.rint(dt[mask] / first.frame_interval_fs))
+    walk_rel = _walk_rel_err(n, lags)
+    if first.n_mobile > 1:  # spread of the per-ion D's, ions independent
+        ion_se = [float(np.std(_ion_D(c.msd_ions[:, mask], dt[mask]), ddof=1)) / math.sqrt(first.n_mobile)
+                  for c in curves]
+        ion_sem = math.sqrt(sum(e * e for e in ion_se)) / R
+    else:  # one ion: a single walk
+        ion_sem = walk_rel * D / math.sqrt(R)
+    D_err = max(ion_sem, sem)
+    D_err_source = "replicas" if sem > ion_sem else "ions"
+    Dc_err = max(walk_rel * Dc / math.sqrt(R), sem_c)
     if R == 1:
-        notes.append("one replica: D error is the MSD-fit error only (no replica spread)")
+        notes.append("one replica: D error from the spread of the per-ion D's alone (ions taken as "
+                     "independent; no replica scatter to check it)")
     volume = float(np.mean([r.mean_volume_A3 for r in replicas]))
     conv = conversion_factor_S_cm(first.n_mobile, volume, first.species, T, charge)
     haven = D / Dc if Dc > 0 else float("nan")
@@ -360,8 +461,9 @@ def analyze_temperature(replicas: Sequence[ReplicaData], fit_window_ps: tuple[fl
                          "volume_std_A3": r.volume_std_A3, "truncated": r.truncated})
     return TemperatureResult(
         temperature_K=T, species=first.species, D=D, D_err=D_err, D_fit_err=D_fit,
-        D_fit_err_pymatgen=D_fit_lib, D_replica_sem=sem,
+        D_fit_err_pymatgen=D_fit_lib, D_replica_sem=sem, D_ion_sem=ion_sem, D_err_source=D_err_source,
         D_replicas=D_reps, sigma=D * conv, sigma_err=D_err * conv, D_charge=Dc, D_charge_err=Dc_err,
+        D_charge_walk_rel_err=walk_rel,
         sigma_charge=Dc * conv, sigma_charge_err=Dc_err * conv, haven_ratio=haven, haven_ratio_err=haven_err,
         mean_volume_A3=volume, n_mobile=first.n_mobile,
         fit_window_ps=(float(dt[mask][0] / 1000), float(dt[mask][-1] / 1000)),
