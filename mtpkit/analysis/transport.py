@@ -80,6 +80,8 @@ __all__ = [
 
 DEFAULT_MAX_FRAMES = 10000
 MIN_FIT_POINTS = 5
+#: fs in a ps (a unit definition, exact).
+FS_PER_PS = 1000.0
 #: Å²/fs in cm²/s (0.1).
 A2_PER_FS_TO_CM2_PER_S = (constants.angstrom / constants.centi) ** 2 / constants.femto
 #: Gaussian random walks simulated for the relative error of a collective (charge) D.
@@ -121,7 +123,7 @@ class ReplicaData:
 
     @property
     def duration_ps(self) -> float:
-        return (self.n_frames - 1) * self.frame_interval_fs / 1000.0
+        return (self.n_frames - 1) * self.frame_interval_fs / FS_PER_PS
 
 
 def load_replica(path: str | os.PathLike, species: str, temperature_K: float, frame_interval_fs: float,
@@ -213,10 +215,10 @@ def analyze_replica(data: ReplicaData, n_frames: int | None = None, min_obs: int
     disp = np.concatenate([data.disp[:, :n], data.framework_disp[None, :n]], axis=0)
     structure = _structure_for(data, data.mean_volume_A3)
     too_short = (f"{data.path}: {n} frames of {data.frame_interval_fs:g} fs "
-                 f"({(n - 1) * data.frame_interval_fs / 1000:.2f} ps) are too few for lags "
+                 f"({(n - 1) * data.frame_interval_fs / FS_PER_PS:.2f} ps) are too few for lags "
                  "from 1 ps; run longer")
     # DiffusionAnalyzer (smoothed="max") fits lags from 1 ps: it needs a few beyond that
-    if (n - 1) * data.frame_interval_fs < 1000.0 + 3 * data.frame_interval_fs:
+    if (n - 1) * data.frame_interval_fs < FS_PER_PS + 3 * data.frame_interval_fs:
         raise UserError(too_short)
     try:
         da = DiffusionAnalyzer(structure, disp, data.species, data.temperature_K,
@@ -418,11 +420,11 @@ def analyze_temperature(replicas: Sequence[ReplicaData], fit_window_ps: tuple[fl
         mask = np.ones_like(dt, bool)
     else:
         lo, hi = fit_window_ps
-        mask = (dt >= lo * 1000 - 1e-9) & (dt <= hi * 1000 + 1e-9)
+        mask = (dt >= lo * FS_PER_PS - 1e-9) & (dt <= hi * FS_PER_PS + 1e-9)
         if mask.sum() < MIN_FIT_POINTS:
             raise UserError(f"fit window {lo:g}-{hi:g} ps holds {int(mask.sum())} MSD points (need "
-                            f"{MIN_FIT_POINTS}); the lags available are {dt[0] / 1000:g}-"
-                            f"{dt[-1] / 1000:g} ps")
+                            f"{MIN_FIT_POINTS}); the lags available are {dt[0] / FS_PER_PS:g}-"
+                            f"{dt[-1] / FS_PER_PS:g} ps")
     msd_all = np.array([c.msd for c in curves])
     mscd_all = np.array([c.mscd for c in curves])
     msd_mean = msd_all.mean(axis=0)
@@ -466,8 +468,8 @@ def analyze_temperature(replicas: Sequence[ReplicaData], fit_window_ps: tuple[fl
         D_charge_walk_rel_err=walk_rel,
         sigma_charge=Dc * conv, sigma_charge_err=Dc_err * conv, haven_ratio=haven, haven_ratio_err=haven_err,
         mean_volume_A3=volume, n_mobile=first.n_mobile,
-        fit_window_ps=(float(dt[mask][0] / 1000), float(dt[mask][-1] / 1000)),
+        fit_window_ps=(float(dt[mask][0] / FS_PER_PS), float(dt[mask][-1] / FS_PER_PS)),
         frame_interval_fs=first.frame_interval_fs, n_frames=n,
-        duration_ps=(n - 1) * first.frame_interval_fs / 1000, replicas=rep_info, notes=notes,
-        t_ps=dt / 1000, msd_mean=msd_mean, msd_replicas=msd_all, mscd_mean=mscd_mean)
+        duration_ps=(n - 1) * first.frame_interval_fs / FS_PER_PS, replicas=rep_info, notes=notes,
+        t_ps=dt / FS_PER_PS, msd_mean=msd_mean, msd_replicas=msd_all, mscd_mean=mscd_mean)
 
