@@ -47,6 +47,7 @@ def test_cli_explicit_trajectories_results_json(tmp_path):
         assert abs(t["D"] - expected) < 4 * t["D_err"] + 0.15 * expected
         assert t["sigma"] > 0 and t["sigma_err"] > 0 and len(t["replicas"]) == 2
         assert t["fit_window_ps"][0] >= 1.0 and t["fit_window_ps"][1] <= 8.0
+        assert t["D_err"] == max(t["D_ion_sem"], t["D_replica_sem"]) and t["D_err_source"] in ("ions", "replicas")
     reg = doc["arrhenius"]["one_regime"]["regimes"][0]
     assert abs(reg["Ea_eV"] - EA) < 3 * reg["Ea_err_eV"] + 0.02
     assert doc["sigma_293K"]["value"] > 0 and doc["sigma_293K"]["err"] > 0
@@ -71,6 +72,7 @@ def test_cli_explicit_trajectories_results_json(tmp_path):
     doc2 = json.loads((out2 / "results.json").read_text())
     arr = doc2["arrhenius"]
     assert arr["selected"] == "two_regimes" and arr["two_regimes"]["breakpoint_K"] == 550
+    assert arr["selection"]["criterion"] == "F-test" and arr["selection"]["splits_tested"] == 1
     lo, hi = arr["two_regimes"]["regimes"]
     assert (lo["T_max_K"], hi["T_min_K"]) == (500.0, 600.0)
     assert doc2["extrapolated"]["regime"] == 0 and doc2["sigma_293K"]["value"] > 0
