@@ -45,6 +45,15 @@ def test_request_is_idempotent_per_configuration_and_settings(tmp_path):
         store.request(b, emt, source="1e3")
 
 
+def test_keys_never_read_as_numbers():
+    """ase.db refuses text that reads as a number; such digests get an 'x' prefix."""
+    from mtpkit.active_learning.store import _key
+
+    assert _key("945226e843098631abcdef", 16) == "x945226e84309863"
+    assert _key("1234567890123456ff", 16) == "x123456789012345"
+    assert _key("9d2a36bcdf81a2b0ff", 16) == "9d2a36bcdf81a2b0"
+
+
 def test_queue_labels_commits_and_quarantines(tmp_path):
     store = LabelStore(tmp_path / "l.db")
     emt = LabellerSpec("emt")

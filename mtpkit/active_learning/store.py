@@ -46,23 +46,35 @@ __all__ = ["LabelStore", "StoredLabel", "config_id", "settings_id"]
 STATUSES = ("pending", "ok", "quarantined")
 
 
+def _key(digest: str, n: int) -> str:
+    """``n`` hex digits of ``digest``; one that would read as a number (``"12e45"``, all digits),
+    which ase.db refuses as text, becomes ``"x"`` + ``n - 1`` digits. Keys already stored never
+    change: they were text."""
+    key = digest[:n]
+    try:
+        float(key)
+    except ValueError:
+        return key
+    return "x" + digest[: n - 1]
+
+
 def config_id(atoms: Atoms) -> str:
-    """Stable 16-hex-digit key of a configuration (species, positions and cell to 1e-6 Å)."""
+    """Stable 16-character key of a configuration (species, positions and cell to 1e-6 Å)."""
     h = hashlib.sha1()
     h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
     h.update(np.round(np.asarray(atoms.positions, dtype=float), 6).tobytes())
     h.update(np.round(np.asarray(atoms.cell.array, dtype=float), 6).tobytes())
-    return h.hexdigest()[:16]
+    return _key(h.hexdigest(), 16)
 
 
 def settings_id(settings: Any) -> str:
-    """12-hex-digit key of a labeller setting (a ``LabellerSpec`` or a plain dict).
+    """12-character key of a labeller setting (a ``LabellerSpec`` or a plain dict).
 
     The kind, parameters and calculator path count; dict order does not.
     """
     d = asdict(settings) if hasattr(settings, "__dataclass_fields__") else dict(settings)
     text = json.dumps(d, sort_keys=True, default=list)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
+    return _key(hashlib.sha1(text.encode()).hexdigest(), 12)
 
 
 @dataclass(frozen=True)
