@@ -40,8 +40,9 @@ def register(subparsers) -> None:
                    help="frames kept per trajectory (memory bound; evenly strided), default 10000")
     p.add_argument("--fit-window", nargs=2, type=float, metavar=("START_PS", "END_PS"),
                    help="MSD lag window for the fit in ps (default: 1 ps to the run length)")
-    p.add_argument("--regimes", type=int, choices=(1, 2), default=1,
-                   help="Arrhenius regimes; 2 finds the breakpoint minimising the total residual")
+    p.add_argument("--regimes", choices=("1", "2", "auto"), default="1",
+                   help="Arrhenius regimes: 1; 2 (the best split with >= 3 temperatures per regime, and an "
+                        "F-test of whether the data need it); auto (two only when that test says so)")
     p.add_argument("--breakpoint", type=float, metavar="K", help="two regimes split at this temperature")
     p.add_argument("--arrhenius", choices=("D", "sigmaT"), default="D",
                    help="fit ln D or ln(σT) vs 1/T (default D)")
@@ -140,9 +141,10 @@ def run(args) -> int:
         output = (sweep if sweep.is_dir() else sweep.parent) / "conductivity"
     else:
         output = Path("conductivity")
+    regimes = args.regimes if args.regimes == "auto" else int(args.regimes)
     doc = analyze_runs(specs, args.species, output, max_frames=args.max_frames or DEFAULT_MAX_FRAMES,
                        fit_window_ps=tuple(args.fit_window) if args.fit_window else None,
-                       regimes=args.regimes, breakpoint_K=args.breakpoint, quantity=args.arrhenius,
+                       regimes=regimes, breakpoint_K=args.breakpoint, quantity=args.arrhenius,
                        extrapolate_T_K=args.extrapolate_T, charge=args.charge, workers=args.workers,
                        skipped=skipped, notes=notes, plots=not args.no_plots,
                        descriptors=args.descriptors or bool(args.reference_structure),
