@@ -56,6 +56,28 @@ class Potential:
         chosen = self.species if species is None else _check_species(species, self.mtp)
         return MTPCalculator(self, species=chosen, **kwargs)
 
+    def torch_model(self, species: Sequence[str | int] | None = None, device: object = "cpu",
+                    dtype: object = None, **kwargs: object):
+        """A torch-sim model (:class:`mtpkit.potentials.torch_model.MTPTorchModel`) for batched MD.
+
+        ``dtype`` defaults to ``torch.float64``; ``device`` is ``"cpu"`` or
+        ``"cuda"``. Needs the ``torch`` extra (``pip install mtpkit[torch]``).
+        Grades use this potential's active set (``.almtp``) unless
+        ``active_set=`` is given.
+        """
+        try:
+            import torch
+
+            from mtpkit.potentials.torch_model import MTPTorchModel
+        except ImportError as exc:
+            raise UserError(f"the torch-sim model needs torch and torch-sim ({exc}); "
+                            "install them with `pip install mtpkit[torch]`") from exc
+        chosen = self.species if species is None else _check_species(species, self.mtp)
+        if chosen is None:
+            raise UserError("give the species (chemical symbol of each MLIP type): torch_model(species=[...])")
+        return MTPTorchModel(self.mtp, chosen, device=device, dtype=torch.float64 if dtype is None else dtype,
+                             **kwargs)
+
 
 def _check_species(species: Sequence[str | int], mtp: MTP) -> list[str]:
     from ase.data import chemical_symbols
