@@ -1,21 +1,22 @@
 """End-to-end campaign: a tiny run with a cheap labeller, interruption and resume, the report.
 
-The labeller is ASE's Morse potential (one pair potential for every species pair):
-cheap and deterministic; it is not a model of NYZC75 and contracts the cell, so the
-runs here hold the cell (and relax it) at a negative target pressure. It pulls the
-cations together, so its production runs may stop on the min_dist guard; the
-transport numbers are asserted whenever they finish, and always in the slow CHGNet
-tiny-scale test. The full default-scale campaign with CHGNet is marked slow too.
+The labeller is a small ionic model (tests/ionic_calc.py: Born–Mayer repulsion and damped
+Coulomb between formal charges): cheap, deterministic and not a model of NYZC75, but it keeps
+a solid host, so the MTP learned from it runs its production MD to the end on any machine and
+load, and the transport, Arrhenius, O_oct and SRO results are asserted unconditionally. The
+CHGNet tiny-scale and default-scale campaigns are marked slow.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,20 +27,21 @@ from mtpkit.campaign.orchestrator import STAGES, run_campaign
 from mtpkit.config import build_config, load_config
 from mtpkit.errors import UserError
 
-MORSE = {"epsilon": 0.1, "r0": 2.8, "rho0": 4.0, "rcut1": 1.4, "rcut2": 1.75}
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # the labeller is imported by name, also in worker processes
+    sys.path.insert(0, str(HERE))
 
 TINY = {
     "campaign": {"name": "t", "workers": 1, "seed": 7},
-    "labeller": {"kind": "morse", "parameters": MORSE},
-    "relax": {"steps": 15, "pressure": -1.8},
-    "starting_set": {"per_structure": 30, "rattle": 0.25, "md_temperatures": [500.0], "md_steps": 40,
+    "labeller": {"kind": "ase", "calculator": "ionic_calc:IonicNYZC"},
+    "relax": {"steps": 100},
+    "starting_set": {"per_structure": 30, "rattle": 0.25, "md_temperatures": [700.0], "md_steps": 40,
                      "md_every": 8},
     "potential": {"training": {"max_iter": 60}},
-    "active_learning": {"temperatures": [500.0], "steps": 200, "max_iterations": 1,
-                        "runs_per_structure": 2, "labels_per_iteration": 3, "pressure": -1.8,
-                        "barostat": "iso"},
-    "production": {"temperatures": [500.0, 700.0], "replicas": 1, "steps": 2500, "pressure": -1.8,
-                   "barostat": "iso", "restart_every": 1250},
+    "active_learning": {"temperatures": [700.0], "steps": 400, "max_iterations": 2,
+                        "runs_per_structure": 2, "labels_per_iteration": 4, "barostat": "iso"},
+    "production": {"temperatures": [500.0, 700.0], "replicas": 1, "steps": 2500, "barostat": "iso",
+                   "restart_every": 1250},
     "fidelity": {"steps": 120},
     "analysis": {"o_oct_frames": 40},
 }
@@ -99,35 +101,32 @@ def test_report_has_every_section_from_run_numbers(tiny_campaign):
     manifest = json.loads((out / "04_production" / "manifest.json").read_text())
     finished = [k for k, v in manifest["runs"].items() if v["status"] == "done"]
     assert f"| mixed-TM_oct50 | {len(finished)}/2 |" in md
-    if len(finished) == 2:  # transport, Arrhenius and O_oct need the production runs
-        assert any("arrhenius" in p for p in images) and any("o_oct" in p for p in images)
-        temps = entry["transport"]["temperatures"]
-        assert [t["temperature_K"] for t in temps] == [500.0, 700.0]
-        for t in temps:  # real numbers, and the report shows them
-            assert math.isfinite(t["D"]) and t["D"] > 0 and math.isfinite(t["sigma"]) and t["sigma"] > 0
-            assert f"{t['D']:.3g} ± {t['D_err']:.3g}" in md
-            assert f"{t['sigma']:.3g}" in md
-        assert f"{entry['transport']['extrapolated']['sigma']:.3g}" in md
-        assert 0.0 <= entry["o_oct"]["T500K/r0"]["mean"] <= 1.0
-        assert "| T500K/r0 |" in md and entry["sro_md"]["n_frames"] > 0
-        assert f"{entry['sro_md']['mean']['Y-Y']:.3f}" in md
-        # every finished run has a host-framework verdict from its trajectory, shown in the table
-        fw = entry["framework"]
-        assert set(fw) == {"T500K/r0", "T700K/r0"}
-        for c in fw.values():
-            assert set(c["msd_A2"]) == {"Na", "Y", "Zr", "Cl"} and c["host_species"] == ["Y", "Zr", "Cl"]
-            assert (c["state"] == "crystal") == all(c["msd_A2"][s] < c["threshold_A2"] for s in ("Y", "Zr", "Cl"))
-            assert c["solid"] == (c["state"] != "not solid") and 0.0 <= c["same_centre"] <= 1.0
-        fig8 = md.split("cf. Fig. 8b")[1].split("\n## ")[0]
-        row = next(line for line in fig8.splitlines() if line.startswith("| mixed-TM_oct50 |"))
-        assert row.split("|")[6].strip() == f"{sum(c['solid'] for c in fw.values())}/2"
-        assert ("host NOT solid" in md) == (not all(c["solid"] for c in fw.values()))
-        assert ("Warning: in" in md) == (not all(c["solid"] for c in fw.values()))
-    else:  # a failed production run is reported, with LAMMPS' reason, not papered over
-        assert entry["transport"] is None and "did not finish" in md
-        assert all(manifest["runs"][k]["message"] for k in manifest["runs"] if k not in finished)
+    assert len(finished) == 2, manifest  # the ionic labeller keeps the host solid: production finishes
+    assert any("arrhenius" in p for p in images) and any("o_oct" in p for p in images)
+    temps = entry["transport"]["temperatures"]
+    assert [t["temperature_K"] for t in temps] == [500.0, 700.0]
+    for t in temps:  # real numbers, and the report shows them
+        assert math.isfinite(t["D"]) and t["D"] > 0 and math.isfinite(t["sigma"]) and t["sigma"] > 0
+        assert f"{t['D']:.3g} ± {t['D_err']:.3g}" in md
+        assert f"{t['sigma']:.3g}" in md
+    assert f"{entry['transport']['extrapolated']['sigma']:.3g}" in md
+    assert 0.0 <= entry["o_oct"]["T500K/r0"]["mean"] <= 1.0
+    assert "| T500K/r0 |" in md and entry["sro_md"]["n_frames"] > 0
+    assert f"{entry['sro_md']['mean']['Y-Y']:.3f}" in md
+    # every finished run has a host-framework verdict from its trajectory, shown in the table
+    fw = entry["framework"]
+    assert set(fw) == {"T500K/r0", "T700K/r0"}
+    for c in fw.values():
+        assert set(c["msd_A2"]) == {"Na", "Y", "Zr", "Cl"} and c["host_species"] == ["Y", "Zr", "Cl"]
+        assert (c["state"] == "crystal") == all(c["msd_A2"][s] < c["threshold_A2"] for s in ("Y", "Zr", "Cl"))
+        assert c["solid"] == (c["state"] != "not solid") and 0.0 <= c["same_centre"] <= 1.0
+    fig8 = md.split("cf. Fig. 8b")[1].split("\n## ")[0]
+    row = next(line for line in fig8.splitlines() if line.startswith("| mixed-TM_oct50 |"))
+    assert row.split("|")[6].strip() == f"{sum(c['solid'] for c in fw.values())}/2"
+    assert ("host NOT solid" in md) == (not all(c["solid"] for c in fw.values()))
+    assert ("Warning: in" in md) == (not all(c["solid"] for c in fw.values()))
     history = learning_history(out / "03_active_learning")
-    assert len(history["iterations"]) == 2 and history["iterations"][1]["runs"]
+    assert len(history["iterations"]) >= 2 and history["iterations"][1]["runs"]
     fid = json.loads((out / "06_fidelity" / "fidelity.json").read_text())
     assert fid["runs"]["MTP"]["status"] == "done" and fid["runs"]["labeller"]["status"] == "done"
     assert f"{fid['D_ratio_short']:.3g}" in md
@@ -177,7 +176,7 @@ def test_learning_cell_tiled_into_production_box(tmp_path):
     from mtpkit.campaign.transport_stage import _o_oct_start
 
     over = {**TINY, "structures": {"names": ["layered-TM_oct50"], "size": "box", "learn_size": "cell"},
-            "relax": {"steps": 5, "pressure": -1.8}}
+            "relax": {"steps": 5}}
     cfg = build_config(over, "tiny")
     out = tmp_path / "run"
     run_campaign(cfg, out, stop_after="relax", echo=False)
@@ -208,7 +207,7 @@ def test_md_size_rung_explores_the_production_box(tmp_path):
     """md_size_rung: after the ladder in the 37-atom cells, one rung at the highest production
     temperature explores the 296-atom production boxes."""
     over = {**TINY, "structures": {"names": ["layered-TM_oct50"], "size": "box", "learn_size": "cell"},
-            "relax": {"steps": 3, "pressure": -1.8},
+            "relax": {"steps": 3},
             "active_learning": {**TINY["active_learning"], "steps": 40, "grade_every": 10,
                                 "gamma_stop": 1e30, "gamma_break": 1e30, "gamma_select": 1e29,
                                 "max_iterations": 4, "md_size_rung": True}}
@@ -217,7 +216,7 @@ def test_md_size_rung_explores_the_production_box(tmp_path):
     run_campaign(cfg, out, stop_after="active_learning", echo=False)
     hist = learning_history(out / "03_active_learning")
     its = hist["iterations"][1:]
-    assert [(it["temperature_K"], it["md_size"]) for it in its] == [(500.0, False), (700.0, True)]
+    assert [(it["temperature_K"], it["md_size"]) for it in its] == [(700.0, False), (700.0, True)]
     assert hist["finished"] and "at every rung" in hist["stop_reason"]
     box_runs = its[1]["runs"]
     assert box_runs and all("T700K-md" in r["run"] and r["status"] == "done" for r in box_runs)
@@ -241,24 +240,24 @@ def test_cli_run_resume_is_a_no_op(tiny_campaign, tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text("\n".join([
         "[campaign]", 'name = "t"', "workers = 1", "seed = 7",
-        "[labeller]", 'kind = "morse"',
-        "parameters = {" + ", ".join(f"{k} = {v}" for k, v in MORSE.items()) + "}",
-        "[relax]", "steps = 15", "pressure = -1.8",
-        "[starting_set]", "per_structure = 30", "rattle = 0.25", "md_temperatures = [500.0]",
+        "[labeller]", 'kind = "ase"', 'calculator = "ionic_calc:IonicNYZC"',
+        "[relax]", "steps = 100",
+        "[starting_set]", "per_structure = 30", "rattle = 0.25", "md_temperatures = [700.0]",
         "md_steps = 40", "md_every = 8",
         "[potential]", "training = {max_iter = 60}",
-        "[active_learning]", "temperatures = [500.0]", "steps = 200", "max_iterations = 1",
-        "runs_per_structure = 2", "labels_per_iteration = 3", "pressure = -1.8", 'barostat = "iso"',
+        "[active_learning]", "temperatures = [700.0]", "steps = 400", "max_iterations = 2",
+        "runs_per_structure = 2", "labels_per_iteration = 4", 'barostat = "iso"',
         "[production]", "temperatures = [500.0, 700.0]", "replicas = 1", "steps = 2500",
-        "pressure = -1.8", 'barostat = "iso"', "restart_every = 1250",
+        'barostat = "iso"', "restart_every = 1250",
         "[fidelity]", "steps = 120", "[analysis]", "o_oct_frames = 40", ""]))
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
     (copy / "campaign.json").write_text(json.dumps({**json.loads((copy / "campaign.json").read_text()),
                                                     "source": str(toml)}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     res = subprocess.run([sys.executable, "-m", "mtpkit.cli", "run", str(toml), "--scale", "tiny",
                           "--output", str(copy), "--resume"], capture_output=True, text=True, timeout=120,
-                         check=False)
+                         check=False, env=env)
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("already finished, skipped") == len(STAGES)
     assert "report.md" in res.stdout
