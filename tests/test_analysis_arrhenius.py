@@ -176,10 +176,10 @@ def test_boltzmann_constant_from_scipy():
     assert K_B_EV == pytest.approx(8.617333262e-5, rel=1e-10)
 
 
-def test_analysis_report_selects_regimes_by_the_test():
+def test_analysis_selects_regimes_by_the_test():
     from types import SimpleNamespace
 
-    from mtpkit.analysis.report import _arrhenius
+    from mtpkit.analysis.analyze import select_arrhenius
 
     def results(y):
         return [SimpleNamespace(temperature_K=t, D=v, D_err=0.05 * v) for t, v in zip(CAMPAIGN_TEMPS, y)]
@@ -187,12 +187,12 @@ def test_analysis_report_selects_regimes_by_the_test():
     line = results(_line(CAMPAIGN_TEMPS, np.random.default_rng(0)))
     kink = results(_kink(CAMPAIGN_TEMPS, np.random.default_rng(1)))
     notes: list[str] = []
-    arr, fit = _arrhenius(line, 2, None, "D", notes, "")
+    arr, fit = select_arrhenius(line, 2, None, "D", notes, "")
     assert arr["selected"] == "one_regime" and len(fit.regimes) == 1 and "do not need" in notes[-1]
     assert arr["selection"]["p_value"] >= ALPHA and arr["two_regimes"]["breakpoint_range_K"] is not None
-    arr, fit = _arrhenius(kink, 2, None, "D", notes, "")
+    arr, fit = select_arrhenius(kink, 2, None, "D", notes, "")
     assert arr["selected"] == "two_regimes" and len(fit.regimes) == 2
-    arr, fit = _arrhenius(kink, 1, None, "D", notes, "")  # one regime asked for: kept, with a note
+    arr, fit = select_arrhenius(kink, 1, None, "D", notes, "")  # one regime asked for: kept, with a note
     assert arr["selected"] == "one_regime" and "favour two" in notes[-1]
-    arr, fit = _arrhenius(line, 1, 575.0, "D", notes, "")  # the user's breakpoint is kept
+    arr, fit = select_arrhenius(line, 1, 575.0, "D", notes, "")  # the user's breakpoint is kept
     assert arr["selected"] == "two_regimes" and fit.breakpoint_given and "one line fits" in notes[-1]

@@ -118,7 +118,7 @@ def test_rotating_octahedra_are_a_solid_state_and_diffusing_metals_are_not():
 
 
 def test_conductivity_analysis_reports_each_replicas_host_state(tmp_path):
-    from mtpkit.analysis.report import ReplicaSpec, analyze_runs
+    from mtpkit.analysis.analyze import AnalysisOptions, ReplicaSpec, analyze_runs
 
     specs = []
     for T, walk in ((500.0, 0.0), (700.0, 0.3)):
@@ -127,12 +127,12 @@ def test_conductivity_analysis_reports_each_replicas_host_state(tmp_path):
         write_lammps_dump(f, sym, cell, _host_walk(pos, sym, walk, seed=1) if walk else pos, type_map=["Na", "Cl"])
         specs.append(ReplicaSpec(path=str(f), temperature_K=T, frame_interval_fs=20.0, label=f.stem,
                                  type_map=["Na", "Cl"]))
-    doc = analyze_runs(specs, "Na", tmp_path / "out", plots=False)
+    doc = analyze_runs(specs, "Na", tmp_path / "out", AnalysisOptions(plots=False))
     hosts = {t["temperature_K"]: t["host"] for t in doc["temperatures"]}
     assert [h["state"] for h in hosts[500.0]] == ["crystal"] and [h["state"] for h in hosts[700.0]] == ["not solid"]
     assert any("700 K: host NOT solid in 1 of 1 replicas (T700: Cl MSD" in n for n in doc["notes"])
     assert not any("500 K" in n and "host" in n for n in doc["notes"])
     md = (tmp_path / "out" / "results.md").read_text()
     assert "| crystal 1 |" in md and "| not solid 1 |" in md
-    off = analyze_runs(specs, "Na", tmp_path / "off", plots=False, host_check=False)
+    off = analyze_runs(specs, "Na", tmp_path / "off", AnalysisOptions(plots=False, host_check=False))
     assert "host" not in off["temperatures"][0] and not any("host" in n for n in off["notes"])

@@ -2,7 +2,7 @@
 
 Per structure, through :mod:`mtpkit.analysis`:
 
-* :func:`mtpkit.analysis.report.analyze_runs` on its finished runs: replica-averaged
+* :func:`mtpkit.analysis.analyze.analyze_runs` on its finished runs: replica-averaged
   MSD → D (cm²/s), σ (S/cm), Arrhenius fit of D (two regimes split at
   ``analysis.breakpoint_K`` when at least two temperatures lie on each side, else one),
   σ extrapolated to ``extrapolate_T_K`` with its propagated error; written to
@@ -97,7 +97,7 @@ def _plot_o_oct(series: dict, name: str, stem: Path, ideal: float) -> str:
 def run_transport(cfg: PipelineConfig, folder: Path, manifest: dict, structures: dict,
                   structures_dir: Path, say: Log) -> dict:
     """Analyse the production sweep; returns (and writes) ``summary.json``."""
-    from mtpkit.analysis.report import ReplicaSpec, analyze_runs
+    from mtpkit.analysis.analyze import AnalysisOptions, ReplicaSpec, analyze_runs
     from mtpkit.analysis.trajectory import frame_to_atoms
     from mtpkit.errors import UserError
     from mtpkit.structures.sro import warren_cowley_trajectory
@@ -127,11 +127,10 @@ def run_transport(cfg: PipelineConfig, folder: Path, manifest: dict, structures:
         out = folder / name
         if specs:
             try:
-                doc = analyze_runs(specs, "Na", out, max_frames=int(an.max_frames),
-                                   regimes=2 if two else 1, breakpoint_K=bp if two else None,
-                                   extrapolate_T_K=float(an.extrapolate_T_K),
-                                   workers=int(cfg.campaign.workers),
-                                   host_msd_max_A2=float(an.framework_msd_max_A2))
+                doc = analyze_runs(specs, "Na", out, AnalysisOptions(
+                    max_frames=int(an.max_frames), regimes=2 if two else 1, breakpoint_K=bp if two else None,
+                    extrapolate_T_K=float(an.extrapolate_T_K), workers=int(cfg.campaign.workers),
+                    host_msd_max_A2=float(an.framework_msd_max_A2)))
                 sysd = doc["systems"][0]
                 entry["transport"] = {"temperatures": sysd["temperatures"], "arrhenius": sysd["arrhenius"],
                                       "extrapolated": sysd["extrapolated"], "notes": doc["notes"],

@@ -69,7 +69,7 @@ def register(subparsers) -> None:
 
 
 def _explicit_specs(args):
-    from mtpkit.analysis.report import ReplicaSpec
+    from mtpkit.analysis.analyze import ReplicaSpec
 
     if len(args.trajectory) != len(args.temperature):
         raise UserError(f"{len(args.trajectory)} --trajectory but {len(args.temperature)} --temperature: "
@@ -84,7 +84,7 @@ def _explicit_specs(args):
 
 
 def _sweep_specs(args):
-    from mtpkit.analysis.report import ReplicaSpec
+    from mtpkit.analysis.analyze import ReplicaSpec
     from mtpkit.analysis.runs import discover_runs
 
     runs = discover_runs(args.sweep)
@@ -125,9 +125,24 @@ def _reference(path):
         raise InputFileError(path, f"cannot read the reference structure ({type(exc).__name__}: {exc})") from None
 
 
-def run(args) -> int:
-    from mtpkit.analysis.report import analyze_runs
+def _options(args):
+    from mtpkit.analysis.analyze import AnalysisOptions
     from mtpkit.analysis.transport import DEFAULT_MAX_FRAMES
+
+    options = AnalysisOptions(
+        max_frames=args.max_frames or DEFAULT_MAX_FRAMES,
+        fit_window_ps=tuple(args.fit_window) if args.fit_window else None,
+        regimes=args.regimes if args.regimes == "auto" else int(args.regimes), breakpoint_K=args.breakpoint,
+        quantity=args.arrhenius, extrapolate_T_K=args.extrapolate_T, charge=args.charge, workers=args.workers,
+        plots=not args.no_plots, descriptors=args.descriptors or bool(args.reference_structure),
+        reference=_reference(args.reference_structure), host_check=not args.no_host_check)
+    if args.host_msd_max is not None:
+        options.host_msd_max_A2 = args.host_msd_max
+    return options
+
+
+def run(args) -> int:
+    from mtpkit.analysis.analyze import analyze_runs
 
     if args.sweep and args.trajectory:
         raise UserError("give either a sweep folder or --trajectory files, not both")
@@ -141,15 +156,14 @@ def run(args) -> int:
         output = (sweep if sweep.is_dir() else sweep.parent) / "conductivity"
     else:
         output = Path("conductivity")
-    regimes = args.regimes if args.regimes == "auto" else int(args.regimes)
-    doc = analyze_runs(specs, args.species, output, max_frames=args.max_frames or DEFAULT_MAX_FRAMES,
-                       fit_window_ps=tuple(args.fit_window) if args.fit_window else None,
-                       regimes=regimes, breakpoint_K=args.breakpoint, quantity=args.arrhenius,
-                       extrapolate_T_K=args.extrapolate_T, charge=args.charge, workers=args.workers,
-                       skipped=skipped, notes=notes, plots=not args.no_plots,
-                       descriptors=args.descriptors or bool(args.reference_structure),
-                       reference=_reference(args.reference_structure), host_check=not args.no_host_check,
-                       **({} if args.host_msd_max is None else {"host_msd_max_A2": args.host_msd_max}))
+    doc = analyze_runs(specs, args.species, output, _options(args), skipped=skipped, notes=notes)
+    _print_summary(doc)
+    print(f"results: {output / 'results.json'}")
+    return 0
+
+
+def _print_summary(doc: dict) -> None:
+    """Notes on stderr; per system D and σ per temperature, Ea per regime and the extrapolated σ."""
     for note in doc["notes"]:
         print(f"note: {note}", file=sys.stderr)
     for s in doc["systems"]:
@@ -167,5 +181,3 @@ def run(args) -> int:
         if s["extrapolated"]:
             e = s["extrapolated"]
             print(f"{head}sigma({e['T_K']:g} K) = {e['sigma']:.3e} ± {e['sigma_err']:.1e} S/cm")
-    print(f"results: {output / 'results.json'}")
-    return 0
