@@ -178,3 +178,23 @@ def test_cli_sweep_toml_reports_unstarted_runs(tmp_path, data_dir):
     assert [len(t["replicas"]) for t in doc["temperatures"]] == [2, 1]
     assert doc["partial"] and "not started" in doc["skipped"][0]["reason"]
     assert doc["systems"][0]["label"] == "nyzc"
+
+
+def test_transport_analysis_object_is_what_analyze_runs_writes(tmp_path):
+    """The analyzer API (pymatgen-analysis-diffusion style) gives the numbers of results.json."""
+    from mtpkit.analysis.analyze import AnalysisOptions, ReplicaSpec, TransportAnalysis, analyze_runs, load_replicas
+
+    specs = [ReplicaSpec(path=str(_walk_file(tmp_path / f"{T:g}.dump", T, int(T), n_frames=301)), temperature_K=T,
+                         frame_interval_fs=20.0, type_map=["Na", "Cl"]) for T in (500.0, 600.0, 700.0)]
+    options = AnalysisOptions(plots=False, host_check=False)
+    doc = analyze_runs(specs, "Na", tmp_path / "out", options)
+    loaded = load_replicas(specs, "Na", options)
+    analysis = TransportAnalysis({s.temperature_K: [r.data] for s, r in zip(specs, loaded)}, options=options)
+    assert [r.temperature_K for r in analysis.temperatures()] == [500.0, 600.0, 700.0]
+    assert [r.D for r in analysis.temperatures()] == [t["D"] for t in doc["temperatures"]]
+    assert analysis.arrhenius()[0] == doc["arrhenius"] and analysis.host_checks() is None
+    assert analysis.extrapolate() == doc["extrapolated"]
+    warm = analysis.extrapolate(400.0)
+    assert warm["T_K"] == 400.0 and warm["sigma"] > doc["extrapolated"]["sigma"] > 0
+    assert analysis.to_dict() == doc["systems"][0]
+    assert (tmp_path / "out" / "transport.csv").read_text().count("\n") == 4
