@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ase import Atoms
 
 from mtpkit.active_learning.candidates import deduplicate, pick
@@ -53,6 +52,7 @@ from mtpkit.active_learning.labellers import BatchLabeller, LabellerSpec
 from mtpkit.active_learning.store import LabelStore
 from mtpkit.errors import UserError
 from mtpkit.io_utils import atomic_open, atomic_write_json
+from mtpkit.seeds import EXPLORATION, FIT, seed_for
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +103,6 @@ class LearningPlan:
         if self.al.md_size_rung and self.md_structures and self.production_top_K:
             rungs.append(Rung((float(self.production_top_K),), md_size=True))
         return rungs
-
-
-def seed_for(seed: int, *key: int) -> int:
-    """A LAMMPS-safe seed (1 … 2³¹−1) for ``key`` (iteration, structure, temperature, replica)
-    from :class:`numpy.random.SeedSequence` spawn keys: independent streams, no collisions by
-    arithmetic."""
-    return int(np.random.SeedSequence(seed, spawn_key=tuple(int(k) for k in key)).generate_state(1)[0]
-               % (2 ** 31 - 1)) + 1
 
 
 def label_configurations(store: LabelStore, plan: LearningPlan, images: list[Atoms], sources: list[str],
@@ -233,15 +225,16 @@ class ActiveLearner:
             if init.species_count != len(self.plan.species):
                 raise UserError(f"potential.initial: {self.plan.potential.initial} has species_count = "
                                 f"{init.species_count}, but campaign.species has {len(self.plan.species)}")
-        metrics = self._fit(images, init, d)
+        metrics = self._fit(images, init, 0)
         self._report(0, None, [], {"n_train": len(images), "errors": metrics,
                                    "wall_s": {"fit": time.perf_counter() - t0}})
 
-    def _fit(self, images: list[Atoms], init, d: Path) -> dict:
+    def _fit(self, images: list[Atoms], init, k: int) -> dict:
+        d = self.it_dir(k)
         p, al = self.plan.potential, self.plan.al
         metrics = fit_potential(images, init, self.plan.species,
                                 template=Template(p.level, p.radial_basis_size, p.min_dist, p.max_dist),
-                                training=dict(p.training), seed=seed_for(self.plan.seed, 0), folder=d,
+                                training=dict(p.training), seed=seed_for(self.plan.seed, FIT, k), folder=d,
                                 mode=al.mode, basis=al.basis)
         held = self.heldout()
         if held:
@@ -301,7 +294,7 @@ class ActiveLearner:
             metrics = json.loads((d / "fit.json").read_text())
         else:
             mtp, _ = load_fitted(prev, self.plan.species)
-            metrics = self._fit(images, mtp, d)
+            metrics = self._fit(images, mtp, k)
         wall["fit"] = time.perf_counter() - t3
         entry.update(n_labelled=len(ok), n_quarantined=len(bad), n_train=len(images), errors=metrics)
         self._report(k, rung, records, entry)
@@ -326,7 +319,7 @@ class ActiveLearner:
             for j, T in enumerate(rung.temperatures):
                 for r in range(al.runs_per_structure):
                     rid = f"{name}/T{T:g}K{'-md' if rung.md_size else ''}/r{r}"
-                    jobs.append((rid, name, path, T, seed_for(self.plan.seed, k, i, j, r), rung.md_size))
+                    jobs.append((rid, name, path, T, seed_for(self.plan.seed, EXPLORATION, k, i, j, r), rung.md_size))
         engine = choose_engine(al.engine, al.basis)
         log.info("iteration %d: exploring at %s with the %s engine (%d runs of %d steps)", k, rung.name,
                  engine, len(jobs), al.steps)
@@ -423,4 +416,4 @@ def final_potential(folder: Path) -> Path:
 
 
 __all__ = ["ACTIVE_SET", "ActiveLearner", "LearningPlan", "Rung", "final_potential", "label_configurations",
-           "learning_history", "seed_for"]
+           "learning_history"]

@@ -25,6 +25,7 @@ import numpy as np
 
 from mtpkit.config import PipelineConfig
 from mtpkit.io_utils import atomic_write_json
+from mtpkit.seeds import FIDELITY, seed_for
 
 Log = Callable[[str], None]
 A2_PER_FS_TO_CM2_PER_S = 0.1  # 1 Å²/fs = 1e-16 cm² / 1e-15 s
@@ -108,7 +109,7 @@ def run_fidelity(cfg: PipelineConfig, folder: Path, potential: Path, structures_
     frame_fs = float(pr.timestep) * int(fc.dump_every)
     settings = dict(ensemble="npt", temperature=T, steps=steps, timestep=float(pr.timestep),
                     pressure=float(pr.pressure), barostat=pr.barostat,
-                    seed=int(cfg.campaign.seed) + 4242, dump_every=int(fc.dump_every),
+                    seed=seed_for(cfg.campaign.seed, FIDELITY), dump_every=int(fc.dump_every),
                     thermo_every=int(fc.dump_every), restart_every=max(1, steps // 4))
     structure = md_structure_file(structures_dir, name)  # the production MD structure
     species = cfg.species

@@ -77,7 +77,8 @@ def md_snapshots(calculator_factory: Callable[[], object], atoms, name: str, fol
         else:
             t0 = time.perf_counter()
             frames = labeller_md(atoms, calculator_factory(), temperature=float(T), steps=steps,
-                                 every=every, timestep=timestep, seed=seed + 17 * k)
+                                 every=every, timestep=timestep,
+                                 seed=int(np.random.SeedSequence(seed, spawn_key=(k,)).generate_state(1)[0]))
             for j, f in enumerate(frames):
                 f.info.update(label_id=f"md-{name}-T{float(T):g}K-{j}",
                               source=f"labeller MD, {name} at {T:g} K")

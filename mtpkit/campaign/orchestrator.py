@@ -159,11 +159,12 @@ def learning_plan(cfg: PipelineConfig, out: Path):
 
 
 def _starting_set(cfg, out, say) -> dict:
-    from mtpkit.active_learning.engine import label_configurations, seed_for
+    from mtpkit.active_learning.engine import label_configurations
     from mtpkit.active_learning.labellers import LabellerSpec, code_version, make_calculator
     from mtpkit.campaign.labeller_md import md_snapshots
     from mtpkit.campaign.relax_stage import read_path_frames
     from mtpkit.campaign.structures_stage import perturbed_copies, read_structure
+    from mtpkit.seeds import STARTING_COPIES, STARTING_MD, seed_for
 
     folder = out / FOLDERS["starting_set"]
     folder.mkdir(parents=True, exist_ok=True)
@@ -189,13 +190,13 @@ def _starting_set(cfg, out, say) -> dict:
                 n_path += 1
         if ss.md_temperatures and ss.md_steps > 0:
             md = md_snapshots(calculator, atoms, name, folder, list(ss.md_temperatures), ss.md_steps, ss.md_every,
-                              ss.md_timestep, seed_for(cfg.campaign.seed, 1, i), say)
+                              ss.md_timestep, seed_for(cfg.campaign.seed, STARTING_MD, i), say)
             for f in md:
                 store.add(f, spec, source=f"labeller-md:{name}:{f.info.get('md_temperature_K', 0):g}K:"
                                           f"step{f.info.get('md_step', 0)}", subset="start", code=code)
             n_md += len(md)
         for j, a in enumerate(perturbed_copies(atoms, ss.per_structure, ss.rattle, ss.strain,
-                                               seed_for(cfg.campaign.seed, 2, i))):
+                                               seed_for(cfg.campaign.seed, STARTING_COPIES, i))):
             images.append(a)
             sources.append(f"start:{name}:copy{j}")
     if ss.initial_training:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mtpkit.config import PipelineConfig
+from mtpkit.seeds import PRODUCTION, seed_for
 
 Log = Callable[[str], None]
 
@@ -46,7 +47,7 @@ def production_runs(cfg: PipelineConfig, folder: Path, potential: Path, structur
                 run_id = f"{name}/T{float(T):g}K/r{r}"
                 runs.append(RunSpec(run_id=run_id, structure=str(md_structure_file(structures_dir, name)),
                                     temperature=float(T), replica=r,
-                                    seed=seed + 1 + r + 1000 * (i_t + 100 * i_s),
+                                    seed=seed_for(seed, PRODUCTION, i_s, i_t, r),
                                     folder=str(folder / run_id), potential=str(potential),
                                     species=cfg.species, engine="plugin", md=md,
                                     extrapolation=watch))
