@@ -5,9 +5,13 @@ A sweep is described by a TOML file (paths relative to it)::
     [potential]
     file = "pot.almtp"                  # .mtp or .almtp
     species = ["Na", "Y", "Zr", "Cl"]   # symbols of MTP types 0, 1, ...
-    engine = "plugin"                   # or "external" (fix external + Python calculator)
-    # [potential.extrapolation]         # optional, plugin only: every, select_threshold,
-    # every = 10                        #   break_threshold, save
+    engine = "plugin"                   # or "external" (fix external + Python calculator),
+                                        #   or "torch-sim" (batched, mtpkit.md.batched)
+    # device = "cuda"                   # torch-sim only: "cpu" (default), "cuda", "cuda:1"
+    # dtype = "float32"                 # torch-sim only: "float64" (default) or "float32"
+    # batch_size = 64                   # torch-sim only: replicas per batch (default: automatic)
+    # [potential.extrapolation]         # optional, plugin and torch-sim: every,
+    # every = 10                        #   select_threshold, break_threshold, save
 
     [md]                                # any MDSettings field except seed
     ensemble = "npt"
@@ -48,6 +52,11 @@ back. Finished runs (``"done"`` or ``"extrapolation_break"``: a break is final) 
 never redone; unfinished ones resume from their last checkpoint; a failed run is
 reported with its log tail and does not stop the others.
 
+Engine ``"torch-sim"`` runs every run of the sweep in this process as batched NPT/NVT
+on the MTP's torch-sim model (:mod:`mtpkit.md.batched`: same run folders and files, so
+everything below holds; ``workers`` and ``scheduler`` do not apply, ``md.threads`` ×
+``workers`` is the number of CPU threads torch uses on ``device = "cpu"``).
+
 Velocity seeds: run ``(iS, iT, r)`` (structure, temperature and replica index, in
 file order) gets :func:`run_seed` ``(seed, iS, iT, r)``, a NumPy ``SeedSequence``
 child of ``seed``: independent streams that do not collide when a sweep grows.
@@ -86,6 +95,13 @@ class RunSpec:
     md: dict
     supercell: list[int] | None = None
     extrapolation: dict | None = None
+    device: str = "cpu"
+    dtype: str = "float64"
+    batch_size: int | None = None
+
+
+ENGINES = ("plugin", "external", "torch-sim")
+BATCHED = "torch-sim"
 
 
 @dataclass
@@ -138,10 +154,21 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if not (isinstance(species, list) and species and all(isinstance(s, str) for s in species)):
         raise InputFileError(path, "must be a list of element symbols", field="potential.species")
     engine = pot.get("engine", "plugin")
-    if engine not in ("plugin", "external"):
-        raise InputFileError(path, f"must be 'plugin' or 'external', got {engine!r}",
+    if engine not in ENGINES:
+        raise InputFileError(path, f"must be 'plugin', 'external' or 'torch-sim', got {engine!r}",
                              field="potential.engine")
+    batched = _batched_options(path, pot, engine)
     extrapolation = pot.get("extrapolation")
+    if extrapolation is not None:
+        if engine == "external":
+            raise InputFileError(path, "extrapolation control needs engine 'plugin' or 'torch-sim'",
+                                 field="potential.extrapolation")
+        from mtpkit.md.engines import Extrapolation
+
+        try:
+            Extrapolation(**extrapolation)
+        except (TypeError, UserError) as exc:
+            raise InputFileError(path, str(exc), field="potential.extrapolation") from None
     supercell = md.pop("supercell", None)
     if supercell is not None and not (isinstance(supercell, list) and len(supercell) == 3
                                       and all(isinstance(k, int) and k > 0 for k in supercell)):
@@ -193,9 +220,37 @@ def load_sweep(path: str | Path) -> SweepSpec:
                     run_id=run_id, structure=str(struct), temperature=float(temp), replica=r,
                     seed=run_seed(seed, i_s, i_t, r), folder=str(output / run_id),
                     potential=str(potential), species=list(species), engine=engine, md=md,
-                    supercell=supercell, extrapolation=extrapolation))
+                    supercell=supercell, extrapolation=extrapolation, **batched))
     return SweepSpec(path, output, runs, workers=int(sw.get("workers", 1)),
                      scheduler=sw.get("scheduler"))
+
+
+def _batched_options(path: Path, pot: dict, engine: str) -> dict:
+    """``device``, ``dtype`` and ``batch_size`` of ``[potential]`` (torch-sim engine only)."""
+    keys = [k for k in ("device", "dtype", "batch_size") if k in pot]
+    if engine != BATCHED:
+        if keys:
+            raise InputFileError(path, f"only for engine = 'torch-sim' (engine is {engine!r})",
+                                 field=f"potential.{keys[0]}")
+        return {}
+    device = pot.get("device", "cpu")
+    if not (isinstance(device, str) and (device == "cpu" or device == "cuda"
+                                         or (device.startswith("cuda:") and device[5:].isdigit()))):
+        raise InputFileError(path, f"must be 'cpu', 'cuda' or 'cuda:N', got {device!r}",
+                             field="potential.device")
+    dtype = pot.get("dtype", "float64")
+    if dtype not in ("float64", "float32"):
+        raise InputFileError(path, f"must be 'float64' or 'float32', got {dtype!r}",
+                             field="potential.dtype")
+    size = pot.get("batch_size")
+    if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+        raise InputFileError(path, "must be a positive integer", field="potential.batch_size")
+    import importlib.util
+
+    if importlib.util.find_spec("torch_sim") is None:
+        raise InputFileError(path, "engine 'torch-sim' needs torch and torch-sim: "
+                             "pip install mtpkit[torch]", field="potential.engine")
+    return {"device": device, "dtype": dtype, "batch_size": size}
 
 
 def run_seed(seed: int, structure_index: int, temperature_index: int, replica: int) -> int:
@@ -218,6 +273,10 @@ def run_one(spec: RunSpec) -> dict:
     """Run (or resume) one sweep run in the current process; returns its manifest entry
     (:meth:`MDResult.to_dict <mtpkit.md.run.MDResult.to_dict>`, plus ``log_tail`` when it
     failed; see the module docstring)."""
+    if spec.engine == BATCHED:  # one run on its own (e.g. sent to a worker): a batch of one
+        from mtpkit.md.batched import run_batched
+
+        return run_batched([spec], device=spec.device, dtype=spec.dtype, progress=None)[spec.run_id]
     from mtpkit.md.engines import ExternalEngine, Extrapolation, PluginEngine
     from mtpkit.md.run import run_md
     from mtpkit.md.structure import as_atoms
@@ -283,6 +342,25 @@ def run_sweep(spec: SweepSpec, executor=None,
     if not todo:
         return manifest
 
+    total, done_count = len(todo), 0
+
+    def record(run: RunSpec, entry: dict) -> None:
+        nonlocal done_count
+        done_count += 1
+        entry.update(structure=run.structure, temperature=run.temperature,
+                     replica=run.replica, seed=run.seed)
+        if run.engine == BATCHED:
+            entry.update(engine=BATCHED, device=run.device)
+        entries[run.run_id] = entry
+        atomic_write_json(spec.output / "manifest.json", manifest)
+        if progress:
+            msg = (f"[{done_count}/{total}] {run.run_id}: {entry['status']} "
+                   f"({entry.get('steps_done')}/{entry.get('steps')} steps, "
+                   f"{entry.get('wall_time', 0.0):.1f} s)")
+            if entry["status"] != "done" and entry.get("message"):
+                msg += f" - {entry['message']}"
+            progress(msg)
+
     def on_done(done: int, total: int, outcome) -> None:
         run = by_key[outcome.key]
         if outcome.ok:
@@ -295,29 +373,59 @@ def run_sweep(spec: SweepSpec, executor=None,
                      "message": outcome.error, "files": {}, "max_gamma": None,
                      "saved_steps": [], "n_saved": 0, "last_good_file": None,
                      "log_tail": log_tail(Path(run.folder)) or outcome.traceback[-2000:]}
-        entry.update(structure=run.structure, temperature=run.temperature,
-                     replica=run.replica, seed=run.seed)
-        entries[run.run_id] = entry
-        atomic_write_json(spec.output / "manifest.json", manifest)
-        if progress:
-            msg = (f"[{done}/{total}] {run.run_id}: {entry['status']} "
-                   f"({entry.get('steps_done')}/{entry.get('steps')} steps, "
-                   f"{entry.get('wall_time', 0.0):.1f} s)")
-            if entry["status"] != "done" and entry.get("message"):
-                msg += f" - {entry['message']}"
-            progress(msg)
+        record(run, entry)
 
-    by_key = {run.run_id: run for run in todo}
-    jobs = [Job(run.run_id, run_one, (run,)) for run in todo]
-    own = executor is None
-    if own:
-        executor = Executor(workers=spec.workers, scheduler=spec.scheduler)
-    try:
-        executor.run(jobs, progress=on_done)
-    finally:
+    batched = [run for run in todo if run.engine == BATCHED]
+    todo = [run for run in todo if run.engine != BATCHED]
+    if todo:
+        by_key = {run.run_id: run for run in todo}
+        jobs = [Job(run.run_id, run_one, (run,)) for run in todo]
+        own = executor is None
         if own:
-            executor.close()
+            executor = Executor(workers=spec.workers, scheduler=spec.scheduler)
+        try:
+            executor.run(jobs, progress=on_done)
+        finally:
+            if own:
+                executor.close()
+    if batched:
+        _run_batched(spec, batched, record, progress)
     return manifest
+
+
+def _run_batched(spec: SweepSpec, runs: list[RunSpec], record, progress) -> None:
+    """The torch-sim runs, batched in this process (one batch per device and settings)."""
+    from mtpkit.md.batched import run_batched
+
+    recorded: set[str] = set()
+
+    def on_done(run: RunSpec, entry: dict) -> None:
+        recorded.add(run.run_id)
+        record(run, entry)
+
+    by_device: dict[tuple, list[RunSpec]] = {}
+    for run in runs:
+        by_device.setdefault((run.device, run.dtype, run.batch_size), []).append(run)
+    for (device, dtype, size), group in by_device.items():
+        threads = max(1, int(spec.workers)) * max(int(r.md.get("threads", 1)) for r in group)
+        try:
+            run_batched(group, device=device, dtype=dtype, batch_size=size, threads=threads,
+                        progress=progress, on_done=on_done)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001  # engine set-up errors fail these runs, not the sweep
+            import traceback
+
+            tail = traceback.format_exc()[-2000:]
+            for run in group:
+                if run.run_id not in recorded:
+                    record(run, {"status": "failed", "steps_done": _steps_on_disk(Path(run.folder)),
+                                 "steps": run.md.get("steps", MDSettings.steps),
+                                 "timestep": run.md.get("timestep", MDSettings.timestep),
+                                 "wall_time": 0.0, "folder": run.folder,
+                                 "message": f"torch-sim engine error: {exc}", "files": {},
+                                 "max_gamma": None, "saved_steps": [], "n_saved": 0,
+                                 "last_good_file": None, "log_tail": tail})
 
 
 def _finished_on_disk(folder: Path, steps: int | None = None) -> bool:
