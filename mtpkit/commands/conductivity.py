@@ -40,9 +40,9 @@ def register(subparsers) -> None:
                    help="frames kept per trajectory (memory bound; evenly strided), default 10000")
     p.add_argument("--fit-window", nargs=2, type=float, metavar=("START_PS", "END_PS"),
                    help="MSD lag window for the fit in ps (default: 1 ps to the run length)")
-    p.add_argument("--regimes", choices=("1", "2", "auto"), default="1",
-                   help="Arrhenius regimes: 1; 2 (the best split with >= 3 temperatures per regime, and an "
-                        "F-test of whether the data need it); auto (two only when that test says so)")
+    p.add_argument("--regimes", type=int, choices=(1, 2), default=1,
+                   help="Arrhenius regimes: 1, or 2 = two lines when an F-test says the data need the second "
+                        "(searched breakpoint, >= 3 temperatures per regime), else one with a note")
     p.add_argument("--breakpoint", type=float, metavar="K", help="two regimes split at this temperature")
     p.add_argument("--arrhenius", choices=("D", "sigmaT"), default="D",
                    help="fit ln D or ln(σT) vs 1/T (default D)")
@@ -132,7 +132,7 @@ def _options(args):
     options = AnalysisOptions(
         max_frames=args.max_frames or DEFAULT_MAX_FRAMES,
         fit_window_ps=tuple(args.fit_window) if args.fit_window else None,
-        regimes=args.regimes if args.regimes == "auto" else int(args.regimes), breakpoint_K=args.breakpoint,
+        regimes=args.regimes, breakpoint_K=args.breakpoint,
         quantity=args.arrhenius, extrapolate_T_K=args.extrapolate_T, charge=args.charge, workers=args.workers,
         plots=not args.no_plots, descriptors=args.descriptors or bool(args.reference_structure),
         reference=_reference(args.reference_structure), host_check=not args.no_host_check)
