@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from mtpkit.active_learning.engine import learning_history
 from mtpkit.campaign.report import REFERENCE, REFERENCE_CITATION, _pm, _regimes
 
 
@@ -33,7 +34,7 @@ def main(folder: str) -> int:
     print(f"campaign {out} (scale {cfg['scale']}, labeller {cfg['labeller']['kind']})")
     for stage, e in state["stages"].items():
         print(f"  {stage:16s} {e.get('status', ''):8s} {e.get('wall_s', float('nan')):9.1f} s")
-    hist = load("03_active_learning", "history.json") or {"iterations": []}
+    hist = learning_history(out / "03_active_learning")
     print("AL: iter  T(K)  max_gamma  labelled  train_set  E_rmse(meV/atom)  F_rmse(eV/A)")
     for it in hist["iterations"]:
         tr = (it.get("errors") or {}).get("train") or {}

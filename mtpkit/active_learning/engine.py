@@ -263,7 +263,8 @@ class ActiveLearner:
         wall["explore"] = time.perf_counter() - t0
         max_g = max((r["max_gamma"] for r in records), default=0.0)
         reliable = bool(records) and all(r["status"] == "done" and r["max_gamma"] < al.gamma_stop for r in records)
-        entry: dict[str, Any] = {"max_gamma": max_g, "converged": reliable, "wall_s": wall}
+        entry: dict[str, Any] = {"max_gamma": max_g, "converged": reliable, "wall_s": wall,
+                                 "n_train": json.loads((prev / "fit.json").read_text())["n_train"]}
         log.info("iteration %d at %s: max γ %.3g; %s", k, rung.name, max_g,
                  ", ".join(f"{r['run']}: {r['status']} after {r['time_ps']:.2f} ps" for r in records))
         if reliable:
