@@ -89,7 +89,7 @@ def write_cu_almtp(path: Path, n_configurations: int = 12) -> Path:
     import mtpkit
     from mtpkit.active_learning.active_set import ActiveSet as ALSet
     from mtpkit.potentials import core
-    from mtpkit.potentials.mtp_io import ActiveSet, read_mtp, write_mtp
+    from mtpkit.potentials.mtp_io import MVSSection, read_mtp, write_mtp
 
     folder = MOTEP_FIT / "crystals" / "cubic" / "16"
     mtp = read_mtp(folder / "pot.mtp")
@@ -100,7 +100,7 @@ def write_cu_almtp(path: Path, n_configurations: int = 12) -> Path:
         res = aset.maxvol(rows)
         aset.commit_sources({int(c): (k, int(c)) for c in res.entered})
     aset.refresh_inverse()
-    mtp.active_set = ActiveSet(energy_weight=0.0, force_weight=0.0, stress_weight=0.0,
+    mtp.active_set = MVSSection(energy_weight=0.0, force_weight=0.0, stress_weight=0.0,
                                site_en_weight=1.0, weight_scaling=2, A=aset.A,
                                invA=aset.inv_A.T.copy(), links=aset.sources)
     write_mtp(path, mtp)

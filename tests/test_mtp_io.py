@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mtpkit.errors import InputFileError
-from mtpkit.potentials.mtp_io import ActiveSet, format_mtp, read_mtp, write_mtp
+from mtpkit.potentials.mtp_io import MVSSection, format_mtp, read_mtp, write_mtp
 
 
 def _mlip_written_pots(root: Path) -> list[Path]:
@@ -75,7 +75,7 @@ def test_trained_round_trip_after_with_params(motep_data, tmp_path):
     assert a.read_bytes() == b.read_bytes()
 
 
-def _fake_active_set(n: int, rng) -> ActiveSet:
+def _fake_active_set(n: int, rng) -> MVSSection:
     cfg_text = (
         "BEGIN_CFG\n Size\n    1\n Supercell\n         5.000000      0.000000      0.000000\n"
         "         0.000000      5.000000      0.000000\n         0.000000      0.000000      5.000000\n"
@@ -85,11 +85,11 @@ def _fake_active_set(n: int, rng) -> ActiveSet:
     )
     links = np.full((n, 2), -1)
     links[0] = (0, 0)
-    return ActiveSet(1.0, 0.0, 0.0, 1.0, 2, A=rng.normal(size=(n, n)), invA=rng.normal(size=(n, n)),
+    return MVSSection(1.0, 0.0, 0.0, 1.0, 2, A=rng.normal(size=(n, n)), invA=rng.normal(size=(n, n)),
                      links=links, selected_cfgs=cfg_text)
 
 
-def _mlip3_almtp_bytes(mtp_text: str, aset: ActiveSet) -> bytes:
+def _mlip3_almtp_bytes(mtp_text: str, aset: MVSSection) -> bytes:
     """An .almtp laid out as MLIP-3's CfgSelection::Save writes it (built independently here)."""
     head = (mtp_text + "\n#MVS_v1.1\n"
             f"energy_weight {aset.energy_weight:.16e}\nforce_weight {aset.force_weight:.16e}\n"
@@ -109,7 +109,7 @@ def test_almtp_active_set_round_trip(motep_data, tmp_path):
     src = tmp_path / "in.almtp"
     src.write_bytes(raw)
     got = read_mtp(src)
-    assert isinstance(got.active_set, ActiveSet)
+    assert isinstance(got.active_set, MVSSection)
     np.testing.assert_array_equal(got.active_set.A, aset.A)
     np.testing.assert_array_equal(got.active_set.invA, aset.invA)
     np.testing.assert_array_equal(got.active_set.links, aset.links)

@@ -19,7 +19,7 @@ def almtp(tmp_path_factory, motep_data):
     """Cu level-16 MTP + a neighbourhood active set (all coefficients) from 12 configurations."""
     from mtpkit.active_learning.active_set import ActiveSet as ALSet
     from mtpkit.potentials import core
-    from mtpkit.potentials.mtp_io import ActiveSet, read_mtp, write_mtp
+    from mtpkit.potentials.mtp_io import MVSSection, read_mtp, write_mtp
 
     folder = MOTEP_FIT / "crystals" / "cubic" / "16"
     mtp = read_mtp(folder / "pot.mtp")
@@ -30,7 +30,7 @@ def almtp(tmp_path_factory, motep_data):
         res = aset.maxvol(rows)
         aset.commit_sources({int(c): (k, int(c)) for c in res.entered})
     aset.refresh_inverse()
-    mtp.active_set = ActiveSet(energy_weight=0.0, force_weight=0.0, stress_weight=0.0,
+    mtp.active_set = MVSSection(energy_weight=0.0, force_weight=0.0, stress_weight=0.0,
                                site_en_weight=1.0, weight_scaling=2, A=aset.A,
                                invA=aset.inv_A.T.copy(), links=aset.sources)
     path = tmp_path_factory.mktemp("al") / "cu.almtp"
@@ -101,7 +101,7 @@ def test_plugin_configuration_grade_matches_python(almtp, tmp_path, threads):
     """Configuration mode (site_en_weight 0, energy_weight > 0): one grade from the summed rows."""
     from mtpkit.active_learning.active_set import ActiveSet as ALSet
     from mtpkit.active_learning.grades import config_row
-    from mtpkit.potentials.mtp_io import ActiveSet, write_mtp
+    from mtpkit.potentials.mtp_io import MVSSection, write_mtp
 
     mtp, _, _, images = almtp
     mtp = copy.deepcopy(mtp)  # the fixture's potential keeps its neighbourhood active set
@@ -110,7 +110,7 @@ def test_plugin_configuration_grade_matches_python(almtp, tmp_path, threads):
         res = aset.maxvol(config_row(mtp, atoms, np.zeros(len(atoms), np.int32))[None, :])
         aset.commit_sources({int(c): (k, int(c)) for c in res.entered})
     aset.refresh_inverse()
-    mtp.active_set = ActiveSet(energy_weight=1.0, force_weight=0.0, stress_weight=0.0, site_en_weight=0.0,
+    mtp.active_set = MVSSection(energy_weight=1.0, force_weight=0.0, stress_weight=0.0, site_en_weight=0.0,
                                weight_scaling=2, A=aset.A, invA=aset.inv_A.T.copy(), links=aset.sources)
     path = tmp_path / "conf.almtp"
     write_mtp(path, mtp)
@@ -130,7 +130,7 @@ def test_plugin_grades_with_linear_basis_active_set(almtp, tmp_path):
     the plugin grades each atom from its basis row instead of dE_i/dθ."""
     from mtpkit.active_learning.active_set import ActiveSet as ALSet
     from mtpkit.potentials import core
-    from mtpkit.potentials.mtp_io import ActiveSet, format_mtp
+    from mtpkit.potentials.mtp_io import MVSSection, format_mtp
 
     mtp, _, _, images = almtp
     n_linear = mtp.species_count + mtp.alpha_scalar_moments
@@ -140,7 +140,7 @@ def test_plugin_grades_with_linear_basis_active_set(almtp, tmp_path):
         res = aset.maxvol(core.site_basis(mtp, atoms, np.zeros(len(atoms), np.int32)))
         aset.commit_sources({int(c): (k, int(c)) for c in res.entered})
     aset.refresh_inverse()
-    mlip = ActiveSet(energy_weight=0.0, force_weight=0.0, stress_weight=0.0, site_en_weight=1.0,
+    mlip = MVSSection(energy_weight=0.0, force_weight=0.0, stress_weight=0.0, site_en_weight=1.0,
                      weight_scaling=2, A=aset.A, invA=aset.inv_A.T.copy(), links=aset.sources)
     path = tmp_path / "linear.almtp"  # write_mtp stores only all-coefficient active sets
     mtp = copy.deepcopy(mtp)

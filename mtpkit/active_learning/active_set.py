@@ -311,14 +311,14 @@ class ActiveSet:
 
 
 def to_mlip(active_set: ActiveSet, species=None):
-    """The MLIP-3 ``#MVS_v1.1`` form (:class:`mtpkit.potentials.mtp_io.ActiveSet`).
+    """The MLIP-3 ``#MVS_v1.1`` form (:class:`mtpkit.potentials.mtp_io.MVSSection`).
 
     ``invA`` is stored transposed, as MLIP does; the source configurations
     become the selected-configuration text (lossless floats), each tagged with
     the ``selected_eqn_inds`` feature like MLIP's own.
     """
     from mtpkit.potentials.cfg import format_cfg
-    from mtpkit.potentials.mtp_io import ActiveSet as MLIPActiveSet
+    from mtpkit.potentials.mtp_io import MVSSection
 
     if active_set.basis != "all":
         raise ValueError("only an active set over all parameters can be stored in an .almtp "
@@ -333,7 +333,7 @@ def to_mlip(active_set: ActiveSet, species=None):
         a.info = {key: v for key, v in atoms.info.items() if isinstance(v, (int, float, str))}
         a.info["selected_eqn_inds"] = ",".join(str(e) for e in eqns)
         texts.append(format_cfg(a, species, index=k, lossless=True))
-    return MLIPActiveSet(
+    return MVSSection(
         energy_weight=float(active_set.energy_weight), force_weight=0.0, stress_weight=0.0,
         site_en_weight=float(active_set.site_en_weight), weight_scaling=int(active_set.weight_scaling),
         A=active_set.A.copy(), invA=active_set.inv_A.T.copy(),

@@ -21,7 +21,7 @@ after the last ``}``) the MaxVol selection state::
     <the selected configurations in .cfg format>
 
 with ``n`` = number of MTP coefficients (radial + species + moment). It is
-read into :class:`ActiveSet` and written back unchanged.
+read into :class:`MVSSection` and written back unchanged.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from mtpkit.errors import InputFileError
 from mtpkit.io_utils import atomic_open
 from mtpkit.potentials.model import MTP
 
-__all__ = ["ActiveSet", "format_mtp", "parse_mtp", "read_mtp", "write_mtp"]
+__all__ = ["MVSSection", "format_mtp", "parse_mtp", "read_mtp", "write_mtp"]
 
 MVS_MARKER = b"#MVS_v1.1\n"
 _KNOWN_KEYS = frozenset({
@@ -53,7 +53,7 @@ _WEIGHT_KEYS = ("energy_weight", "force_weight", "stress_weight", "site_en_weigh
 
 
 @dataclass
-class ActiveSet:
+class MVSSection:
     """MLIP-3's MaxVol selection state (the ``#MVS_v1.1`` section of an ``.almtp``).
 
     Attributes
@@ -361,7 +361,7 @@ def _parse_radial(cur: _Lines, rows: list[tuple[str, int]], line0: int, s: int, 
     return radial
 
 
-def _parse_active_set(path: str, data: bytes, start: int, n_expected: int) -> ActiveSet | None:
+def _parse_active_set(path: str, data: bytes, start: int, n_expected: int) -> MVSSection | None:
     """Parse the ``#MVS_v1.1`` section starting at byte ``start``; warn and return None if unparseable."""
     def fail(msg: str) -> None:
         warnings.warn(f"{path}: cannot parse the #MVS_v1.1 active-set section ({msg}); "
@@ -414,7 +414,7 @@ def _parse_active_set(path: str, data: bytes, start: int, n_expected: int) -> Ac
     if data[pos:pos + 2] != b"#\n":
         return fail("missing '#' after the equation links")
     pos += 2
-    return ActiveSet(A=A, invA=invA, links=np.array(links, dtype=np.int64).reshape(-1, 2),
+    return MVSSection(A=A, invA=invA, links=np.array(links, dtype=np.int64).reshape(-1, 2),
                      selected_cfgs=data[pos:].decode("utf-8"), **weights)
 
 
@@ -423,7 +423,7 @@ def read_mtp(path: str | os.PathLike) -> MTP:
 
     Untrained templates get MLIP's default initial coefficients and
     ``trained=False``. An ``.almtp`` active-set section is read into
-    ``mtp.active_set`` (:class:`ActiveSet`).
+    ``mtp.active_set`` (:class:`MVSSection`).
 
     Raises
     ------
@@ -514,8 +514,8 @@ def write_mtp(path: str | os.PathLike, mtp: MTP) -> None:
     data = text.encode()
     active = mtp.active_set
     if active is not None:
-        if not isinstance(active, ActiveSet):
-            raise TypeError(f"mtp.active_set must be an ActiveSet, got {type(active).__name__}")
+        if not isinstance(active, MVSSection):
+            raise TypeError(f"mtp.active_set must be an MVSSection (MLIP-3's #MVS_v1.1 section), got {type(active).__name__}")
         if not almtp:
             warnings.warn(f"{path}: the active set is only written to .almtp files; it is dropped here",
                           stacklevel=2)

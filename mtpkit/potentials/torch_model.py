@@ -117,7 +117,7 @@ def _product_levels(mtp: MTP) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]
 def _inverse_and_mode(active_set: object) -> tuple[np.ndarray, str, float, int]:
     """``(A^-1, mode, energy_weight, weight_scaling)`` of an active set in either form.
 
-    MLIP-3's stored form (:class:`mtpkit.potentials.mtp_io.ActiveSet`, what
+    MLIP-3's stored form (:class:`mtpkit.potentials.mtp_io.MVSSection`, what
     ``load_potential`` reads from an ``.almtp``) keeps ``invA`` transposed;
     :class:`mtpkit.active_learning.active_set.ActiveSet` keeps ``inv_A``.
     """
