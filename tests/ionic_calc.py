@@ -23,7 +23,7 @@ KE = 14.399645  # e^2 / (4 pi eps0) in eV·Å
 
 
 class IonicNYZC(Calculator):
-    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    implemented_properties = ("energy", "free_energy", "forces", "stress")
 
     def __init__(self, charge_scale: float = 1.0, rho: float = 0.32, cutoff: float = 7.0,
                  alpha: float = 0.25, **kwargs) -> None:

@@ -515,7 +515,8 @@ def write_mtp(path: str | os.PathLike, mtp: MTP) -> None:
     active = mtp.active_set
     if active is not None:
         if not isinstance(active, MVSSection):
-            raise TypeError(f"mtp.active_set must be an MVSSection (MLIP-3's #MVS_v1.1 section), got {type(active).__name__}")
+            raise TypeError(f"mtp.active_set must be an MVSSection (MLIP-3's #MVS_v1.1 section), "
+                            f"got {type(active).__name__}")
         if not almtp:
             warnings.warn(f"{path}: the active set is only written to .almtp files; it is dropped here",
                           stacklevel=2)
