@@ -94,10 +94,9 @@ def explore_lammps(jobs: Sequence[tuple[str, str, Path, float, int, bool]], pote
     Returns the records and, per run, the frames above ``gamma_select`` it saved (with
     the last good configuration of a failed run that saved none).
     """
+    from mtpkit.md.engines import potential_min_dist
     from mtpkit.md.run import read_result
     from mtpkit.md.sweep import RunSpec, SweepSpec, run_sweep
-
-    from mtpkit.md.engines import potential_min_dist
 
     # only a real collapse is a blow-up here: contacts closer than the training data are what the
     # extrapolation grade is for (at the potential's own min_dist a relaxed start can stop at step 0)
