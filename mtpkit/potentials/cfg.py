@@ -119,10 +119,11 @@ def read_cfg(path: str | os.PathLike, species: Sequence[str | int] | None = None
 
     numbers = species_numbers(species)
     data = read_bytes(path)
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return read_cfg_reference(path, species)  # raises as the reference does
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return read_cfg_reference(path, species)  # raises as the reference does
     return parse_cfg_bytes(data, os.fspath(path), numbers)
 
 
