@@ -112,7 +112,7 @@ def test_bad_input_errors(cfg_files, tmp_path, capsys):
     assert "field 'type': type 3 of atom 14 is beyond the 3 species given" in capsys.readouterr().err
 
     assert main(["train", "--init", "8", *common, "--weighting", "atoms"]) == 2
-    assert "weighting must be one of" in capsys.readouterr().err
+    assert "weighting: Input should be 'vibrations', 'molecules' or 'structures'" in capsys.readouterr().err
 
     assert main(["train", "--train", str(cfg_files / "train.cfg")]) == 2
     assert "--init is required" in capsys.readouterr().err

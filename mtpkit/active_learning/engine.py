@@ -234,7 +234,7 @@ class ActiveLearner:
         p, al = self.plan.potential, self.plan.al
         metrics = fit_potential(images, init, self.plan.species,
                                 template=Template(p.level, p.radial_basis_size, p.min_dist, p.max_dist),
-                                training=dict(p.training), seed=seed_for(self.plan.seed, FIT, k), folder=d,
+                                training=p.training, seed=seed_for(self.plan.seed, FIT, k), folder=d,
                                 mode=al.mode, basis=al.basis)
         held = self.heldout()
         if held:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ase import Atoms
+
+if TYPE_CHECKING:
+    from mtpkit.potentials.train_config import TrainConfig
 
 POTENTIAL = "pot.mtp"
 ALMTP = "pot.almtp"
@@ -32,9 +35,12 @@ class Template:
 
 
 def fit_potential(images: list[Atoms], init: Any, species: list[str], *, template: Template,
-                  training: dict, seed: int, folder: Path, mode: str = "neighborhood",
+                  training: TrainConfig, seed: int, folder: Path, mode: str = "neighborhood",
                   basis: str = "all") -> dict:
     """Fit from ``init`` (an MTP: warm start) or from ``template`` (``init is None``).
+
+    ``training`` is the ``[potential.training]`` table; where it leaves them unset, the fit
+    uses ``seed`` and no progress lines.
 
     Returns the metrics dict (``train``, ``validation``, ``iterations``, ``stop_reason``,
     ``n_params``, ``fit_wall_s`` s, ``n_train``, ``active_set_filled``) also written as
@@ -55,7 +61,7 @@ def fit_potential(images: list[Atoms], init: Any, species: list[str], *, templat
         init.active_set = None
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    config = TrainConfig(**{"seed": seed, "print_every": 0, **training})
+    config = TrainConfig(**{"seed": seed, "print_every": 0, **training.model_dump(exclude_unset=True)})
     with open(folder / "train.log", "w") as log:
         result = train(images, init, species=species, config=config,
                        log=lambda m: print(m, file=log, flush=True))

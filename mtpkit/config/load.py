@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mtpkit.config.schema import PipelineConfig
-from mtpkit.errors import InputFileError
+from mtpkit.errors import InputFileError, input_error_from_validation
 
 SCALES = ("tiny", "default", "paper")
 #: keys whose values are tables of free-form keyword arguments (merged, not checked key by key here)
@@ -72,24 +71,6 @@ def _resolve_paths(doc: dict, folder: Path) -> None:
                             else v for v in value]
 
 
-def _error(path: Path | None, exc: ValidationError) -> InputFileError:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int))
-    items = [p for p in err["loc"] if isinstance(p, int)]
-    msg = err["msg"] + (f" (item {items[-1] + 1} of the list)" if items else "")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-        key, sep, rest = msg.partition(": ")
-        if sep and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", key):  # a cross-key check names its key
-            loc = ".".join(p for p in (loc, key) if p)
-            msg = rest
-    if "input" in err and err["type"] not in ("extra_forbidden", "missing") and not isinstance(err["input"], dict):
-        msg += f" (got {err['input']!r})"
-    return InputFileError(path, msg, field=loc or None)
-
-
 def build_config(doc: dict | None = None, scale: str = "default",
                  source: str | os.PathLike | None = None) -> PipelineConfig:
     """Resolve a parsed TOML document ``doc`` at ``scale`` (see the module docstring)."""
@@ -117,7 +98,7 @@ def build_config(doc: dict | None = None, scale: str = "default",
     try:
         return PipelineConfig.model_validate(values)
     except ValidationError as exc:
-        raise _error(path, exc) from None
+        raise input_error_from_validation(path, exc) from None
 
 
 def load_config(path: str | os.PathLike, scale: str = "default") -> PipelineConfig:

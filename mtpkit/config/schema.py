@@ -16,7 +16,7 @@ only the tables it needs. Every key has a default; units: K, fs, Å, GPa, eV.
 ``[starting_set]``    labelled strained/rattled copies, labeller-MD snapshots, relaxation path
                       frames, initial_training (a labelled file)
 ``[potential]``       template (level, radial_basis_size, min_dist, max_dist) or ``initial``
-                      (.mtp/.almtp warm start), training (TrainConfig fields)
+                      (.mtp/.almtp warm start), training (a TrainConfig)
 ``[active_learning]`` exploration schedule, MD, grades, candidates, selection, stopping
 ``[production]``, ``[analysis]``, ``[fidelity]``, ``[report]``  the later stages of ``run``
 
@@ -30,7 +30,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_serializer, field_validator, model_validator
+
+from mtpkit.potentials.train_config import TrainConfig
 
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 NonNegInt = Annotated[int, Field(strict=True, ge=0)]
@@ -164,21 +166,12 @@ class PotentialCfg(Section):
     max_dist: PositiveFloat = 5.0
     min_dist: PositiveFloat = 1.5
     initial: Path | None = None
-    training: dict[str, Any] = Field(default_factory=dict)
+    training: TrainConfig = Field(default_factory=TrainConfig)
 
-    @field_validator("training")
-    @classmethod
-    def _training(cls, v: dict) -> dict:
-        from mtpkit.errors import UserError
-        from mtpkit.potentials.train_config import TrainConfig
-
-        try:
-            TrainConfig(**v)
-        except TypeError as exc:
-            raise ValueError(f"unknown training setting ({exc})") from None
-        except UserError as exc:
-            raise ValueError(str(exc)) from None
-        return v
+    @field_serializer("training")
+    def _given_training(self, training: TrainConfig) -> dict[str, Any]:
+        # only the settings given: the fit supplies its own seed and print_every where unset
+        return training.model_dump(mode="json", exclude_unset=True)
 
     @model_validator(mode="after")
     def _dists(self) -> PotentialCfg:

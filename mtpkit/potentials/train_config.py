@@ -17,25 +17,77 @@ A TOML file holds flat ``key = value`` pairs: every field of
     max_iter = 2000
     seed = 1
 
-An unknown key or a value of the wrong type is an error naming the file and key.
+An unknown key or a value of the wrong type is an error naming the file and key
+(validated by the pydantic model :class:`TrainFile`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import tomllib
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from mtpkit.errors import InputFileError, UserError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mtpkit.errors import InputFileError, UserError, input_error_from_validation, validation_problem
 
 WEIGHTINGS = ("vibrations", "molecules", "structures")
 
+_Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+_Count = Annotated[int, Field(ge=0)]
+_Positive = Annotated[int, Field(ge=1)]
 
-@dataclass
-class TrainConfig:
+
+class _TrainFields(BaseModel):
+    """The fields of :class:`TrainConfig` and their one-field checks (strict: ``1.0`` is
+    no integer, ``true`` no number, ``"1"`` neither)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+    energy_weight: _Weight = 1.0
+    force_weight: _Weight = 0.01
+    stress_weight: _Weight = 0.001
+    weighting: Literal["vibrations", "molecules", "structures"] = "vibrations"
+    method: Literal["varpro", "joint"] = "varpro"
+    max_iter: _Count = 1000
+    seed: _Count = 0
+    init_radial_scale: _Weight = 0.1
+    init_params: Literal["auto", "random", "keep"] = "auto"
+    linear_fit: bool = True
+    ridge: _Weight = 1e-10
+    min_dist: Literal["data", "keep"] | float = "data"
+    valid_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    valid_every: _Positive = 10
+    patience: _Count = 10
+    print_every: _Count = 10
+    checkpoint: str | None = None
+    checkpoint_every: _Positive = 50
+    ftol: _Weight = 1e-12
+    gtol: _Weight = 1e-10
+    lbfgs_memory: _Positive = 20
+
+    @field_validator("min_dist", mode="before")
+    @classmethod
+    def _min_dist(cls, v: Any) -> Any:
+        if isinstance(v, str) and v not in ("data", "keep"):
+            try:
+                v = float(v)
+            except ValueError:
+                raise ValueError("must be 'data', 'keep' or a distance in Å") from None
+        if isinstance(v, str):
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError("must be 'data', 'keep' or a distance >= 0 in Å")
+        return float(v)
+
+    @field_validator("checkpoint", mode="before")
+    @classmethod
+    def _path(cls, v: Any) -> Any:
+        return os.fspath(v) if isinstance(v, os.PathLike) else v
+
+
+class TrainConfig(_TrainFields):
     """How to fit an MTP (see :func:`mtpkit.potentials.training.train`).
 
     Attributes
@@ -102,95 +154,75 @@ class TrainConfig:
         Number of L-BFGS correction pairs.
     """
 
-    energy_weight: float = 1.0
-    force_weight: float = 0.01
-    stress_weight: float = 0.001
-    weighting: str = "vibrations"
-    method: str = "varpro"
-    max_iter: int = 1000
-    seed: int = 0
-    init_radial_scale: float = 0.1
-    init_params: str = "auto"
-    linear_fit: bool = True
-    ridge: float = 1e-10
-    min_dist: str | float = "data"
-    valid_fraction: float = 0.0
-    valid_every: int = 10
-    patience: int = 10
-    print_every: int = 10
-    checkpoint: str | None = None
-    checkpoint_every: int = 50
-    ftol: float = 1e-12
-    gtol: float = 1e-10
-    lbfgs_memory: int = 20
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise :class:`UserError` naming the first invalid setting."""
-        for name in ("energy_weight", "force_weight", "stress_weight", "init_radial_scale",
-                     "ridge", "ftol", "gtol"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
-                raise UserError(f"{name} must be a finite number >= 0, got {v!r}")
-        if self.energy_weight == self.force_weight == self.stress_weight == 0:
-            raise UserError("energy_weight, force_weight and stress_weight are all 0")
-        for name in ("max_iter", "seed", "valid_every", "patience", "print_every",
-                     "checkpoint_every", "lbfgs_memory"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise UserError(f"{name} must be an integer >= 0, got {v!r}")
-        for name in ("valid_every", "checkpoint_every", "lbfgs_memory"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.weighting not in WEIGHTINGS:
-            raise UserError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
-        if self.method not in ("varpro", "joint"):
-            raise UserError(f"method must be varpro or joint, got {self.method!r}")
-        if self.init_params not in ("auto", "random", "keep"):
-            raise UserError(f"init_params must be auto, random or keep, got {self.init_params!r}")
-        if not isinstance(self.linear_fit, bool):
-            raise UserError(f"linear_fit must be true or false, got {self.linear_fit!r}")
-        md = self.min_dist
-        if isinstance(md, str) and md not in ("data", "keep"):
-            try:
-                self.min_dist = float(md)
-            except ValueError:
-                raise UserError(f"min_dist must be 'data', 'keep' or a distance in Å, got {md!r}") from None
-        if not isinstance(self.min_dist, str) and not (
-                isinstance(self.min_dist, (int, float)) and math.isfinite(self.min_dist)
-                and self.min_dist >= 0):
-            raise UserError(f"min_dist must be 'data', 'keep' or a distance >= 0 in Å, got {md!r}")
-        if not isinstance(self.valid_fraction, (int, float)) or not 0 <= self.valid_fraction < 1:
-            raise UserError(f"valid_fraction must be in [0, 1), got {self.valid_fraction!r}")
-        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
-            raise UserError(f"checkpoint must be a path, got {self.checkpoint!r}")
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with ``changes`` applied (validated)."""
-        unknown = set(changes) - {f.name for f in fields(self)}
+    def __init__(self, **settings: Any) -> None:
+        unknown = set(settings) - set(TrainConfig.model_fields)
         if unknown:
             raise UserError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes)
+        try:
+            super().__init__(**settings)
+        except ValidationError as exc:
+            field, msg = validation_problem(exc)
+            raise UserError(f"{field}: {msg}" if field else msg) from None
+
+    # This __init__ only validates, as BaseModel's does: as a table of a larger model
+    # ([potential.training] of a campaign file) pydantic skips it and reports the
+    # error under the table's dotted key.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> TrainConfig:
+        if self.energy_weight == self.force_weight == self.stress_weight == 0:
+            raise ValueError("energy_weight: energy_weight, force_weight and stress_weight are all 0")
+        return self
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied (validated; the settings given explicitly stay so)."""
+        return TrainConfig(**{**self.model_dump(exclude_unset=True), **changes})
+
+
+_Path = Annotated[str, Field(min_length=1)]
+
+
+class TrainFile(_TrainFields):
+    """A training TOML file: the :class:`TrainConfig` fields plus the ``mtpkit train``
+    options (see the module docstring). Only one-key checks: the flags of the command
+    line may still override a value before :class:`TrainConfig` checks across keys."""
+
+    init: int | str | None = None
+    train: _Path | None = None
+    valid: _Path | None = None
+    species: list[str] | None = None
+    output: _Path | None = None
+    report: _Path | None = None
+    max_dist: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    radial_basis_size: Annotated[int, Field(ge=2)] | None = None
+
+    @field_validator("init", mode="before")
+    @classmethod
+    def _init(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, (int, str)):
+            raise ValueError("must be a template level (integer) or a path")
+        return v
+
+    @field_validator("species", mode="before")
+    @classmethod
+    def _species(cls, v: Any) -> Any:
+        return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
 
 
 #: Keys of the TOML file that are not :class:`TrainConfig` fields (``mtpkit train`` options).
-FILE_KEYS = ("init", "train", "valid", "species", "output", "report", "max_dist", "radial_basis_size")
+FILE_KEYS = tuple(k for k in TrainFile.model_fields if k not in _TrainFields.model_fields)
 
 
 def config_keys() -> tuple[str, ...]:
     """Every key a training TOML file may hold."""
-    return tuple(f.name for f in fields(TrainConfig)) + FILE_KEYS
-
-
-def _expected_type(name: str):
-    hints = {f.name: f.type for f in fields(TrainConfig)}
-    return hints.get(name)
+    return tuple(TrainFile.model_fields)
 
 
 def read_train_toml(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a training TOML file into a flat dict, checking keys and value types.
+    """Read a training TOML file into a flat dict of the keys it sets, checked by
+    :class:`TrainFile` (numbers of float settings come back as floats, a comma-separated
+    ``species`` string as a list).
 
     Raises :class:`~mtpkit.errors.InputFileError` naming the file and key for a
     syntax error, an unknown key (also inside a table) or a wrongly typed value.
@@ -202,74 +234,21 @@ def read_train_toml(path: str | os.PathLike) -> dict[str, Any]:
         raise InputFileError(path, "file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputFileError(path, f"not valid TOML: {exc}") from None
-    allowed = set(config_keys())
-    out: dict[str, Any] = {}
     for key, value in data.items():
-        if key not in allowed:
-            if isinstance(value, dict):
-                raise InputFileError(path, "unknown table (settings are flat key = value pairs)",
-                                     field=key)
-            raise InputFileError(path, f"unknown key; allowed: {', '.join(sorted(allowed))}",
-                                 field=key)
-        out[key] = _check_value(path, key, value)
-    return out
-
-
-def _check_value(path, key: str, value: Any) -> Any:
-    def bad(what: str) -> InputFileError:
-        return InputFileError(path, f"expected {what}, got {value!r}", field=key)
-
-    if key == "init":
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise bad("a template level (integer) or a path")
-        return value
-    if key in ("train", "valid", "output", "report", "checkpoint"):
-        if not isinstance(value, str):
-            raise bad("a path string")
-        return value
-    if key == "max_dist":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise bad("a cutoff in Å > 0")
-        return float(value)
-    if key == "radial_basis_size":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-            raise bad("an integer >= 2")
-        return value
-    if key == "species":
-        if isinstance(value, str):
-            value = [s.strip() for s in value.split(",") if s.strip()]
-        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-            raise bad("a list of chemical symbols")
-        return value
-    typ = _expected_type(key)
-    if typ in ("float",):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad("a number")
-        return float(value)
-    if typ in ("int",):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an integer")
-        return value
-    if typ in ("bool",):
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if typ in ("str",):
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
-    if key == "min_dist":
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise bad("'data', 'keep' or a distance in Å")
-        return value
-    return value
+        if key not in TrainFile.model_fields:
+            what = ("unknown table (settings are flat key = value pairs)" if isinstance(value, dict)
+                    else f"unknown key; allowed: {', '.join(sorted(config_keys()))}")
+            raise InputFileError(path, what, field=key)
+    try:
+        return TrainFile.model_validate(data).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        raise input_error_from_validation(path, exc) from None
 
 
 def config_from_mapping(values: dict[str, Any], source: str | os.PathLike | None = None) -> TrainConfig:
     """A :class:`TrainConfig` from the :class:`TrainConfig` keys of ``values``
     (other keys are ignored); errors name ``source`` when given."""
-    names = {f.name for f in fields(TrainConfig)}
-    kwargs = {k: v for k, v in values.items() if k in names}
+    kwargs = {k: v for k, v in values.items() if k in TrainConfig.model_fields}
     try:
         return TrainConfig(**kwargs)
     except UserError as exc:

@@ -347,8 +347,7 @@ class TrainResult:
         """JSON-ready summary of the run (settings, stopping, losses)."""
         return {
             "species": self.species,
-            "settings": {k: (os.fspath(v) if isinstance(v, os.PathLike) else v)
-                         for k, v in vars(self.config).items()},
+            "settings": self.config.model_dump(),
             "iterations": self.iterations,
             "loss_evaluations": self.n_evaluations,
             "stop_reason": self.stop_reason,
