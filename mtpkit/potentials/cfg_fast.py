@@ -29,7 +29,7 @@ from collections.abc import Iterator
 import numpy as np
 from ase import Atoms
 
-from mtpkit.potentials import cfg as ref
+from mtpkit.potentials import cfg_reference as ref
 
 __all__ = ["parse_cfg_bytes"]
 
