@@ -485,7 +485,14 @@ def run_batched(runs: Sequence, *, device: str = "cpu", dtype: str = "float64",
     groups: dict[str, list] = {}
     prepared = []
     for run in runs:
-        rep = _prepare(run)
+        try:
+            rep = _prepare(run)
+        except Exception as exc:  # noqa: BLE001  # an unreadable structure fails its run only
+            entry = _failed_entry(run, f"{type(exc).__name__}: {exc}")
+            results[run.run_id] = entry
+            if on_done:
+                on_done(run, entry)
+            continue
         if rep.status in FINISHED:
             entry = read_result(rep.folder).to_dict()
             results[run.run_id] = entry
@@ -518,6 +525,15 @@ def run_batched(runs: Sequence, *, device: str = "cpu", dtype: str = "float64",
             if on_done:
                 on_done(rep.run, entry)
     return results
+
+
+def _failed_entry(run, message: str) -> dict:
+    """The manifest entry of a run that could not start."""
+    steps = int(run.md.get("steps", MDSettings.steps))
+    return {"status": "failed", "steps_done": 0, "steps": steps, "wall_time": 0.0,
+            "folder": str(run.folder), "message": message, "files": {},
+            "timestep": float(run.md.get("timestep", MDSettings.timestep)), "max_gamma": None,
+            "saved_steps": [], "n_saved": 0, "last_good_file": None}
 
 
 def _torch_dtype(name: str):
@@ -726,6 +742,11 @@ def _run_batch(model, reps: list[_Replica], label: str,
             ended.extend(active)
             active = []
         t_chunk, atom_steps = time.perf_counter(), 0
+    if active:  # nothing to run (steps <= start): record the start as the end
+        now = time.perf_counter()
+        for k, r in enumerate(active):
+            _checkpoint(integ, k, r, step, now, "done")
+        ended.extend(active)
     return ended
 
 
