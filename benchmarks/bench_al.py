@@ -142,7 +142,8 @@ def fit(images, init, max_iter, seed):
 
 
 def force_rmse(mtp, images):
-    from mtpkit.potentials.report import error_metrics, extract_labels, predict
+    from mtpkit.potentials.labels import extract_labels, predict
+    from mtpkit.potentials.metrics import error_metrics
     from mtpkit.potentials.species import atom_types
 
     types = [atom_types(a, SPECIES, mtp.species_count) for a in images]

@@ -76,7 +76,8 @@ def emt_set(n_train: int, n_valid: int):
 
 def run_variant(name, settings, train_images, valid_images, level, max_iter, every, species):
     from mtpkit.potentials import core, training
-    from mtpkit.potentials.report import error_metrics, extract_labels
+    from mtpkit.potentials.labels import extract_labels
+    from mtpkit.potentials.metrics import error_metrics
     from mtpkit.potentials.templates import make_template
 
     recorded = {}

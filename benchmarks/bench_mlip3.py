@@ -154,7 +154,8 @@ def template_file(level: int, templates: Path | None, tmp: Path) -> Path:
 
 
 def validation_rmse(mtp, images) -> tuple[float, float]:
-    from mtpkit.potentials.report import error_metrics, extract_labels, predict
+    from mtpkit.potentials.labels import extract_labels, predict
+    from mtpkit.potentials.metrics import error_metrics
 
     types = [np.array([SPECIES.index(s) for s in a.get_chemical_symbols()]) for a in images]
     m = error_metrics(predict(mtp, images, types), extract_labels(images))

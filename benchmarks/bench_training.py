@@ -40,8 +40,9 @@ def main() -> None:
 
     from mtpkit.potentials import core
     from mtpkit.potentials.cfg import read_cfg
+    from mtpkit.potentials.labels import extract_labels, predict
+    from mtpkit.potentials.metrics import error_metrics
     from mtpkit.potentials.mtp_io import read_mtp
-    from mtpkit.potentials.report import error_metrics, extract_labels, predict
     from mtpkit.potentials.training import train
 
     data = _motep_data()

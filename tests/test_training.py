@@ -14,8 +14,9 @@ from labelled_data import SPECIES, make_configurations
 
 from mtpkit.errors import InputFileError, UserError
 from mtpkit.potentials import core
+from mtpkit.potentials.labels import extract_labels, predict
+from mtpkit.potentials.metrics import error_metrics
 from mtpkit.potentials.mtp_io import read_mtp
-from mtpkit.potentials.report import error_metrics, extract_labels, predict
 from mtpkit.potentials.templates import make_template
 from mtpkit.potentials.train_config import TrainConfig, read_train_toml
 from mtpkit.potentials.training import (
@@ -183,8 +184,8 @@ def test_progress_lines_checkpoint_and_resume(train_set, tmp_path):
     assert resumed.initial_loss <= r.train_loss * (1 + 1e-9)
 
 
-def test_report_files(fitted, tmp_path):
-    paths = fitted.write_report(tmp_path / "rep")
+def test_metrics_files(fitted, tmp_path):
+    paths = fitted.write_metrics(tmp_path / "rep")
     data = json.loads(paths["json"].read_text())
     assert set(data["metrics"]) == {"train", "validation"}
     assert data["metrics"]["validation"]["force_rmse"] == pytest.approx(fitted.valid_metrics["force_rmse"])

@@ -238,7 +238,8 @@ class ActiveLearner:
                                 mode=al.mode, basis=al.basis)
         held = self.heldout()
         if held:
-            from mtpkit.potentials.report import error_metrics, extract_labels, predict
+            from mtpkit.potentials.labels import extract_labels, predict
+            from mtpkit.potentials.metrics import error_metrics
             from mtpkit.potentials.species import atom_types
 
             mtp, _ = load_fitted(d, self.plan.species)

@@ -65,7 +65,7 @@ def fit_potential(images: list[Atoms], init: Any, species: list[str], *, templat
     with open(folder / "train.log", "w") as log:
         result = train(images, init, species=species, config=config,
                        log=lambda m: print(m, file=log, flush=True))
-    result.write_report(folder / "train")
+    result.write_metrics(folder / "train")
     mtp = result.mtp
     mtp.active_set = None
     write_mtp(folder / POTENTIAL, mtp)

@@ -40,7 +40,7 @@ def evaluate_images(mtp, images: Sequence[Atoms], types_list: Sequence[np.ndarra
     from ase.calculators.singlepoint import SinglePointCalculator
 
     from mtpkit.potentials import core
-    from mtpkit.potentials.report import config_name
+    from mtpkit.potentials.labels import config_name
 
     model = core.CompiledMTP(mtp)
     out = []
@@ -82,15 +82,9 @@ def run(args: argparse.Namespace) -> int:
 
     from mtpkit.commands.train import parse_species
     from mtpkit.potentials.cfg import read_cfg, write_cfg
+    from mtpkit.potentials.labels import Predictions, config_name, extract_labels
+    from mtpkit.potentials.metrics import error_metrics, format_metrics, write_metrics
     from mtpkit.potentials.mtp_io import read_mtp
-    from mtpkit.potentials.report import (
-        Predictions,
-        config_name,
-        error_metrics,
-        extract_labels,
-        format_metrics,
-        write_report,
-    )
     from mtpkit.potentials.species import atom_types
 
     species = parse_species(args.species)
@@ -126,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
           f"{metrics['n_atoms']} atoms, {metrics['n_stress_configs']} with stress): "
           + format_metrics(metrics))
     if args.report:
-        paths = write_report(args.report, {"data": (pred, labels)},
+        paths = write_metrics(args.report, {"data": (pred, labels)},
                              extra={"potential": args.potential, "configurations": args.configurations},
                              title=f"MTP errors on {os.path.basename(args.configurations)}")
         print(f"report {paths['md']}, {paths['json']}, {paths['png']}")
@@ -134,6 +128,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _full(voigt: np.ndarray) -> np.ndarray:
-    from mtpkit.potentials.report import voigt_to_full
+    from mtpkit.potentials.labels import voigt_to_full
 
     return voigt_to_full(voigt)

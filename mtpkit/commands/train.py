@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     result = train(train_images, init, species=species, valid=valid_images, config=cfg,
                    source=values["train"], valid_source=values.get("valid"), log=log)
     write_mtp(output, result.mtp)
-    paths = result.write_report(report)
+    paths = result.write_metrics(report)
     if checkpoint.exists() and checkpoint.resolve() != output.resolve():
         checkpoint.unlink()
     print(f"wrote {output}; report {paths['md']}, {paths['json']}, {paths['png']}")

@@ -66,15 +66,9 @@ import numpy.typing as npt
 from ase import Atoms
 
 from mtpkit.errors import UserError
+from mtpkit.potentials.labels import Labels, Predictions, config_name, extract_labels
+from mtpkit.potentials.metrics import error_metrics, write_metrics
 from mtpkit.potentials.model import MTP
-from mtpkit.potentials.report import (
-    Labels,
-    Predictions,
-    config_name,
-    error_metrics,
-    extract_labels,
-    write_report,
-)
 from mtpkit.potentials.train_config import TrainConfig
 
 Log = Callable[[str], None]
@@ -163,7 +157,7 @@ def loss_from_predictions(pred: Predictions, labels: Labels, a: np.ndarray, b: n
 
 def predict_set(mtp: Any, tset: Any) -> Predictions:
     """Energies, forces and virials of every configuration of a packed
-    training set (compiled core), as :class:`~mtpkit.potentials.report.Predictions`."""
+    training set (compiled core), as :class:`~mtpkit.potentials.labels.Predictions`."""
     p = _core().predict(mtp, tset)
     return Predictions(np.asarray(p.energies, dtype=np.float64), tset.split_forces(p.forces),
                        list(np.asarray(p.virials, dtype=np.float64).reshape(-1, 3, 3)))
@@ -321,7 +315,7 @@ class TrainResult:
     ``mtp`` is the fitted potential (the best-validation parameters when
     early stopping ran); ``history`` holds one dict per L-BFGS iteration
     (``iteration``, ``loss``, and where computed ``valid_loss`` and train
-    metrics); metrics are those of :func:`mtpkit.potentials.report.error_metrics`.
+    metrics); metrics are those of :func:`mtpkit.potentials.metrics.error_metrics`.
     """
 
     mtp: MTP
@@ -358,12 +352,12 @@ class TrainResult:
             "elapsed_s": self.elapsed_s,
         }
 
-    def write_report(self, prefix: str | os.PathLike) -> dict[str, Path]:
+    def write_metrics(self, prefix: str | os.PathLike) -> dict[str, Path]:
         """``PREFIX.json``/``.md``/``.png`` for the training and validation sets."""
         data = {"train": (self.train_predictions, self.train_labels)}
         if self.valid_predictions is not None and self.valid_labels is not None:
             data["validation"] = (self.valid_predictions, self.valid_labels)
-        return write_report(prefix, data, extra=self.summary(), title="MTP training errors")
+        return write_metrics(prefix, data, extra=self.summary(), title="MTP training errors")
 
 
 # --------------------------------------------------------------------------- train
@@ -641,7 +635,7 @@ def train(images: Sequence[Atoms], init: Any, *, species: Sequence[str] | None =
 
 
 def _fmt(m: dict[str, float]) -> str:
-    from mtpkit.potentials.report import format_metrics
+    from mtpkit.potentials.metrics import format_metrics
 
     return format_metrics(m)
 
