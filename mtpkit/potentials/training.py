@@ -406,15 +406,54 @@ def train(images: Sequence[Atoms], init: Any, *, species: Sequence[str] | None =
         raise UserError(f"{source or 'training set'}: no configurations to train on")
 
     mtp, species = resolve_init(init, species, images)
-    all_types = types_for_images(images, species, mtp.species_count, source)
+    data = _prepare_data(images, valid, species, mtp.species_count, cfg, weights, valid_weights,
+                         source, valid_source, say)
+    core = _core()
+    tset = core.TrainingSet(data.images, data.types, mtp.cutoff)
+    vset = core.TrainingSet(data.v_images, data.v_types, mtp.cutoff) if data.has_valid else None
+    mtp = _set_min_dist(mtp, tset, cfg, say, data.labels.names)  # step 1 of the module docstring
+    mtp, fresh = _initial_params(mtp, cfg, say)  # 2
+    obj = _Objective(core, mtp, data, tset, vset, cfg)
+    x = mtp.get_params()
+    initial_loss, g0 = obj.loss_grad(x)
+    if not math.isfinite(initial_loss) or not np.all(np.isfinite(g0)):
+        raise UserError(f"initial loss is not finite ({initial_loss}); check the labels and the "
+                        "initial potential")
+    x, initial_loss = _linear_start(obj, mtp, x, initial_loss, cfg, fresh, say)  # 3
+    lbfgs = _Lbfgs(obj, mtp, x, initial_loss, g0, cfg, say, t0)  # 4
+    x_final, stop = lbfgs.run()
+    return _assemble_result(obj, mtp, lbfgs, x_final, stop, initial_loss, species, cfg, say, t0)
+
+
+@dataclass
+class _FitData:
+    """The training and validation configurations of a fit with their types, labels and weights."""
+
+    images: list[Atoms]
+    types: list[np.ndarray]
+    labels: Labels
+    weights: np.ndarray
+    v_images: list[Atoms]
+    v_types: list[np.ndarray]
+    v_labels: Labels
+    v_weights: np.ndarray
+    has_valid: bool
+
+
+def _prepare_data(images: list[Atoms], valid: Sequence[Atoms] | None, species: Sequence[str] | None,
+                  species_count: int, cfg: TrainConfig, weights: Sequence[float] | None,
+                  valid_weights: Sequence[float] | None, source: str | os.PathLike | None,
+                  valid_source: str | os.PathLike | None, say: Log) -> _FitData:
+    """Types, labels and weights of the training set and of the validation set (given, or
+    ``cfg.valid_fraction`` of ``images`` held out); says which label terms are switched off."""
+    all_types = types_for_images(images, species, species_count, source)
     all_labels = extract_labels(images, source, require_forces=False)
     all_weights = config_weights(images, weights, source)
-
     if valid is not None:
         valid = list(valid)
-        tr_idx, va_idx = np.arange(len(images)), np.arange(0)
+        tr_idx = np.arange(len(images))
         v_images = valid
-        v_types = types_for_images(valid, species, mtp.species_count, valid_source)
+        v_types = types_for_images(valid, species, species_count, valid_source)
         v_labels = extract_labels(valid, valid_source, require_forces=False)
         v_weights = config_weights(valid, valid_weights, valid_source)
     else:
@@ -425,31 +464,27 @@ def train(images: Sequence[Atoms], init: Any, *, species: Sequence[str] | None =
         v_weights = all_weights[va_idx]
         if va_idx.size:
             say(f"validation: {va_idx.size} of {len(images)} configurations held out (seed {cfg.seed})")
-    t_images = [images[i] for i in tr_idx]
-    t_types = [all_types[i] for i in tr_idx]
-    t_labels = all_labels.subset(tr_idx)
     t_weights = all_weights[tr_idx]
     if t_weights.sum() <= 0:
         raise UserError("all training configurations have weight 0")
-    has_valid = len(v_images) > 0 and float(np.sum(v_weights)) > 0
-
-    n_no_forces = int((~t_labels.has_forces).sum())
+    data = _FitData([images[i] for i in tr_idx], [all_types[i] for i in tr_idx], all_labels.subset(tr_idx),
+                    t_weights, v_images, v_types, v_labels, v_weights,
+                    has_valid=len(v_images) > 0 and float(np.sum(v_weights)) > 0)
+    labels = data.labels
+    n_no_forces = int((~labels.has_forces).sum())
     if n_no_forces and cfg.force_weight > 0:
-        say(f"forces: {n_no_forces} of {len(t_labels)} training configurations have no force labels; "
+        say(f"forces: {n_no_forces} of {len(labels)} training configurations have no force labels; "
             "their force term is switched off (b_c = 0)")
-    n_no_stress = int((~t_labels.has_stress).sum())
+    n_no_stress = int((~labels.has_stress).sum())
     if n_no_stress and cfg.stress_weight > 0:
-        say(f"stress: {n_no_stress} of {len(t_labels)} training configurations have no stress label "
+        say(f"stress: {n_no_stress} of {len(labels)} training configurations have no stress label "
             "(or no 3D cell); their stress term is switched off (d_c = 0)")
+    return data
 
-    core = _core()
-    tset = core.TrainingSet(t_images, t_types, mtp.cutoff)
-    vset = core.TrainingSet(v_images, v_types, mtp.cutoff) if has_valid else None
 
-    # 1. min_dist
-    mtp = _set_min_dist(mtp, tset, cfg, say, t_labels.names)
-
-    # 2. initial parameters
+def _initial_params(mtp: MTP, cfg: TrainConfig, say: Log) -> tuple[MTP, bool]:
+    """Random radial coefficients (seeded; the other parameters 0) or a warm start, as
+    ``cfg.init_params`` says; returns the potential and whether it was drawn fresh."""
     fresh = cfg.init_params == "random" or (cfg.init_params == "auto" and not mtp.trained)
     if fresh:
         rng = np.random.default_rng(cfg.seed)
@@ -463,173 +498,203 @@ def train(images: Sequence[Atoms], init: Any, *, species: Sequence[str] | None =
     else:
         mtp = mtp.with_params(mtp.get_params())
         say(f"init: warm start from the given potential, {mtp.n_params} parameters")
+    return mtp, fresh
 
-    a, b, d = loss_coefficients(t_labels, t_weights, cfg)
-    if has_valid:
-        va, vb, vd = loss_coefficients(v_labels, v_weights, cfg)
-    targets = {"energies": t_labels.energy, "forces": t_labels.forces,
-               "virials": np.array(t_labels.virial).reshape(-1, 3, 3)}
-    model = core.CompiledMTP(mtp)
-    nr = mtp.radial_coeffs.size
-    lin_parts = _linear_parts(core, tset, t_images, t_types, mtp)
 
-    def loss_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
-        model.set_params(x)
-        value, grad = core.loss_and_grad(model, tset, a, b, d, **targets)
+class _Objective:
+    """The loss of a fit on the compiled core, as a function of all parameters ``x``: the
+    training loss and its gradient, the linear solve of the species and moment coefficients,
+    and the validation loss."""
+
+    def __init__(self, core: Any, mtp: MTP, data: _FitData, tset: Any, vset: Any,
+                 cfg: TrainConfig) -> None:
+        self.data, self.tset, self.vset, self.ridge = data, tset, vset, cfg.ridge
+        self.core = core
+        self.a, self.b, self.d = loss_coefficients(data.labels, data.weights, cfg)
+        if data.has_valid:
+            self.va, self.vb, self.vd = loss_coefficients(data.v_labels, data.v_weights, cfg)
+        self.targets = {"energies": data.labels.energy, "forces": data.labels.forces,
+                        "virials": np.array(data.labels.virial).reshape(-1, 3, 3)}
+        self.model = core.CompiledMTP(mtp)
+        self.lin_parts = _linear_parts(core, tset, data.images, data.types, mtp)
+
+    def loss_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        self.model.set_params(x)
+        value, grad = self.core.loss_and_grad(self.model, self.tset, self.a, self.b, self.d, **self.targets)
         return float(value), np.asarray(grad, dtype=np.float64)
 
-    def solve_linear(x: np.ndarray) -> np.ndarray:
-        model.set_params(x)
-        return fit_linear(model.mtp, lin_parts, t_labels, a, b, d, cfg.ridge).get_params()
+    def solve_linear(self, x: np.ndarray) -> np.ndarray:
+        """``x`` with the species and moment coefficients of the least-squares optimum."""
+        self.model.set_params(x)
+        return fit_linear(self.model.mtp, self.lin_parts, self.data.labels, self.a, self.b, self.d,
+                          self.ridge).get_params()
 
-    def valid_loss(x: np.ndarray) -> float:
-        model.set_params(x)
-        return loss_from_predictions(predict_set(model, vset), v_labels, va, vb, vd)
+    def valid_loss(self, x: np.ndarray) -> float:
+        self.model.set_params(x)
+        return loss_from_predictions(predict_set(self.model, self.vset), self.data.v_labels,
+                                     self.va, self.vb, self.vd)
 
-    x = mtp.get_params()
-    initial_loss, g0 = loss_grad(x)
-    if not math.isfinite(initial_loss) or not np.all(np.isfinite(g0)):
-        raise UserError(f"initial loss is not finite ({initial_loss}); check the labels and the "
-                        "initial potential")
+    def train_metrics(self, x: np.ndarray) -> dict[str, float]:
+        self.model.set_params(x)
+        return error_metrics(predict_set(self.model, self.tset), self.data.labels)
 
-    # 3. linear least squares
+
+def _linear_start(obj: _Objective, mtp: MTP, x: np.ndarray, initial_loss: float, cfg: TrainConfig,
+                  fresh: bool, say: Log) -> tuple[np.ndarray, float]:
+    """Step 3: the linear least-squares solve, kept for varpro, a fresh start or a lower loss."""
     varpro = cfg.method == "varpro"
-    if varpro or (cfg.linear_fit and mtp.alpha_scalar_moments + mtp.species_count > 0):
-        cand = solve_linear(x)
-        lin_loss, _ = loss_grad(cand)
-        if math.isfinite(lin_loss) and (fresh or varpro or lin_loss < initial_loss):
-            say(f"linear least squares (species + moment coefficients): loss {initial_loss:.6e} "
-                f"-> {lin_loss:.6e}")
-            x, initial_loss = cand, lin_loss
-        else:
-            say(f"linear least squares would not lower the loss ({lin_loss:.6e} >= "
-                f"{initial_loss:.6e}); kept the warm-start coefficients")
+    if not (varpro or (cfg.linear_fit and mtp.alpha_scalar_moments + mtp.species_count > 0)):
+        return x, initial_loss
+    cand = obj.solve_linear(x)
+    lin_loss, _ = obj.loss_grad(cand)
+    if math.isfinite(lin_loss) and (fresh or varpro or lin_loss < initial_loss):
+        say(f"linear least squares (species + moment coefficients): loss {initial_loss:.6e} "
+            f"-> {lin_loss:.6e}")
+        return cand, lin_loss
+    say(f"linear least squares would not lower the loss ({lin_loss:.6e} >= "
+        f"{initial_loss:.6e}); kept the warm-start coefficients")
+    return x, initial_loss
 
-    # 4. L-BFGS: over the radial coefficients with the linear ones solved
-    # exactly at every step (varpro), or over all parameters (joint)
-    history: list[dict[str, float]] = []
-    state: dict[str, Any] = {"it": 0, "nfev": 0, "best_valid": math.inf, "best_x": None,
-                             "bad": 0, "stop": None}
-    cache: dict[bytes, np.ndarray] = {}
 
-    def full(z: np.ndarray) -> np.ndarray:
+class _Lbfgs:
+    """Step 4: L-BFGS over the radial coefficients with the linear ones solved exactly at
+    every evaluation (varpro), or over all parameters (joint); validation checks, early
+    stopping, progress lines and checkpoints at each iteration."""
+
+    def __init__(self, obj: _Objective, mtp: MTP, x: np.ndarray, initial_loss: float, g0: np.ndarray,
+                 cfg: TrainConfig, say: Log, t0: float) -> None:
+        self.obj, self.mtp, self.x, self.cfg, self.say, self.t0 = obj, mtp, x, cfg, say, t0
+        self.initial_loss = initial_loss
+        self.varpro = cfg.method == "varpro"
+        self.nr = mtp.radial_coeffs.size
+        self.history: list[dict[str, float]] = []
+        self.it = self.nfev = self.bad = 0
+        self.best_valid, self.best_x, self.best_it = math.inf, None, 0
+        self.stop: str | None = None
+        self.cache: dict[bytes, np.ndarray] = {}
+        self.z0 = x[:self.nr].copy() if self.varpro else x.copy()
+        self.last_f, self.last_g = initial_loss, (g0[:self.nr] if self.varpro else g0)
+        # the optimiser sees L / L0 (L0: loss after the linear fit), so that its
+        # tolerances do not depend on the units and size of the data
+        self.scale = 1.0 / initial_loss if initial_loss > 0 else 1.0
+
+    def full(self, z: np.ndarray) -> np.ndarray:
         """All parameters for the optimiser's variables ``z``."""
-        if not varpro:
+        if not self.varpro:
             return z
         key = z.tobytes()
-        if key not in cache:
-            xf = x.copy()
-            xf[:nr] = z
-            if len(cache) >= 8:
-                cache.pop(next(iter(cache)))
-            cache[key] = solve_linear(xf)
-        return cache[key]
+        if key not in self.cache:
+            xf = self.x.copy()
+            xf[:self.nr] = z
+            if len(self.cache) >= 8:
+                self.cache.pop(next(iter(self.cache)))
+            self.cache[key] = self.obj.solve_linear(xf)
+        return self.cache[key]
 
-    z0 = x[:nr].copy() if varpro else x.copy()
-    last = {"f": initial_loss, "g": (g0[:nr] if varpro else g0)}
-    # the optimiser sees L / L0 (L0: loss after the linear fit), so that its
-    # tolerances do not depend on the units and size of the data
-    scale = 1.0 / initial_loss if initial_loss > 0 else 1.0
-
-    def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
-        state["nfev"] += 1
+    def fun(self, z: np.ndarray) -> tuple[float, np.ndarray]:
+        self.nfev += 1
         try:
-            f, g = loss_grad(full(z))
+            f, g = self.obj.loss_grad(self.full(z))
         except FloatingPointError:
-            f, g = math.nan, last["g"]
-        if varpro:
-            g = g[:nr]
+            f, g = math.nan, self.last_g
+        if self.varpro:
+            g = g[:self.nr]
         if not math.isfinite(f) or not np.all(np.isfinite(g)):
             # a trial step of the line search went too far: report a large
             # loss so that it backtracks, never a NaN
-            return 1e6 * max(abs(last["f"]) * scale, 1.0), -scale * last["g"]
-        last.update(f=f, g=g)
-        return f * scale, g * scale
+            return 1e6 * max(abs(self.last_f) * self.scale, 1.0), -self.scale * self.last_g
+        self.last_f, self.last_g = f, g
+        return f * self.scale, g * self.scale
 
-    def progress(it: int, xk: np.ndarray, fval: float, rec: dict[str, float]) -> None:
-        model.set_params(xk)
-        m = error_metrics(predict_set(model, tset), t_labels)
+    def progress(self, xk: np.ndarray, fval: float, rec: dict[str, float]) -> None:
+        m = self.obj.train_metrics(xk)
         rec.update(train_energy_rmse_mev_per_atom=m["energy_rmse_mev_per_atom"],
                    train_force_rmse=m["force_rmse"], train_stress_rmse_gpa=m["stress_rmse_gpa"])
-        line = (f"iter {it:5d}  loss {fval:.6e}  E {m['energy_rmse_mev_per_atom']:.3f} meV/atom  "
+        line = (f"iter {self.it:5d}  loss {fval:.6e}  E {m['energy_rmse_mev_per_atom']:.3f} meV/atom  "
                 f"F {m['force_rmse']:.4f} eV/A  S {m['stress_rmse_gpa']:.4f} GPa")
         if "valid_loss" in rec:
             line += f"  | valid loss {rec['valid_loss']:.6e}"
-        say(line + f"  ({time.perf_counter() - t0:.1f} s)")
+        self.say(line + f"  ({time.perf_counter() - self.t0:.1f} s)")
 
-    def callback(intermediate_result) -> None:
-        state["it"] += 1
-        it = state["it"]
-        xk = full(np.array(intermediate_result.x, dtype=np.float64)).copy()
-        fval = float(intermediate_result.fun) / scale
+    def callback(self, intermediate_result) -> None:
+        cfg = self.cfg
+        self.it += 1
+        it = self.it
+        xk = self.full(np.array(intermediate_result.x, dtype=np.float64)).copy()
+        fval = float(intermediate_result.fun) / self.scale
         rec: dict[str, float] = {"iteration": it, "loss": fval}
-        if has_valid and it % cfg.valid_every == 0:
-            vl = valid_loss(xk)
+        if self.obj.data.has_valid and it % cfg.valid_every == 0:
+            vl = self.obj.valid_loss(xk)
             rec["valid_loss"] = vl
-            if vl < state["best_valid"]:
-                state.update(best_valid=vl, best_x=xk, bad=0, best_it=it)
+            if vl < self.best_valid:
+                self.best_valid, self.best_x, self.bad, self.best_it = vl, xk, 0, it
             else:
-                state["bad"] += 1
+                self.bad += 1
         if cfg.print_every and it % cfg.print_every == 0:
-            progress(it, xk, fval, rec)
+            self.progress(xk, fval, rec)
         if cfg.checkpoint is not None and it % cfg.checkpoint_every == 0:
-            _write_checkpoint(cfg.checkpoint, mtp.with_params(xk))
-        history.append(rec)
-        if has_valid and cfg.patience and state["bad"] >= cfg.patience:
-            state["stop"] = (f"early stopping: validation loss did not improve for {cfg.patience} "
-                             f"checks ({cfg.patience * cfg.valid_every} iterations)")
+            _write_checkpoint(cfg.checkpoint, self.mtp.with_params(xk))
+        self.history.append(rec)
+        if self.obj.data.has_valid and cfg.patience and self.bad >= cfg.patience:
+            self.stop = (f"early stopping: validation loss did not improve for {cfg.patience} "
+                         f"checks ({cfg.patience * cfg.valid_every} iterations)")
             raise StopIteration
 
-    from scipy.optimize import minimize
+    def run(self) -> tuple[np.ndarray, str]:
+        """The parameters L-BFGS ends at and why it stopped."""
+        from scipy.optimize import minimize
 
-    what = ("radial coefficients, linear ones solved at each step" if varpro
-            else "all parameters")
-    say(f"L-BFGS over {z0.size} {what}: {len(t_images)} training configurations "
-        f"({int(t_labels.natoms.sum())} atoms)"
-        + (f", {len(v_images)} validation" if has_valid else "")
-        + f", max {cfg.max_iter} iterations, initial loss {initial_loss:.6e}")
-    if cfg.max_iter > 0 and z0.size:
-        res = minimize(fun, z0, jac=True, method="L-BFGS-B", callback=callback,
+        cfg, data = self.cfg, self.obj.data
+        what = "radial coefficients, linear ones solved at each step" if self.varpro else "all parameters"
+        self.say(f"L-BFGS over {self.z0.size} {what}: {len(data.images)} training configurations "
+                 f"({int(data.labels.natoms.sum())} atoms)"
+                 + (f", {len(data.v_images)} validation" if data.has_valid else "")
+                 + f", max {cfg.max_iter} iterations, initial loss {self.initial_loss:.6e}")
+        if cfg.max_iter <= 0 or not self.z0.size:
+            return self.x, "no L-BFGS iterations (max_iter = 0): linear fit only"
+        res = minimize(self.fun, self.z0, jac=True, method="L-BFGS-B", callback=self.callback,
                        options={"maxiter": cfg.max_iter, "maxcor": cfg.lbfgs_memory,
                                 "ftol": cfg.ftol, "gtol": cfg.gtol, "maxfun": 20 * cfg.max_iter + 20})
-        x_final = full(np.array(res.x, dtype=np.float64)).copy()
-        stop = state["stop"] or (f"max_iter ({cfg.max_iter}) reached" if state["it"] >= cfg.max_iter
-                                 else f"L-BFGS: {res.message}")
-    else:
-        x_final, stop = x, "no L-BFGS iterations (max_iter = 0): linear fit only"
+        x_final = self.full(np.array(res.x, dtype=np.float64)).copy()
+        return x_final, self.stop or (f"max_iter ({cfg.max_iter}) reached" if self.it >= cfg.max_iter
+                                      else f"L-BFGS: {res.message}")
 
-    # best validation parameters win
-    if has_valid:
-        vl_final = valid_loss(x_final)
-        if state["best_x"] is not None and state["best_valid"] < vl_final:
-            x_final = state["best_x"]
-            stop += f"; returning the best-validation parameters of iteration {state['best_it']}"
-            vl_final = state["best_valid"]
-    else:
-        vl_final = None
+
+def _assemble_result(obj: _Objective, mtp: MTP, lbfgs: _Lbfgs, x_final: np.ndarray, stop: str,
+                     initial_loss: float, species: Sequence[str] | None, cfg: TrainConfig, say: Log,
+                     t0: float) -> TrainResult:
+    """The best-validation parameters (when they beat the last ones), the final losses,
+    metrics and checkpoint, the closing log lines and the :class:`TrainResult`."""
+    data = obj.data
+    vl_final = None
+    if data.has_valid:
+        vl_final = obj.valid_loss(x_final)
+        if lbfgs.best_x is not None and lbfgs.best_valid < vl_final:
+            x_final = lbfgs.best_x
+            stop += f"; returning the best-validation parameters of iteration {lbfgs.best_it}"
+            vl_final = lbfgs.best_valid
     if not np.all(np.isfinite(x_final)):
         raise UserError("training produced non-finite parameters")
     final = mtp.with_params(x_final)
-    train_loss, _ = loss_grad(x_final)
-    t_pred = predict_set(final, tset)
-    t_metrics = error_metrics(t_pred, t_labels)
-    v_pred = predict_set(final, vset) if has_valid else None
-    v_metrics = error_metrics(v_pred, v_labels) if has_valid else None
+    train_loss, _ = obj.loss_grad(x_final)
+    t_pred = predict_set(final, obj.tset)
+    t_metrics = error_metrics(t_pred, data.labels)
+    v_pred = predict_set(final, obj.vset) if data.has_valid else None
+    v_metrics = error_metrics(v_pred, data.v_labels) if data.has_valid else None
     if cfg.checkpoint is not None:
         _write_checkpoint(cfg.checkpoint, final)
     elapsed = time.perf_counter() - t0
-    say(f"done: {stop}; {state['it']} iterations, {state['nfev']} loss evaluations, "
-        f"{elapsed:.1f} s")
+    say(f"done: {stop}; {lbfgs.it} iterations, {lbfgs.nfev} loss evaluations, {elapsed:.1f} s")
     say(f"train: loss {train_loss:.6e}, " + _fmt(t_metrics))
     if v_metrics is not None:
         say(f"validation: loss {vl_final:.6e}, " + _fmt(v_metrics))
     return TrainResult(
         mtp=final, species=list(species) if species is not None else None, config=cfg,
-        iterations=state["it"], n_evaluations=state["nfev"], stop_reason=stop,
+        iterations=lbfgs.it, n_evaluations=lbfgs.nfev, stop_reason=stop,
         initial_loss=initial_loss, train_loss=train_loss, valid_loss=vl_final,
         min_dist=final.min_dist, train_metrics=t_metrics, valid_metrics=v_metrics,
-        history=history, train_predictions=t_pred, train_labels=t_labels,
-        valid_predictions=v_pred, valid_labels=v_labels if has_valid else None,
+        history=lbfgs.history, train_predictions=t_pred, train_labels=data.labels,
+        valid_predictions=v_pred, valid_labels=data.v_labels if data.has_valid else None,
         elapsed_s=elapsed,
     )
 
