@@ -31,6 +31,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -186,144 +187,176 @@ def _nested_list(cur: _Lines, text: str, key: str, line: int) -> list[list[int]]
     return rows
 
 
-def parse_mtp(text: str, path: str | os.PathLike | None = None) -> MTP:
-    """Parse the text of an MLIP ``.mtp`` file (without an active-set section)."""
-    cur = _Lines("<input>" if path is None else os.fspath(path), text)
-    first = cur.next().strip()
-    if first != "MTP":
-        raise cur.error(f"first line must be 'MTP', got {first!r}", line=cur.lineno - 1)
+class _Values:
+    """The ``key = value`` lines of an ``.mtp`` file (value text and line number per key),
+    with typed, checked access; errors name the file, line and key."""
 
+    def __init__(self, cur: _Lines, values: dict[str, tuple[str, int]], end_line: int) -> None:
+        self.cur, self.values, self.end_line = cur, values, end_line
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
+
+    def line(self, key: str) -> int:
+        return self.values[key][1]
+
+    def get(self, key: str, default: str) -> str:
+        return self.values.get(key, (default, 0))[0]
+
+    def need(self, key: str) -> tuple[str, int]:
+        if key not in self.values:
+            raise InputFileError(self.cur.path, "missing key", line=self.end_line, field=key)
+        return self.values[key]
+
+    def integer(self, key: str, minimum: int = 0) -> int:
+        text_, ln = self.need(key)
+        v = _to_int(self.cur, text_, key, ln)
+        if v < minimum:
+            raise self.cur.error(f"must be >= {minimum}, got {v}", field=key, line=ln)
+        return v
+
+    def number(self, key: str) -> float:
+        text_, ln = self.need(key)
+        return _to_float(self.cur, text_, key, ln)
+
+    def nested_list(self, key: str) -> list[list[int]]:
+        return _nested_list(self.cur, *self.need(key), key)
+
+    def flat_list(self, key: str, conv) -> list:
+        return _flat_list(self.cur, *self.need(key), key, conv)
+
+    def error(self, msg: str, key: str) -> InputFileError:
+        return self.cur.error(msg, field=key, line=self.line(key))
+
+
+@dataclass
+class _RadialBlock:
+    """The rows of the ``radial_coeffs`` block (text, line number) and the line it starts at."""
+
+    rows: list[tuple[str, int]]
+    line: int
+
+
+def _read_lines(cur: _Lines) -> tuple[_Values, _RadialBlock | None]:
+    """Every ``key = value`` line after the ``MTP`` line, and the radial_coeffs block."""
     values: dict[str, tuple[str, int]] = {}
-    radial_rows: list[tuple[str, int]] | None = None
-    radial_line = 0
+    radial = None
     while (line := cur.peek()) is not None:
         lineno = cur.lineno
         cur.next()
         if line.strip() == "radial_coeffs":
-            radial_line = lineno
-            radial_rows = []
+            radial = _RadialBlock([], lineno)
             while (nxt := cur.peek()) is not None and "=" not in nxt:
-                radial_rows.append((nxt.strip(), cur.lineno))
+                radial.rows.append((nxt.strip(), cur.lineno))
                 cur.next()
             continue
         key, value = _key_value(cur, line)
         if key in values:
             raise cur.error("duplicate key", field=key, line=lineno)
         values[key] = (value, lineno)
-
-    end_line = cur.lineno
     unknown = sorted(set(values) - _KNOWN_KEYS)
-    if unknown:
-        warnings.warn(f"{cur.path}: ignoring unknown keys {', '.join(unknown)}", stacklevel=3)
+    if unknown:  # stacklevel: the caller of read_mtp (via parse_mtp)
+        warnings.warn(f"{cur.path}: ignoring unknown keys {', '.join(unknown)}", stacklevel=4)
+    return _Values(cur, values, cur.lineno), radial
 
-    def need(key: str) -> tuple[str, int]:
-        if key not in values:
-            raise InputFileError(cur.path, "missing key", line=end_line, field=key)
-        return values[key]
 
-    def get_int(key: str, minimum: int = 0) -> int:
-        text_, ln = need(key)
-        v = _to_int(cur, text_, key, ln)
-        if v < minimum:
-            raise cur.error(f"must be >= {minimum}, got {v}", field=key, line=ln)
-        return v
-
-    def get_float(key: str) -> float:
-        text_, ln = need(key)
-        return _to_float(cur, text_, key, ln)
-
-    version, ln = need("version")
+def _read_header(v: _Values) -> dict[str, Any]:
+    """Version, radial basis (type, range, size, count), species count and scaling."""
+    version, ln = v.need("version")
     if version != "1.1.0":
-        raise cur.error(f"unsupported version {version!r} (expected 1.1.0)", field="version", line=ln)
-    rb_type, ln = need("radial_basis_type")
+        raise v.cur.error(f"unsupported version {version!r} (expected 1.1.0)", field="version", line=ln)
+    rb_type, ln = v.need("radial_basis_type")
     if rb_type != "RBChebyshev":
-        raise cur.error(f"unknown radial_basis_type {rb_type!r} (only RBChebyshev is supported)",
-                        field="radial_basis_type", line=ln)
-    if "magnetic_basis_type" in values:
-        raise cur.error("magnetic MTPs are not supported", field="magnetic_basis_type",
-                        line=values["magnetic_basis_type"][1])
-    species_count = get_int("species_count", 1)
-    min_dist = get_float("min_dist")
-    max_dist = get_float("max_dist")
+        raise v.cur.error(f"unknown radial_basis_type {rb_type!r} (only RBChebyshev is supported)",
+                          field="radial_basis_type", line=ln)
+    if "magnetic_basis_type" in v:
+        raise v.error("magnetic MTPs are not supported", "magnetic_basis_type")
+    species_count = v.integer("species_count", 1)
+    min_dist = v.number("min_dist")
+    max_dist = v.number("max_dist")
     if not 0.0 <= min_dist < max_dist:
-        raise cur.error(f"need 0 <= min_dist < max_dist, got {min_dist}, {max_dist}",
-                        field="max_dist", line=values["max_dist"][1])
-    rb_size = get_int("radial_basis_size", 1)
-    rf_count = get_int("radial_funcs_count", 1)
-    scaling = get_float("scaling") if "scaling" in values else 1.0
+        raise v.error(f"need 0 <= min_dist < max_dist, got {min_dist}, {max_dist}", "max_dist")
+    return {"version": version, "species_count": species_count, "min_dist": min_dist,
+            "max_dist": max_dist, "radial_basis_size": v.integer("radial_basis_size", 1),
+            "radial_funcs_count": v.integer("radial_funcs_count", 1),
+            "scaling": v.number("scaling") if "scaling" in v else 1.0}
 
-    n_moments = get_int("alpha_moments_count", 1)
-    n_basic = get_int("alpha_index_basic_count", 1)
-    basic = _nested_list(cur, *need("alpha_index_basic"), "alpha_index_basic")
+
+def _read_moments(v: _Values, rf_count: int) -> dict[str, Any]:
+    """The moment structure (``alpha_*`` keys), its counts checked against its lists."""
+    n_moments = v.integer("alpha_moments_count", 1)
+    n_basic = v.integer("alpha_index_basic_count", 1)
+    basic = v.nested_list("alpha_index_basic")
     if len(basic) != n_basic:
-        raise cur.error(f"has {len(basic)} entries, alpha_index_basic_count says {n_basic}",
-                        field="alpha_index_basic", line=values["alpha_index_basic"][1])
-    n_times = get_int("alpha_index_times_count", 0)
-    times = _nested_list(cur, *need("alpha_index_times"), "alpha_index_times")
+        raise v.error(f"has {len(basic)} entries, alpha_index_basic_count says {n_basic}", "alpha_index_basic")
+    n_times = v.integer("alpha_index_times_count", 0)
+    times = v.nested_list("alpha_index_times")
     if len(times) != n_times:
-        raise cur.error(f"has {len(times)} entries, alpha_index_times_count says {n_times}",
-                        field="alpha_index_times", line=values["alpha_index_times"][1])
-    n_scalar = get_int("alpha_scalar_moments", 1)
-    mapping = _flat_list(cur, *need("alpha_moment_mapping"), "alpha_moment_mapping", _to_int)
+        raise v.error(f"has {len(times)} entries, alpha_index_times_count says {n_times}", "alpha_index_times")
+    n_scalar = v.integer("alpha_scalar_moments", 1)
+    mapping = v.flat_list("alpha_moment_mapping", _to_int)
     if len(mapping) != n_scalar:
-        raise cur.error(f"has {len(mapping)} entries, alpha_scalar_moments says {n_scalar}",
-                        field="alpha_moment_mapping", line=values["alpha_moment_mapping"][1])
-    # consistency of the moment structure
-    ln = values["alpha_index_basic"][1]
+        raise v.error(f"has {len(mapping)} entries, alpha_scalar_moments says {n_scalar}",
+                      "alpha_moment_mapping")
+    _check_moments(v, rf_count, n_moments, n_basic, basic, times, mapping)
+    return {"alpha_index_basic": np.array(basic, dtype=np.int64).reshape(-1, 4),
+            "alpha_index_times": np.array(times, dtype=np.int64).reshape(-1, 4),
+            "alpha_moment_mapping": np.array(mapping, dtype=np.int64),
+            "alpha_moments_count": n_moments}
+
+
+def _check_moments(v: _Values, rf_count: int, n_moments: int, n_basic: int, basic: list[list[int]],
+                   times: list[list[int]], mapping: list[int]) -> None:
+    """Every index of the moment structure in range."""
     if n_basic > n_moments:
-        raise cur.error("alpha_index_basic_count exceeds alpha_moments_count", field="alpha_index_basic_count",
-                        line=values["alpha_index_basic_count"][1])
+        raise v.error("alpha_index_basic_count exceeds alpha_moments_count", "alpha_index_basic_count")
     for row in basic:
         if not 0 <= row[0] < rf_count or min(row[1:]) < 0:
-            raise cur.error(f"entry {row} out of range (radial_funcs_count = {rf_count})",
-                            field="alpha_index_basic", line=ln)
-    ln = values["alpha_index_times"][1]
+            raise v.error(f"entry {row} out of range (radial_funcs_count = {rf_count})", "alpha_index_basic")
     for row in times:
         i, j, _, k = row
         if not (0 <= i < n_moments and 0 <= j < n_moments and n_basic <= k < n_moments):
-            raise cur.error(f"entry {row} out of range (alpha_moments_count = {n_moments})",
-                            field="alpha_index_times", line=ln)
-    ln = values["alpha_moment_mapping"][1]
+            raise v.error(f"entry {row} out of range (alpha_moments_count = {n_moments})", "alpha_index_times")
     for m in mapping:
         if not 0 <= m < n_moments:
-            raise cur.error(f"index {m} out of range (alpha_moments_count = {n_moments})",
-                            field="alpha_moment_mapping", line=ln)
+            raise v.error(f"index {m} out of range (alpha_moments_count = {n_moments})", "alpha_moment_mapping")
 
-    trained = any(k in values for k in ("species_coeffs", "moment_coeffs")) or radial_rows is not None
-    if trained:
-        if radial_rows is None:
-            raise InputFileError(cur.path, "missing radial_coeffs block", line=end_line, field="radial_coeffs")
-        radial = _parse_radial(cur, radial_rows, radial_line, species_count, rf_count, rb_size)
-        species_coeffs = _flat_list(cur, *need("species_coeffs"), "species_coeffs", _to_float)
-        if len(species_coeffs) != species_count:
-            raise cur.error(f"has {len(species_coeffs)} values, species_count is {species_count}",
-                            field="species_coeffs", line=values["species_coeffs"][1])
-        moment_coeffs = _flat_list(cur, *need("moment_coeffs"), "moment_coeffs", _to_float)
-        if len(moment_coeffs) != n_scalar:
-            raise cur.error(f"has {len(moment_coeffs)} values, alpha_scalar_moments is {n_scalar}",
-                            field="moment_coeffs", line=values["moment_coeffs"][1])
-    else:
-        radial, species_coeffs, moment_coeffs = _default_coeffs(species_count, rf_count, rb_size, n_scalar)
 
-    return MTP(
-        species_count=species_count,
-        min_dist=min_dist,
-        max_dist=max_dist,
-        radial_basis_size=rb_size,
-        radial_funcs_count=rf_count,
-        radial_coeffs=radial,
-        alpha_index_basic=np.array(basic, dtype=np.int64).reshape(-1, 4),
-        alpha_index_times=np.array(times, dtype=np.int64).reshape(-1, 4),
-        alpha_moment_mapping=np.array(mapping, dtype=np.int64),
-        alpha_moments_count=n_moments,
-        species_coeffs=np.array(species_coeffs, dtype=np.float64),
-        moment_coeffs=np.array(moment_coeffs, dtype=np.float64),
-        scaling=scaling,
-        potential_name=values.get("potential_name", ("MTP1m", 0))[0],
-        potential_tag=values.get("potential_tag", ("", 0))[0],
-        version=version,
-        trained=trained,
-    )
+def _read_coefficients(v: _Values, radial: _RadialBlock | None, species_count: int, rf_count: int,
+                       rb_size: int, n_scalar: int) -> dict[str, Any]:
+    """Radial, species and moment coefficients of a trained potential, or MLIP's defaults for
+    an untrained template (a file with none of them)."""
+    trained = any(k in v for k in ("species_coeffs", "moment_coeffs")) or radial is not None
+    if not trained:
+        radial_coeffs, species_coeffs, moment_coeffs = _default_coeffs(species_count, rf_count, rb_size, n_scalar)
+        return {"radial_coeffs": radial_coeffs, "species_coeffs": np.array(species_coeffs, dtype=np.float64),
+                "moment_coeffs": np.array(moment_coeffs, dtype=np.float64), "trained": False}
+    if radial is None:
+        raise InputFileError(v.cur.path, "missing radial_coeffs block", line=v.end_line, field="radial_coeffs")
+    radial_coeffs = _parse_radial(v.cur, radial.rows, radial.line, species_count, rf_count, rb_size)
+    species_coeffs = v.flat_list("species_coeffs", _to_float)
+    if len(species_coeffs) != species_count:
+        raise v.error(f"has {len(species_coeffs)} values, species_count is {species_count}", "species_coeffs")
+    moment_coeffs = v.flat_list("moment_coeffs", _to_float)
+    if len(moment_coeffs) != n_scalar:
+        raise v.error(f"has {len(moment_coeffs)} values, alpha_scalar_moments is {n_scalar}", "moment_coeffs")
+    return {"radial_coeffs": radial_coeffs, "species_coeffs": np.array(species_coeffs, dtype=np.float64),
+            "moment_coeffs": np.array(moment_coeffs, dtype=np.float64), "trained": True}
+
+
+def parse_mtp(text: str, path: str | os.PathLike | None = None) -> MTP:
+    """Parse the text of an MLIP ``.mtp`` file (without an active-set section)."""
+    cur = _Lines("<input>" if path is None else os.fspath(path), text)
+    first = cur.next().strip()
+    if first != "MTP":
+        raise cur.error(f"first line must be 'MTP', got {first!r}", line=cur.lineno - 1)
+    values, radial = _read_lines(cur)
+    header = _read_header(values)
+    moments = _read_moments(values, header["radial_funcs_count"])
+    coeffs = _read_coefficients(values, radial, header["species_count"], header["radial_funcs_count"],
+                                header["radial_basis_size"], len(moments["alpha_moment_mapping"]))
+    return MTP(**header, **moments, **coeffs, potential_name=values.get("potential_name", "MTP1m"),
+               potential_tag=values.get("potential_tag", ""))
 
 
 def _default_coeffs(species_count: int, rf_count: int, rb_size: int, n_scalar: int):
