@@ -302,3 +302,61 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_plain(v) for v in obj]
     return obj
+
+
+# --------------------------------------------------------------------------- mtpkit sweep files
+
+
+class SweepPotentialCfg(Section):
+    """``[potential]`` of a sweep file: the potential, its species and the MD engine."""
+
+    file: Path
+    species: list[str] = Field(min_length=1)
+    engine: Literal["plugin", "external", "torch-sim"] = "plugin"
+    extrapolation: dict[str, Any] | None = None
+    device: str | None = None
+    dtype: Literal["float64", "float32"] | None = None
+    batch_size: PositiveInt | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str | None) -> str | None:
+        if v is not None and not (v in ("cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())):
+            raise ValueError(f"must be 'cpu', 'cuda' or 'cuda:N', got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _engine_options(self) -> SweepPotentialCfg:
+        if self.engine != "torch-sim":
+            for key in ("device", "dtype", "batch_size"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key}: only for engine = 'torch-sim' (engine is {self.engine!r})")
+        if self.extrapolation is not None and self.engine == "external":
+            raise ValueError("extrapolation: extrapolation control needs engine 'plugin' or 'torch-sim'")
+        return self
+
+
+class SweepRunsCfg(Section):
+    """``[sweep]`` of a sweep file: structures (files or globs) × temperatures (K) × replicas."""
+
+    structures: list[str] = Field(min_length=1)
+    temperatures: Temperatures
+    replicas: PositiveInt = 1
+    seed: NonNegInt = 1000
+    output: str = "runs"
+    workers: PositiveInt = 1
+    scheduler: str | None = None
+
+    @field_validator("structures", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class SweepFile(Section):
+    """A sweep file (``mtpkit sweep FILE``); ``[md]`` holds :class:`mtpkit.md.run.MDSettings` fields,
+    checked by the MD layer that owns them."""
+
+    potential: SweepPotentialCfg
+    md: dict[str, Any]
+    sweep: SweepRunsCfg

@@ -100,6 +100,7 @@ class RunSpec:
     batch_size: int | None = None
 
 
+#: MD engines of a sweep (the schema :class:`mtpkit.config.schema.SweepPotentialCfg` lists the same)
 ENGINES = ("plugin", "external", "torch-sim")
 BATCHED = "torch-sim"
 
@@ -117,13 +118,19 @@ class SweepSpec:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    """Parse and validate a sweep TOML; paths are resolved relative to it.
+    """Parse and validate a sweep TOML (schema :class:`mtpkit.config.schema.SweepFile`); paths
+    are resolved relative to it.
 
     Raises
     ------
     InputFileError
         Naming the file and field of the first problem.
     """
+    from pydantic import ValidationError
+
+    from mtpkit.config.schema import SweepFile
+    from mtpkit.errors import input_error_from_validation
+
     path = Path(path).resolve()
     if not path.is_file():
         raise InputFileError(path, "sweep file not found")
@@ -131,44 +138,55 @@ def load_sweep(path: str | Path) -> SweepSpec:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise InputFileError(path, f"invalid TOML: {exc}") from None
+    try:
+        cfg = SweepFile.model_validate(doc)
+    except ValidationError as exc:
+        raise input_error_from_validation(path, exc) from None
     base = path.parent
+    pot, sw = cfg.potential, cfg.sweep
+    potential = (base / pot.file).resolve()
+    _check_potential(path, potential, pot)
+    md, supercell = _md_settings(path, dict(cfg.md))
+    structures = _structure_files(path, base, sw.structures)
+    output = (base / sw.output).resolve()
+    batched = ({"device": pot.device or "cpu", "dtype": pot.dtype or "float64", "batch_size": pot.batch_size}
+               if pot.engine == BATCHED else {})
+    runs = []
+    for i_s, struct in enumerate(structures):
+        for i_t, temp in enumerate(sw.temperatures):
+            for r in range(sw.replicas):
+                run_id = f"{struct.stem}/T{temp:g}K/r{r}"
+                runs.append(RunSpec(
+                    run_id=run_id, structure=str(struct), temperature=float(temp), replica=r,
+                    seed=run_seed(sw.seed, i_s, i_t, r), folder=str(output / run_id),
+                    potential=str(potential), species=list(pot.species), engine=pot.engine, md=md,
+                    supercell=supercell, extrapolation=pot.extrapolation, **batched))
+    return SweepSpec(path, output, runs, workers=sw.workers, scheduler=sw.scheduler)
 
-    def section(name: str) -> dict:
-        value = doc.get(name)
-        if not isinstance(value, dict):
-            raise InputFileError(path, f"missing [{name}] table", field=name)
-        return value
 
-    pot, md, sw = section("potential"), dict(section("md")), section("sweep")
-    for key in ("file", "species"):
-        if key not in pot:
-            raise InputFileError(path, "missing", field=f"potential.{key}")
-    potential = (base / pot["file"]).resolve()
-    from mtpkit.md.engines import check_potential_file
+def _check_potential(path: Path, potential: Path, pot) -> None:
+    """The potential file reads, the extrapolation settings are valid, torch-sim is installed."""
+    from mtpkit.md.engines import Extrapolation, check_potential_file
 
     try:
         check_potential_file(potential)
     except InputFileError as exc:
         raise InputFileError(path, str(exc), field="potential.file") from None
-    species = pot["species"]
-    if not (isinstance(species, list) and species and all(isinstance(s, str) for s in species)):
-        raise InputFileError(path, "must be a list of element symbols", field="potential.species")
-    engine = pot.get("engine", "plugin")
-    if engine not in ENGINES:
-        raise InputFileError(path, f"must be 'plugin', 'external' or 'torch-sim', got {engine!r}",
-                             field="potential.engine")
-    batched = _batched_options(path, pot, engine)
-    extrapolation = pot.get("extrapolation")
-    if extrapolation is not None:
-        if engine == "external":
-            raise InputFileError(path, "extrapolation control needs engine 'plugin' or 'torch-sim'",
-                                 field="potential.extrapolation")
-        from mtpkit.md.engines import Extrapolation
-
+    if pot.extrapolation is not None:
         try:
-            Extrapolation(**extrapolation)
+            Extrapolation(**pot.extrapolation)
         except (TypeError, UserError) as exc:
             raise InputFileError(path, str(exc), field="potential.extrapolation") from None
+    if pot.engine == BATCHED:
+        import importlib.util
+
+        if importlib.util.find_spec("torch_sim") is None:
+            raise InputFileError(path, "engine 'torch-sim' needs torch and torch-sim: "
+                                 "pip install mtpkit[torch]", field="potential.engine")
+
+
+def _md_settings(path: Path, md: dict) -> tuple[dict, list[int] | None]:
+    """``[md]`` checked against :class:`MDSettings` (seed and temperature come from ``[sweep]``)."""
     supercell = md.pop("supercell", None)
     if supercell is not None and not (isinstance(supercell, list) and len(supercell) == 3
                                       and all(isinstance(k, int) and k > 0 for k in supercell)):
@@ -181,76 +199,21 @@ def load_sweep(path: str | Path) -> SweepSpec:
         MDSettings(**md, temperature=300.0)  # validate early, naming the field
     except UserError as exc:
         raise InputFileError(path, str(exc), field="md") from None
+    return md, supercell
 
-    patterns = sw.get("structures")
-    if isinstance(patterns, str):
-        patterns = [patterns]
-    if not patterns:
-        raise InputFileError(path, "missing (list of structure files or globs)",
-                             field="sweep.structures")
+
+def _structure_files(path: Path, base: Path, patterns: list[str]) -> list[Path]:
+    """Every structure file the ``[sweep]`` globs match (at least one each; distinct stems)."""
     structures: list[Path] = []
     for pat in patterns:
         hits = sorted(glob.glob(str(base / pat)))
         if not hits:
-            raise InputFileError(path, f"no structure file matches {pat!r}",
-                                 field="sweep.structures")
+            raise InputFileError(path, f"no structure file matches {pat!r}", field="sweep.structures")
         structures += [Path(h).resolve() for h in hits]
-    temps = sw.get("temperatures")
-    if not (isinstance(temps, list) and temps and all(isinstance(t, (int, float)) and t > 0
-                                                      for t in temps)):
-        raise InputFileError(path, "must be a list of positive temperatures (K)",
-                             field="sweep.temperatures")
-    replicas = sw.get("replicas", 1)
-    if not (isinstance(replicas, int) and replicas >= 1):
-        raise InputFileError(path, "must be a positive integer", field="sweep.replicas")
-    seed = sw.get("seed", 1000)
-    if not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
-        raise InputFileError(path, "must be a non-negative integer", field="sweep.seed")
-    output = (base / sw.get("output", "runs")).resolve()
     stems = [s.stem for s in structures]
     if len(set(stems)) != len(stems):
         raise InputFileError(path, "two structures have the same file stem", field="sweep.structures")
-
-    runs = []
-    for i_s, struct in enumerate(structures):
-        for i_t, temp in enumerate(temps):
-            for r in range(replicas):
-                run_id = f"{struct.stem}/T{temp:g}K/r{r}"
-                runs.append(RunSpec(
-                    run_id=run_id, structure=str(struct), temperature=float(temp), replica=r,
-                    seed=run_seed(seed, i_s, i_t, r), folder=str(output / run_id),
-                    potential=str(potential), species=list(species), engine=engine, md=md,
-                    supercell=supercell, extrapolation=extrapolation, **batched))
-    return SweepSpec(path, output, runs, workers=int(sw.get("workers", 1)),
-                     scheduler=sw.get("scheduler"))
-
-
-def _batched_options(path: Path, pot: dict, engine: str) -> dict:
-    """``device``, ``dtype`` and ``batch_size`` of ``[potential]`` (torch-sim engine only)."""
-    keys = [k for k in ("device", "dtype", "batch_size") if k in pot]
-    if engine != BATCHED:
-        if keys:
-            raise InputFileError(path, f"only for engine = 'torch-sim' (engine is {engine!r})",
-                                 field=f"potential.{keys[0]}")
-        return {}
-    device = pot.get("device", "cpu")
-    if not (isinstance(device, str) and (device == "cpu" or device == "cuda"
-                                         or (device.startswith("cuda:") and device[5:].isdigit()))):
-        raise InputFileError(path, f"must be 'cpu', 'cuda' or 'cuda:N', got {device!r}",
-                             field="potential.device")
-    dtype = pot.get("dtype", "float64")
-    if dtype not in ("float64", "float32"):
-        raise InputFileError(path, f"must be 'float64' or 'float32', got {dtype!r}",
-                             field="potential.dtype")
-    size = pot.get("batch_size")
-    if size is not None and not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
-        raise InputFileError(path, "must be a positive integer", field="potential.batch_size")
-    import importlib.util
-
-    if importlib.util.find_spec("torch_sim") is None:
-        raise InputFileError(path, "engine 'torch-sim' needs torch and torch-sim: "
-                             "pip install mtpkit[torch]", field="potential.engine")
-    return {"device": device, "dtype": dtype, "batch_size": size}
+    return structures
 
 
 def run_seed(seed: int, structure_index: int, temperature_index: int, replica: int) -> int:
