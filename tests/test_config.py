@@ -103,3 +103,21 @@ def test_learn_only_file_with_structure_files(tmp_path):
     assert cfg.structures.files == [tmp_path / "cu.cif"] and cfg.structures.names == []
     assert cfg.active_learning.heldout == tmp_path / "held.extxyz"
     assert cfg.active_learning.temperatures == [500.0, 800.0]  # the rest of the preset still applies
+
+
+def test_production_engine_torch_sim_reaches_the_sweep(tmp_path):
+    """production.engine = "torch-sim" with a device: the production sweep's runs are batched runs."""
+    from mtpkit.campaign.production import production_runs
+    from mtpkit.potentials.mtp_io import write_mtp
+    from mtpkit.potentials.templates import make_template
+
+    cfg = build_config({"production": {"engine": "torch-sim", "device": "cuda:1", "batch_size": 8}}, "tiny")
+    write_mtp(tmp_path / "t.mtp", make_template(2, 4, 4, 1.5, 5.0))
+    (tmp_path / "s").mkdir()
+    runs = production_runs(cfg, tmp_path / "p", tmp_path / "t.mtp", tmp_path / "s", ["mixed-TM_oct50"])
+    assert runs and all(r.engine == "torch-sim" and r.device == "cuda:1" and r.batch_size == 8 for r in runs)
+    with pytest.raises(InputFileError, match=r"production\.device"):
+        build_config({"production": {"engine": "torch-sim", "device": "tpu"}}, "tiny")
+    plain = production_runs(build_config({}, "tiny"), tmp_path / "p", tmp_path / "t.mtp", tmp_path / "s",
+                            ["mixed-TM_oct50"])
+    assert all(r.engine == "plugin" for r in plain)

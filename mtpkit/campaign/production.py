@@ -35,6 +35,8 @@ def production_runs(cfg: PipelineConfig, folder: Path, potential: Path, structur
           "dump_every": int(pr.dump_every), "thermo_every": int(pr.thermo_every),
           "restart_every": int(pr.restart_every)}
     seed = int(cfg.campaign.seed)
+    batched = ({"device": pr.device, "dtype": pr.dtype, "batch_size": pr.batch_size}
+               if pr.engine == "torch-sim" else {})
     watch = None
     if _has_active_set(potential):
         watch = {"every": int(pr.thermo_every),
@@ -49,8 +51,8 @@ def production_runs(cfg: PipelineConfig, folder: Path, potential: Path, structur
                                     temperature=float(T), replica=r,
                                     seed=seed_for(seed, PRODUCTION, i_s, i_t, r),
                                     folder=str(folder / run_id), potential=str(potential),
-                                    species=cfg.species, engine="plugin", md=md,
-                                    extrapolation=watch))
+                                    species=cfg.species, engine=pr.engine, md=md,
+                                    extrapolation=watch, **batched))
     return runs
 
 

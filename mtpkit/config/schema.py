@@ -19,6 +19,8 @@ only the tables it needs. Every key has a default; units: K, fs, Å, GPa, eV.
                       (.mtp/.almtp warm start), training (a TrainConfig)
 ``[active_learning]`` exploration schedule, MD, grades, candidates, selection, stopping
 ``[production]``, ``[analysis]``, ``[fidelity]``, ``[report]``  the later stages of ``run``
+                      (production ``engine = "torch-sim"`` with ``device`` runs the replicas as
+                      batches on the MTP's torch-sim model, :mod:`mtpkit.md.batched`)
 
 The scale presets (``tiny``, ``default``, ``paper``) are data: ``scales.toml`` beside this
 module. Cross-field contradictions (γ_stop < γ_select, γ_select > γ_break, ...) are
@@ -239,6 +241,17 @@ class ProductionCfg(Section):
     dump_every: PositiveInt = 10
     thermo_every: PositiveInt = 100
     restart_every: PositiveInt = 5000
+    engine: Literal["plugin", "torch-sim"] = "plugin"
+    device: str = "cpu"
+    dtype: Literal["float64", "float32"] = "float64"
+    batch_size: PositiveInt | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not (v in ("cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())):
+            raise ValueError(f"must be 'cpu', 'cuda' or 'cuda:N', got {v!r}")
+        return v
 
 
 class AnalysisCfg(Section):
