@@ -7,21 +7,27 @@ coefficients (cost does not depend on the values; same potential as bench_md.py)
 
   * torch-sim: mtpkit.md.batched.BatchIntegrator (one model evaluation per step for the
     whole batch, CSVR thermostat + stochastic cell rescaling) on --device, --dtype;
-    on the CPU torch uses --cores threads;
-  * LAMMPS plugin: `pair_style mtp` with `fix npt ... tri`; N replicas on C cores run as
-    min(N, C) concurrent single-thread processes (N = 1: one process on C OpenMP
-    threads), which is how a sweep runs them; throughput = all atom-steps / wall time.
+    on the CPU torch uses --cores threads (default 1);
+  * LAMMPS plugin: `pair_style mtp` with `fix npt ... tri` on the same --cores: N
+    replicas run as min(N, cores) concurrent single-thread processes (one replica: also
+    one process on `cores` OpenMP threads, the faster counts), which is how a sweep runs
+    them; throughput = all atom-steps / wall time of the slowest process.
+
+Also printed: atom-steps per CPU-second (the work over the CPU time the engine's
+processes used), a per-core cost that other jobs on the machine disturb less than the
+wall-clock numbers. On the CPU more torch threads than free cores is much slower, not
+faster (OpenMP barriers), so compare at the core count that is really free.
 
 Each measurement runs in its own process (clean memory, peak RSS reported). A batch is
 skipped when the memory its predecessor used, scaled to its size, would exceed 70 % of
 the memory available (CPU) or when CUDA runs out of memory. Prints the table side by side.
 
-    python benchmarks/bench_batched.py                       # CPU, float64
-    python benchmarks/bench_batched.py --dtype float64 float32 --replicas 1 8 40
+    python benchmarks/bench_batched.py                       # CPU, 1 core, float64
+    python benchmarks/bench_batched.py --cores 2 --dtype float64 float32 --replicas 1 8 40
 
 GPU run (one command, a few minutes on an H100; LAMMPS on the same machine's CPU cores):
 
-    python benchmarks/bench_batched.py --device cuda --dtype float32 float64 --steps 20
+    python benchmarks/bench_batched.py --device cuda --dtype float32 float64 --cores $(nproc)
 """
 
 from __future__ import annotations
@@ -179,8 +185,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None,
                     help="timed steps per torch-sim batch (default: 3 on CPU, 20 on CUDA)")
     ap.add_argument("--lammps-steps", type=int, default=200, help="timed steps per LAMMPS process")
-    ap.add_argument("--cores", type=int, default=os.cpu_count() or 1,
-                    help="CPU cores for torch (CPU) and for the LAMMPS processes")
+    ap.add_argument("--cores", type=int, default=1,
+                    help="CPU cores for torch (CPU) and for the LAMMPS processes (default 1)")
     ap.add_argument("--level", default="16", help="MTP level of the synthetic potential (MLIP template)")
     ap.add_argument("--no-lammps", action="store_true")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per measurement")

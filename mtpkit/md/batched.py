@@ -90,7 +90,15 @@ shrinks as replicas finish or break; finished slots are not refilled.
 Not like the LAMMPS engine: switching a partly run folder between engines restarts it
 from step 0 (neither reads the other's checkpoint); the time column is ``step ×
 timestep``; NVT and NPT use the stochastic thermostat above, not Nosé–Hoover chains
-(same ensembles, different dynamics of the thermostat variables).
+(same ensembles, different dynamics of the thermostat variables); a ``tri`` box is never
+flipped (LAMMPS re-chooses a tilted box past half a box length), which matters only where
+the shear is free (a liquid: use ``iso`` there). Checked against the plugin in
+tests/test_md_batched_physics.py (benchmarks/RESULTS.md): same mean volume, volume and
+temperature fluctuations and Na diffusivity.
+
+Cost: the model builds each replica's neighbour list on the CPU (vesin, through
+torch-sim) at every step, so on a GPU the step time has a per-replica CPU part; the
+integrator itself adds a few ms per step (``benchmarks/bench_batched.py``).
 """
 
 from __future__ import annotations
@@ -468,7 +476,9 @@ def run_batched(runs: Sequence, *, device: str = "cpu", dtype: str = "float64",
     Runs sharing potential, species and MD settings and the same resume step are
     batched; each batch runs to its end before the next starts. ``on_done(run, entry)``
     is called as each run ends (``entry``: :meth:`MDResult.to_dict
-    <mtpkit.md.run.MDResult.to_dict>`). Returns ``run_id -> entry``.
+    <mtpkit.md.run.MDResult.to_dict>`). Returns ``run_id -> entry``. ``threads``: torch's
+    CPU threads (``None``: leave torch's setting; more threads than free cores slow
+    torch's OpenMP down badly on a shared machine).
     """
     try:
         import torch

@@ -54,8 +54,9 @@ reported with its log tail and does not stop the others.
 
 Engine ``"torch-sim"`` runs every run of the sweep in this process as batched NPT/NVT
 on the MTP's torch-sim model (:mod:`mtpkit.md.batched`: same run folders and files, so
-everything below holds; ``workers`` and ``scheduler`` do not apply, ``md.threads`` ×
-``workers`` is the number of CPU threads torch uses on ``device = "cpu"``).
+everything below holds; ``workers`` and ``scheduler`` do not apply; on ``device = "cpu"``
+torch uses ``md.threads`` threads, default 1: on a machine shared with other jobs more
+threads than free cores make torch's OpenMP much slower, not faster).
 
 Velocity seeds: run ``(iS, iT, r)`` (structure, temperature and replica index, in
 file order) gets :func:`run_seed` ``(seed, iS, iT, r)``, a NumPy ``SeedSequence``
@@ -239,7 +240,8 @@ def run_one(spec: RunSpec) -> dict:
     if spec.engine == BATCHED:  # one run on its own (e.g. sent to a worker): a batch of one
         from mtpkit.md.batched import run_batched
 
-        return run_batched([spec], device=spec.device, dtype=spec.dtype, progress=None)[spec.run_id]
+        return run_batched([spec], device=spec.device, dtype=spec.dtype, progress=None,
+                           threads=int(spec.md.get("threads", 1)))[spec.run_id]
     from mtpkit.md.engines import ExternalEngine, Extrapolation, PluginEngine
     from mtpkit.md.run import run_md
     from mtpkit.md.structure import as_atoms
@@ -370,7 +372,7 @@ def _run_batched(spec: SweepSpec, runs: list[RunSpec], record, progress) -> None
     for run in runs:
         by_device.setdefault((run.device, run.dtype, run.batch_size), []).append(run)
     for (device, dtype, size), group in by_device.items():
-        threads = max(1, int(spec.workers)) * max(int(r.md.get("threads", 1)) for r in group)
+        threads = max(int(r.md.get("threads", 1)) for r in group)
         try:
             run_batched(group, device=device, dtype=dtype, batch_size=size, threads=threads,
                         progress=progress, on_done=on_done)
