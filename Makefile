@@ -3,7 +3,7 @@ PYTHON ?= python3
 .PHONY: install test test-data test-all bench lint demo
 
 install:
-	$(PYTHON) -m pip install -e ".[test,chgnet]"
+	$(PYTHON) -m pip install -e ".[test,chgnet,torch]"
 
 test: install test-data
 	$(PYTHON) -m pytest -q
