@@ -79,17 +79,14 @@ def lammps_with_plugin(potential: Path, atoms, species, extra_style: str = "",
     return lmp, latoms
 
 
-def write_cu_almtp(path: Path, n_configurations: int = 12) -> Path:
-    """MLIP's level-16 Cu MTP (motep's test data) + a neighbourhood active set (all
-    coefficients) from its first ``n_configurations`` training configurations, as ``.almtp``.
-
-    The active set spans little, so MD at a few hundred K grades above 2 within tens of
-    steps: breaks and selections can be forced cheaply with low thresholds.
-    """
+def cu_with_active_set(n_configurations: int = 12):
+    """MLIP's level-16 Cu MTP (motep's test data) with a neighbourhood active set (all
+    coefficients) from its first ``n_configurations`` training configurations:
+    (MTP carrying the set as MLIP-3's section, our ActiveSet, the configurations)."""
     import mtpkit
     from mtpkit.active_learning.active_set import ActiveSet as ALSet
     from mtpkit.potentials import core
-    from mtpkit.potentials.mtp_io import MVSSection, read_mtp, write_mtp
+    from mtpkit.potentials.mtp_io import MVSSection, read_mtp
 
     folder = MOTEP_FIT / "crystals" / "cubic" / "16"
     mtp = read_mtp(folder / "pot.mtp")
@@ -103,5 +100,17 @@ def write_cu_almtp(path: Path, n_configurations: int = 12) -> Path:
     mtp.active_set = MVSSection(energy_weight=0.0, force_weight=0.0, stress_weight=0.0,
                                site_en_weight=1.0, weight_scaling=2, A=aset.A,
                                invA=aset.inv_A.T.copy(), links=aset.sources)
+    return mtp, aset, images
+
+
+def write_cu_almtp(path: Path, n_configurations: int = 12) -> Path:
+    """:func:`cu_with_active_set` written as ``.almtp``.
+
+    The active set spans little, so MD at a few hundred K grades above 2 within tens of
+    steps: breaks and selections can be forced cheaply with low thresholds.
+    """
+    from mtpkit.potentials.mtp_io import write_mtp
+
+    mtp, _, _ = cu_with_active_set(n_configurations)
     write_mtp(path, mtp)
     return path

@@ -6,10 +6,9 @@ import copy
 
 import numpy as np
 import pytest
-from _md_support import MOTEP_FIT, lammps_with_plugin
+from _md_support import MOTEP_FIT, cu_with_active_set, lammps_with_plugin
 from ase.io import read
 
-import mtpkit
 from mtpkit.md.engines import Extrapolation, PluginEngine
 from mtpkit.md.run import MDSettings, run_md
 
@@ -17,22 +16,9 @@ from mtpkit.md.run import MDSettings, run_md
 @pytest.fixture(scope="module")
 def almtp(tmp_path_factory, motep_data):
     """Cu level-16 MTP + a neighbourhood active set (all coefficients) from 12 configurations."""
-    from mtpkit.active_learning.active_set import ActiveSet as ALSet
-    from mtpkit.potentials import core
-    from mtpkit.potentials.mtp_io import MVSSection, read_mtp, write_mtp
+    from mtpkit.potentials.mtp_io import write_mtp
 
-    folder = MOTEP_FIT / "crystals" / "cubic" / "16"
-    mtp = read_mtp(folder / "pot.mtp")
-    images = mtpkit.read_cfg(folder / "out.cfg")[:12]
-    aset = ALSet.empty(mtp.n_params, mode="neighborhood", basis="all")
-    for k, atoms in enumerate(images):
-        rows = core.energy_param_grads(mtp, atoms, np.zeros(len(atoms), np.int32), per_atom=True)
-        res = aset.maxvol(rows)
-        aset.commit_sources({int(c): (k, int(c)) for c in res.entered})
-    aset.refresh_inverse()
-    mtp.active_set = MVSSection(energy_weight=0.0, force_weight=0.0, stress_weight=0.0,
-                               site_en_weight=1.0, weight_scaling=2, A=aset.A,
-                               invA=aset.inv_A.T.copy(), links=aset.sources)
+    mtp, aset, images = cu_with_active_set(12)
     path = tmp_path_factory.mktemp("al") / "cu.almtp"
     write_mtp(path, mtp)
     return mtp, aset, path, images

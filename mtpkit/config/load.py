@@ -101,15 +101,20 @@ def build_config(doc: dict | None = None, scale: str = "default",
         raise input_error_from_validation(path, exc) from None
 
 
-def load_config(path: str | os.PathLike, scale: str = "default") -> PipelineConfig:
-    """Read a campaign TOML file and resolve it at ``scale``."""
+def read_toml(path: str | os.PathLike, what: str) -> tuple[Path, dict]:
+    """(resolved path, parsed document) of the TOML file ``path``; ``what`` names it in errors."""
     path = Path(path).resolve()
     if not path.is_file():
-        raise InputFileError(path, "campaign file not found")
+        raise InputFileError(path, f"{what} not found")
     try:
-        doc = tomllib.loads(path.read_text())
+        return path, tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise InputFileError(path, f"invalid TOML: {exc}") from None
+
+
+def load_config(path: str | os.PathLike, scale: str = "default") -> PipelineConfig:
+    """Read a campaign TOML file and resolve it at ``scale``."""
+    path, doc = read_toml(path, "campaign file")
     return build_config(doc, scale, path)
 
 

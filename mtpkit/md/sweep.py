@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import glob
 import json
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -129,16 +128,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
     """
     from pydantic import ValidationError
 
+    from mtpkit.config.load import read_toml
     from mtpkit.config.schema import SweepFile
     from mtpkit.errors import input_error_from_validation
 
-    path = Path(path).resolve()
-    if not path.is_file():
-        raise InputFileError(path, "sweep file not found")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputFileError(path, f"invalid TOML: {exc}") from None
+    path, doc = read_toml(path, "sweep file")
     try:
         cfg = SweepFile.model_validate(doc)
     except ValidationError as exc:
