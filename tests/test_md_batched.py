@@ -321,3 +321,15 @@ def test_unreadable_structure_fails_only_its_runs(cu08, tmp_path):
     assert status == {f"{s}/T300K/r{r}": "failed" if s == "broken" else "done"
                       for s in ("broken", "cubic", "primitive") for r in (0, 1)}
     assert "broken.cif" in manifest["runs"]["broken/T300K/r0"]["message"]
+
+
+def test_cli_engine_and_device_overrides(cu08, tmp_path, capsys):
+    toml = write_sweep(tmp_path, cu08, steps=10, restart=10, temperatures=(300,))
+    toml.write_text(toml.read_text().replace('engine = "torch-sim"', 'engine = "plugin"'))
+    assert main(["sweep", str(toml), "--device", "cpu"]) == 2  # a torch-sim option on a LAMMPS sweep
+    assert "add --engine torch-sim" in capsys.readouterr().err
+    assert main(["sweep", str(toml), "--engine", "torch-sim", "--dtype", "float32", "--batch-size", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "torch-sim batch 1/2: 3 replicas" in out and "torch-sim batch 2/2: 1 replicas" in out
+    manifest = json.loads((tmp_path / "runs" / "manifest.json").read_text())
+    assert {e["engine"] for e in manifest["runs"].values()} == {"torch-sim"}
