@@ -240,7 +240,6 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
     t0 = time.perf_counter()
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    species = list(species)
     state = _read_state(folder)
     if state is not None and _finished(state, settings.steps):
         result = read_result(folder)
@@ -248,116 +247,155 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
         return result
     if state is not None and not (folder / "run.restart").is_file():
         state = None  # nothing to resume from: start again
-    start = int(state.get("step", 0)) if state else 0
-    wall_before = float(state.get("wall_time", 0.0)) if state else 0.0
-    grading = _grading(engine)
-    save = _save_path(engine, folder)
-    with contextlib.suppress(FileNotFoundError):  # from an earlier failure of this run
-        (folder / "last_good.extxyz").unlink()
-
-    atoms = lammps_atoms(as_atoms(structure, "structure")) if start == 0 else None
-    if atoms is not None:
-        species_types(atoms, species)  # bad species: a UserError now, not a failed run
-        if save is not None:
-            with contextlib.suppress(FileNotFoundError):  # a fresh run saves from scratch
-                save.unlink()
-    min_dist = settings.min_dist or engine.default_min_dist() or 0.5
-    lmp = lammps_env.new_lammps(log=None, screen=screen,
-                                extra_args=["-pk", "omp", str(settings.threads)]
-                                if settings.threads > 1 else None)
-    lmp.command(f"log {folder / 'log.lammps'} append")
-    rank0 = int(lmp.extract_setting("world_rank")) == 0
-    last_good = atoms
-    steps_done = start
-    max_gamma = math.nan
-    status, message = "done", ""
-    resume_from = (start, math.nan)  # step and max_gamma of the restart file on disk
-
-    def checkpoint(run_status: str) -> None:
-        nonlocal resume_from
-        _checkpoint(lmp, folder, settings, steps_done, wall_before + time.perf_counter() - t0,
-                    status=run_status, max_gamma=max_gamma, message=message, save=save)
-        resume_from = (steps_done, max_gamma)
-
+    run = _Run(engine, list(species), settings, folder, state, t0)
+    atoms = run.prepare(structure)
+    run.open(screen)
     try:
-        if start == 0:
-            _fresh_setup(lmp, atoms, engine, species, settings, folder, min_dist)
-        else:
-            _truncate_outputs(folder, start, save)
-            if grading is not None:
-                max_gamma = (_nan(state.get("checkpoint_max_gamma", state.get("max_gamma")))
-                             if "max_gamma" in state
-                             else _max_gamma_from_files(folder, save, start - 1))
-                resume_from = (start, max_gamma)
-            _resume_setup(lmp, engine, species, settings, folder, min_dist)
-        last_good = _gather_atoms(lmp, species)
-        if steps_done >= settings.steps:  # nothing to run (steps = 0)
-            checkpoint("done")
-        while steps_done < settings.steps:
-            n = min(settings.restart_every - steps_done % settings.restart_every,
-                    settings.steps - steps_done)
-            target = steps_done + n
-            _thermo_fix(lmp, engine, settings, folder, steps_done)
-            if grading is not None:
-                _gamma_fix(lmp, *grading)
-            lmp.command(f"run {n} start 0 stop {settings.steps} pre yes "
-                        "post no")
-            reached = int(lmp.get_thermo("step"))
-            if grading is not None:
-                max_gamma = _nanmax(max_gamma, _gamma_fix_max(lmp))
-            halted = _pair_value(lmp, "halted") == 1.0
-            last_good = _check_sane(lmp, species, min_dist)
-            steps_done = reached
-            if halted:  # the pair style's soft halt (timer->force_timeout): final
-                status = "extrapolation_break"
-                message = (f"max extrapolation grade {_pair_value(lmp, 'max_gamma'):.6g} above "
-                           f"the break threshold at step {reached}")
-            elif reached < target:  # a timer timeout, fix halt, ...: resumable from here
-                status = "interrupted"
-                message = (f"LAMMPS stopped the run at step {reached} before step {target} "
-                           "without an extrapolation break (timer timeout or fix halt?); "
-                           "a resume continues from here")
-            checkpoint("running" if status == "done" and steps_done < settings.steps
-                       else status)
-            if progress is not None:
-                progress(steps_done, settings.steps)
-            if status != "done":
-                break
+        run.setup(atoms)
+        run.chunks(progress)
     except BlowUp as exc:
-        status, message = "failed", f"MD blow-up after step {steps_done}: {exc}"
+        run.status, run.message = "failed", f"MD blow-up after step {run.steps_done}: {exc}"
     except Exception as exc:  # noqa: BLE001  # LAMMPS errors arrive as generic exceptions; recorded as status
-        status, message = "failed", f"LAMMPS error after step {steps_done}: {exc}"
+        run.status, run.message = "failed", f"LAMMPS error after step {run.steps_done}: {exc}"
     finally:
-        if grading is not None:  # a chunk cut short by an error: its grades still count
+        run.close()
+    return run.result()
+
+
+class _Run:
+    """The state of one :func:`run_md` call, one method per phase: prepare the folder, open
+    LAMMPS, set up (fresh or from the restart), run chunks with checkpoints, close, result."""
+
+    def __init__(self, engine, species: list[str], settings: MDSettings, folder: Path, state: dict | None,
+                 t0: float) -> None:
+        self.engine, self.species, self.settings, self.folder = engine, species, settings, folder
+        self.state, self.t0 = state, t0
+        self.start = int(state.get("step", 0)) if state else 0
+        self.wall_before = float(state.get("wall_time", 0.0)) if state else 0.0
+        self.grading = _grading(engine)
+        self.save = _save_path(engine, folder)
+        self.steps_done = self.start
+        self.max_gamma = math.nan
+        self.status, self.message = "done", ""
+        self.resume_from = (self.start, math.nan)  # step and max_gamma of the restart file on disk
+        self.last_good: Atoms | None = None
+        self.lmp = None
+        self.rank0 = True
+
+    def prepare(self, structure) -> Atoms | None:
+        """Clear what an earlier failure or a fresh start replaces; the start structure (fresh runs)."""
+        with contextlib.suppress(FileNotFoundError):  # from an earlier failure of this run
+            (self.folder / "last_good.extxyz").unlink()
+        atoms = lammps_atoms(as_atoms(structure, "structure")) if self.start == 0 else None
+        if atoms is not None:
+            species_types(atoms, self.species)  # bad species: a UserError now, not a failed run
+            if self.save is not None:
+                with contextlib.suppress(FileNotFoundError):  # a fresh run saves from scratch
+                    self.save.unlink()
+        self.last_good = atoms
+        return atoms
+
+    def open(self, screen: bool) -> None:
+        s = self.settings
+        self.min_dist = s.min_dist or self.engine.default_min_dist() or 0.5
+        self.lmp = lammps_env.new_lammps(log=None, screen=screen,
+                                         extra_args=["-pk", "omp", str(s.threads)] if s.threads > 1 else None)
+        self.lmp.command(f"log {self.folder / 'log.lammps'} append")
+        self.rank0 = int(self.lmp.extract_setting("world_rank")) == 0
+
+    def checkpoint(self, run_status: str) -> None:
+        _checkpoint(self.lmp, self.folder, self.settings, self.steps_done,
+                    self.wall_before + time.perf_counter() - self.t0, status=run_status,
+                    max_gamma=self.max_gamma, message=self.message, save=self.save)
+        self.resume_from = (self.steps_done, self.max_gamma)
+
+    def setup(self, atoms: Atoms | None) -> None:
+        lmp, state = self.lmp, self.state
+        if self.start == 0:
+            _fresh_setup(lmp, atoms, self.engine, self.species, self.settings, self.folder, self.min_dist)
+        else:
+            _truncate_outputs(self.folder, self.start, self.save)
+            if self.grading is not None:
+                self.max_gamma = (_nan(state.get("checkpoint_max_gamma", state.get("max_gamma")))
+                                  if "max_gamma" in state
+                                  else _max_gamma_from_files(self.folder, self.save, self.start - 1))
+                self.resume_from = (self.start, self.max_gamma)
+            _resume_setup(lmp, self.engine, self.species, self.settings, self.folder, self.min_dist)
+        self.last_good = _gather_atoms(lmp, self.species)
+        if self.steps_done >= self.settings.steps:  # nothing to run (steps = 0)
+            self.checkpoint("done")
+
+    def chunks(self, progress: Callable[[int, int], None] | None) -> None:
+        """Run to ``settings.steps`` in chunks of ``restart_every``, a checkpoint after each; stop
+        at the pair style's extrapolation break (final) or another early stop (resumable)."""
+        lmp, s = self.lmp, self.settings
+        while self.steps_done < s.steps:
+            n = min(s.restart_every - self.steps_done % s.restart_every, s.steps - self.steps_done)
+            target = self.steps_done + n
+            _thermo_fix(lmp, self.engine, s, self.folder, self.steps_done)
+            if self.grading is not None:
+                _gamma_fix(lmp, *self.grading)
+            lmp.command(f"run {n} start 0 stop {s.steps} pre yes post no")
+            reached = int(lmp.get_thermo("step"))
+            if self.grading is not None:
+                self.max_gamma = _nanmax(self.max_gamma, _gamma_fix_max(lmp))
+            halted = _pair_value(lmp, "halted") == 1.0
+            self.last_good = _check_sane(lmp, self.species, self.min_dist)
+            self.steps_done = reached
+            if halted:  # the pair style's soft halt (timer->force_timeout): final
+                self.status = "extrapolation_break"
+                self.message = (f"max extrapolation grade {_pair_value(lmp, 'max_gamma'):.6g} above "
+                                f"the break threshold at step {reached}")
+            elif reached < target:  # a timer timeout, fix halt, ...: resumable from here
+                self.status = "interrupted"
+                self.message = (f"LAMMPS stopped the run at step {reached} before step {target} "
+                                "without an extrapolation break (timer timeout or fix halt?); "
+                                "a resume continues from here")
+            self.checkpoint("running" if self.status == "done" and self.steps_done < s.steps else self.status)
+            if progress is not None:
+                progress(self.steps_done, s.steps)
+            if self.status != "done":
+                break
+
+    def close(self) -> None:
+        """Best-effort cleanup: the grades of a chunk cut short, the thermo file, LAMMPS itself."""
+        lmp = self.lmp
+        if lmp is None:
+            return
+        if self.grading is not None:  # a chunk cut short by an error: its grades still count
             with contextlib.suppress(Exception):  # best effort, as below
                 if lmp.has_id("fix", "mtpkit_gamma"):
-                    max_gamma = _nanmax(max_gamma, _gamma_fix_max(lmp))
+                    self.max_gamma = _nanmax(self.max_gamma, _gamma_fix_max(lmp))
         try:
             if lmp.has_id("fix", "mtpkit_print"):
                 lmp.command("unfix mtpkit_print")
             if int(lmp.extract_setting("world_rank")) == 0:
-                _truncate_thermo(folder / "thermo.dat", steps_done + 1)
+                _truncate_thermo(self.folder / "thermo.dat", self.steps_done + 1)
         except Exception:  # noqa: BLE001  # best-effort cleanup; the run's status is already set
             pass
         with contextlib.suppress(Exception):  # best-effort cleanup, as above
             lmp.close()
-    wall = wall_before + time.perf_counter() - t0
-    if status == "failed":
-        if last_good is not None and rank0:
-            from ase.io import write
 
-            write(folder / "last_good.extxyz", last_good, format="extxyz")
-        if rank0:  # recorded for read_result; a resume restarts from the last checkpoint
-            _write_state(folder, settings, resume_from[0], wall, status="failed",
-                         max_gamma=max_gamma, message=message, save=save,
-                         checkpoint_max_gamma=resume_from[1])
-    else:
-        last_good = None
-    # a failed run keeps the saves of its failed chunk (candidates for labels); a resume drops them
-    saved = (read_saved(save, settings.timestep, None if status == "failed" else steps_done)
-             if save is not None else [])
-    return MDResult(status, steps_done, settings.steps, wall, str(folder), message,
-                    _files(folder, save), settings.timestep, max_gamma, saved, last_good)
+    def result(self) -> MDResult:
+        """Record a failure (last good configuration, state at the last checkpoint); the result."""
+        s, folder = self.settings, self.folder
+        wall = self.wall_before + time.perf_counter() - self.t0
+        last_good = self.last_good
+        if self.status == "failed":
+            if last_good is not None and self.rank0:
+                from ase.io import write
+
+                write(folder / "last_good.extxyz", last_good, format="extxyz")
+            if self.rank0:  # recorded for read_result; a resume restarts from the last checkpoint
+                _write_state(folder, s, self.resume_from[0], wall, status="failed", max_gamma=self.max_gamma,
+                             message=self.message, save=self.save, checkpoint_max_gamma=self.resume_from[1])
+        else:
+            last_good = None
+        # a failed run keeps the saves of its failed chunk (candidates for labels); a resume drops them
+        saved = (read_saved(self.save, s.timestep, None if self.status == "failed" else self.steps_done)
+                 if self.save is not None else [])
+        return MDResult(self.status, self.steps_done, s.steps, wall, str(folder), self.message,
+                        _files(folder, self.save), s.timestep, self.max_gamma, saved, last_good)
 
 
 def read_result(folder: str | os.PathLike) -> MDResult | None:
