@@ -614,9 +614,8 @@ def _prepare(run) -> _Replica:
     ckpt = folder / CHECKPOINT
     common = dict(run=run, folder=folder, settings=settings, extrapolation=extrapolation,
                   save=save, min_dist=min_dist)
-    if state is not None and _finished(state, settings.steps):
-        atoms = as_atoms(run.structure, "sweep.structures")
-        rep = _Replica(atoms=atoms, types=np.zeros(0, int), random=ReplicaRandom(run.seed),
+    if state is not None and _finished(state, settings.steps):  # recorded, nothing to read
+        rep = _Replica(atoms=Atoms(), types=np.zeros(0, int), random=ReplicaRandom(run.seed),
                        start=int(state.get("step", 0)), **common)
         rep.status = str(state.get("status") or "done")
         return rep
