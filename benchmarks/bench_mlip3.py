@@ -50,6 +50,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cli import SPECIES, machine, make_potential, nacl_cells  # noqa: E402
+from bench_fit_convergence import nacl_set  # noqa: E402
 
 
 def child_cpu(cmd: list[str], repeats: int, env: dict[str, str] | None = None, cwd: Path | None = None
@@ -120,27 +121,6 @@ def evaluation(mlp: str, levels: list[int], repeats: int, tmp: Path, env: dict[s
 # --------------------------------------------------------------------------- training
 
 
-def labelled_nacl(count: int, seed: int):
-    """64-atom NaCl cells, strained and rattled, labelled by tests/labelled_data.PairMorse."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from ase.build import bulk
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from labelled_data import PairMorse
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(count):
-        a = bulk("NaCl", "rocksalt", a=5.64, cubic=True) * (2, 2, 2)
-        eps = rng.uniform(-0.03, 0.03, (3, 3))
-        a.set_cell(a.cell.array @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
-        a.positions += rng.normal(scale=0.1, size=a.positions.shape)
-        a.calc = PairMorse()
-        labels = {"energy": a.get_potential_energy(), "forces": a.get_forces(), "stress": a.get_stress()}
-        a.calc = SinglePointCalculator(a, **labels)
-        out.append(a)
-    return out
-
-
 def template_file(level: int, templates: Path | None, tmp: Path) -> Path:
     """MLIP-3's template of the level, or mtpkit's written the way MLIP-3 ships them."""
     if templates is not None:
@@ -169,7 +149,7 @@ def training(mlp: str, levels: list[int], iterations: int, templates: Path | Non
     from mtpkit.potentials.mtp_io import read_mtp
     from mtpkit.potentials.templates import for_species
 
-    train_images, valid_images = labelled_nacl(40, seed=0), labelled_nacl(20, seed=1)
+    train_images, valid_images = nacl_set(40, seed=0), nacl_set(20, seed=1)  # 64-atom labelled NaCl
     write_cfg(tmp / "train.cfg", train_images, SPECIES)
     print(f"\ntraining to equal validation RMSE ({len(train_images)} training, {len(valid_images)} validation "
           f"cells of 64 atoms; mlp train --iteration_limit={iterations}):")

@@ -36,3 +36,14 @@ def motep_data() -> Path:
                     f"Run `{MAKE_TARGET}` once (needs the network; `make test` runs it "
                     "before pytest).", pytrace=False)
     return MOTEP_DATA
+
+
+@pytest.fixture
+def torch_one_thread():
+    """torch on one CPU thread for the test (two busy cores: more threads only fight the others)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

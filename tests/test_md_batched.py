@@ -37,12 +37,8 @@ from mtpkit.md.sweep import load_sweep  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Two busy cores: torch's own threads would only fight the background jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(torch_one_thread):
+    """Every test here on one torch thread (see conftest)."""
 
 
 @pytest.fixture(scope="module")

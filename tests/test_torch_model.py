@@ -25,12 +25,8 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Two busy cores: torch's own threads would only fight the background jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(torch_one_thread):
+    """Every test here on one torch thread (see conftest)."""
 
 
 @pytest.fixture(scope="module")
