@@ -111,6 +111,16 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores; python {platform.python_version()}; commit {commit}"
 
 
+
+def evaluate_all(images, calc) -> None:
+    """Energy, forces and stress of every configuration with ``calc`` (what `mtpkit evaluate` computes)."""
+    for a in images:
+        a.calc = calc
+        calc.reset()
+        a.get_potential_energy()
+        a.get_forces()
+        a.get_stress()
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--level", type=int, default=8)
@@ -147,12 +157,7 @@ def main() -> int:
         calc = MTPCalculator(mtp, species=SPECIES)
 
         def in_process() -> None:
-            for a in images:
-                a.calc = calc
-                calc.reset()
-                a.get_potential_energy()
-                a.get_forces()
-                a.get_stress()
+            evaluate_all(images, calc)
 
         in_process()
         t_in = np.inf

@@ -49,7 +49,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cli import SPECIES, machine, make_potential, nacl_cells  # noqa: E402
+from bench_cli import SPECIES, evaluate_all, machine, make_potential, nacl_cells  # noqa: E402
 from bench_fit_convergence import nacl_set  # noqa: E402
 
 
@@ -97,12 +97,7 @@ def evaluation(mlp: str, levels: list[int], repeats: int, tmp: Path, env: dict[s
             calc = MTPCalculator(mtp, species=SPECIES)
 
             def in_process(images=images, calc=calc):
-                for a in images:
-                    a.calc = calc
-                    calc.reset()
-                    a.get_potential_energy()
-                    a.get_forces()
-                    a.get_stress()
+                evaluate_all(images, calc)
 
             t_in = best_cpu(in_process, repeats)
             ours, theirs = tmp / "ours.cfg", tmp / "theirs.cfg"
