@@ -11,6 +11,7 @@ import pytest
 from labelled_data import PairMorse
 
 from mtpkit.cli import main
+from mtpkit.errors import UserError
 from mtpkit.potentials.cfg import write_cfg
 from mtpkit.potentials.mtp_io import format_mtp, read_mtp
 from mtpkit.potentials.potential import load_potential
@@ -175,3 +176,15 @@ def test_trained_potentials_and_larger_templates_are_not_changed(files, tmp_path
     assert main(["train", "--init", str(tmp_path / "one.mtp"), "--train", str(files / "train.cfg"),
                  "--species", "Na,Cl", "--max-iter", "1", "--output", str(tmp_path / "x.mtp")]) == 2
     assert "2 species given" in capsys.readouterr().err  # a trained one-species potential stays an error
+
+
+def test_python_api_takes_a_one_species_template(files, tmp_path):
+    """``train(images, "08.almtp", species=...)`` sets the template up like the CLI (and ``mlp train``) does."""
+    from mtpkit.potentials.training import train
+
+    images = nacl_set(4, seed=11)
+    result = train(images, files / "tmpl.almtp", species=["Na", "Cl"], max_iter=3, log=None)
+    assert result.mtp.species_count == 2 and result.mtp.trained
+    # without species or MLIP types there is nothing to count the species from: a clear error
+    with pytest.raises(UserError, match="carry no MLIP types; give the species"):
+        train(images, files / "tmpl.almtp", max_iter=1, log=None)

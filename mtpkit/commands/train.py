@@ -102,18 +102,11 @@ def parse_init(value: Any, base: Path | None = None) -> int | str:
 
 def species_count(species: list[str] | None, train_images: list, valid_images: list | None,
                   source: str) -> int:
-    """Species of a fit: ``len(species)``, else one more than the largest MLIP type
-    in the training (and validation) configurations, as ``mlp train`` counts them."""
-    if species is not None:
-        return len(species)
-    largest = -1
-    for atoms in [*train_images, *(valid_images or [])]:
-        types = atoms.arrays.get("mtp_type")
-        if types is not None and len(types):
-            largest = max(largest, int(types.max()))
-    if largest < 0:
-        raise UserError(f"{source}: no atoms to count the species from; give --species")
-    return largest + 1
+    """Species of a fit (:func:`mtpkit.potentials.training.count_species` over the
+    training and validation configurations)."""
+    from mtpkit.potentials.training import count_species
+
+    return count_species(species, [*train_images, *(valid_images or [])], source)
 
 
 def _template_for_data(init: str, species: list[str] | None, train_images: list, valid_images: list | None,

@@ -184,11 +184,32 @@ def split_indices(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray,
     return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
 
 
+def _all_typed(images: Sequence[Atoms]) -> bool:
+    return bool(images) and all("mtp_type" in a.arrays for a in images)
+
+
+def count_species(species: Sequence[str] | None, images: Sequence[Atoms], source: str = "the training set") -> int:
+    """Species of a fit: ``len(species)``, else one more than the largest MLIP type
+    (``atoms.arrays["mtp_type"]``, as read from .cfg files) in ``images``, as
+    ``mlp train`` counts them. Raises :class:`UserError` when neither tells."""
+    if species is not None:
+        return len(species)
+    if not _all_typed(images):
+        raise UserError(f"{source}: configurations without MLIP types; give the species list")
+    largest = max((int(np.max(a.arrays["mtp_type"])) for a in images if len(a)), default=-1)
+    if largest < 0:
+        raise UserError(f"{source}: no atoms to count the species from; give the species list")
+    return largest + 1
+
+
 def resolve_init(init: Any, species: Sequence[str] | None, images: Sequence[Atoms]
                  ) -> tuple[MTP, list[str] | None]:
     """The initial MTP and species list from ``init``: an :class:`MTP`, a
     :class:`~mtpkit.potentials.potential.Potential` (anything with ``.mtp``),
-    a path to a ``.mtp``/``.almtp`` file, or an integer template level."""
+    a path to a ``.mtp``/``.almtp`` file, or an integer template level.
+
+    An untrained template with fewer species than the fit (MLIP-3's templates
+    have ``species_count = 1``) is set up for the fit's species count."""
     pot_species = None
     if isinstance(init, MTP):
         mtp = init.copy()
@@ -198,14 +219,7 @@ def resolve_init(init: Any, species: Sequence[str] | None, images: Sequence[Atom
     elif isinstance(init, (int, np.integer)) and not isinstance(init, bool):
         from mtpkit.potentials.templates import make_template
 
-        if species is not None:
-            count = len(species)
-        else:
-            types = [np.asarray(a.arrays["mtp_type"]) for a in images if "mtp_type" in a.arrays]
-            if len(types) != len(images) or not types:
-                raise UserError("a template level needs the species list (or typed cfg configurations)")
-            count = int(max(int(t.max()) for t in types if t.size)) + 1
-        mtp = make_template(int(init), count)
+        mtp = make_template(int(init), count_species(species, images))
     elif isinstance(init, (str, os.PathLike)):
         from mtpkit.potentials.mtp_io import read_mtp
 
@@ -215,6 +229,14 @@ def resolve_init(init: Any, species: Sequence[str] | None, images: Sequence[Atom
                         "a .mtp path or a template level")
     if species is None and pot_species:
         species = list(pot_species)
+    if not mtp.trained and (species is not None or _all_typed(images)):
+        # MLIP-3's MTP_templates/*.almtp ship with species_count = 1; like `mlp train`,
+        # an untrained template takes the species count of the fit
+        needed = count_species(species, images)
+        if mtp.species_count < needed:
+            from mtpkit.potentials.templates import for_species
+
+            mtp = for_species(mtp, needed)
     if species is not None:
         species = list(species)
         if len(species) > mtp.species_count:
