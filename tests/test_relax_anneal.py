@@ -39,3 +39,25 @@ def test_relax_stage_records_the_anneal(tmp_path):
     cands = info["anneal"]["candidates"]
     assert len(cands) == 3 and info["anneal"]["gain_meV_per_atom"] >= 0
     assert info["after"]["energy_eV"] / 8 == min(c["energy_per_atom_eV"] for c in cands)
+
+
+def test_relax_steps_zero_uses_the_structures_as_given(tmp_path):
+    """Structures relaxed elsewhere (annealed minima for a DFT campaign) cost no labeller call."""
+    from ase.io import read
+
+    from mtpkit.campaign.report import _relaxation
+
+    atoms = bulk("Cu", "fcc", a=3.7, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    write(tmp_path / "cu.extxyz", atoms)
+    doc = {"campaign": {"species": ["Cu"], "seed": 5},
+           "structures": {"files": [str(tmp_path / "cu.extxyz")]},
+           "labeller": {"kind": "ase", "calculator": "no_such_module:Nothing"},  # would fail if called
+           "relax": {"steps": 0}}
+    cfg = build_config(doc, "tiny", tmp_path / "c.toml")
+    run_campaign(cfg, tmp_path / "run", stop_after="relax", echo=False)
+    info = json.loads((tmp_path / "run" / "01_relax" / "relax.json").read_text())["structures"]["cu"]
+    assert info["as_given"] and info["steps"] == 0
+    assert np.allclose(read(tmp_path / "run" / "01_relax" / "cu.extxyz").positions, atoms.positions)
+    blocks = _relaxation({"structures": {"cu": info}})
+    assert len(blocks) == 1 and "Used as given" in blocks[0][1]

@@ -173,6 +173,12 @@ def run_relax(cfg: PipelineConfig, folder: Path, structures_dir: Path, names: li
             continue
         atoms = read(structures_dir / f"{name}.extxyz", format="extxyz")
         atoms.calc = None
+        if rx.steps == 0 and rx.anneal_temperature == 0:
+            # structures already relaxed elsewhere (e.g. annealed minima): no labeller call at all,
+            # which matters when the labeller is DFT
+            _use_as_given(folder, name, atoms, supercell, summary, say)
+            atomic_write_json(summary_path, summary)
+            continue
         if calc is None:
             calc = make_calculator(LabellerSpec.from_table(cfg.labeller))
         say(f"relax: {name}: FIRE, {'cell + positions' if rx.cell else 'positions'}, "
@@ -212,6 +218,21 @@ def run_relax(cfg: PipelineConfig, folder: Path, structures_dir: Path, names: li
             f"V {b['volume_A3']:.1f}→{a['volume_A3']:.1f} Å³, max|F| {a['max_force_eV_A']:.3f} eV/Å; {bonds}")
     atomic_write_json(summary_path, summary)
     return summary
+
+
+def _use_as_given(folder: Path, name: str, atoms, supercell, summary: dict, say: Log) -> None:
+    """``relax.steps = 0`` (and no anneal): ``atoms`` is the relaxed structure, unlabelled."""
+    from ase.io import write
+
+    atoms.info = {"name": name}
+    with atomic_open(folder / f"{name}.extxyz", "w") as fh:
+        write(fh, atoms, format="extxyz")
+    with atomic_open(folder / f"{name}_path.extxyz", "w"):
+        pass
+    if supercell is not None:
+        _write_md_tile(folder, name, folder / f"{name}.extxyz", supercell, say)
+    summary["structures"][name] = {"steps": 0, "as_given": True, "volume_A3": float(atoms.get_volume())}
+    say(f"relax: {name}: relax.steps = 0, used as given (V {atoms.get_volume():.1f} Å³, no labeller call)")
 
 
 def _write_md_tile(folder: Path, name: str, relaxed: Path, supercell: list, say: Log) -> None:

@@ -167,7 +167,10 @@ def _relaxation(rx: dict) -> list[Block]:
     if not rx.get("structures"):
         return []
     rows = []
+    given = [n for n, r in rx["structures"].items() if r.get("as_given")]
     for n, r in rx["structures"].items():
+        if r.get("as_given"):
+            continue
         bb, aa = r["before"], r["after"]
         bonds = "; ".join(f"{k} {bb['bonds_A'][k]:.3f} → {aa['bonds_A'].get(k, float('nan')):.3f}"
                           for k in bb["bonds_A"])
@@ -176,7 +179,10 @@ def _relaxation(rx: dict) -> list[Block]:
                      f"{bb['volume_A3']:.1f} → {aa['volume_A3']:.1f}",
                      f"{max(abs(x) for x in bb['stress_GPa']):.2f} → {max(abs(x) for x in aa['stress_GPa']):.2f}",
                      _num(aa["max_force_eV_A"], "{:.3f}"), bonds])
-    return [("p", "Each structure was relaxed with the labeller (FIRE, cell + positions) before the "
+    note = [("p", f"Used as given, without relaxation (relax.steps = 0): {', '.join(given)}.")] if given else []
+    if not rows:
+        return note
+    return [*note, ("p", "Each structure was relaxed with the labeller (FIRE, cell + positions) before the "
                   "starting set was built; the active-learning, production and fidelity MD start "
                   "from the relaxed structure."),
             ("table", ["structure", "FIRE steps", "converged", "E (eV)", "V (Å³)", "max |stress| (GPa)",
