@@ -13,6 +13,9 @@ This script only decides *what* to label and reads the results back:
                  plain-relaxed and the annealed minimum of each requested at production settings.
 ``table``        the convergence table (Markdown) from the finished rows.
 ``ranking``      the 8 structures ranked by PBE energy of their annealed minima.
+``export``       the training labels (production settings, every subset but ``convergence`` and
+                 ``heldout``, or the subsets given) as extxyz with per-frame provenance, the stress
+                 re-corrected with the measured dE/d ecut instead of GPAW's setup estimate.
 
 Usage (from the repository root)::
 
@@ -215,19 +218,68 @@ def cmd_ranking(args) -> None:
         print(f"| {name} | {tag} | {1000 * (e - e0):.2f} | {v:.1f} |")
 
 
+def measured_pulay_stress(atoms: Atoms, extra: dict, ecut_eV: float = 400.0) -> np.ndarray:
+    """The stress correction to add to a stored label (Voigt, eV/Å^3): remove the setup estimate the
+    labeller applied (``extra["pulay_GPa"]``), apply 2/3 · ecut · dE/d ecut / V with the measured
+    :data:`DEDECUT_400_PER_ATOM`."""
+    applied = float(extra.get("pulay_GPa", 0.0)) * GPa
+    wanted = 2.0 / 3.0 * ecut_eV * DEDECUT_400_PER_ATOM * len(atoms) / atoms.get_volume()
+    return np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0]) * (wanted - applied)
+
+
+def export_rows(store: LabelStore, subsets: list[str] | None) -> list[Atoms]:
+    """Production-settings labels of ``store`` (``subsets``, else all but convergence and heldout), each
+    with energy, forces, re-corrected stress and its provenance in ``atoms.info``."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    out = []
+    for r in store.rows(status="ok", settings=gpaw()):
+        subset = r.keys["subset"]
+        if (subsets and subset not in subsets) or (not subsets and subset in ("convergence", "heldout")):
+            continue
+        a = r.atoms
+        res = a.calc.results
+        stress = np.asarray(res["stress"]) + measured_pulay_stress(a, r.data.get("extra", {}))
+        frame = Atoms(a.numbers, a.positions, cell=a.cell, pbc=True)
+        frame.calc = SinglePointCalculator(frame, energy=res["energy"], forces=res["forces"], stress=stress)
+        frame.info = {"source": r.keys["source"], "subset": subset, "store_row": r.id,
+                      "config_id": r.keys["config_id"], "settings_id": r.keys["settings_id"],
+                      "code": r.keys.get("code", ""), "wall_s": float(r.keys.get("wall_s", 0.0)),
+                      "labeller": json.dumps(r.data["settings"]["parameters"], sort_keys=True),
+                      "pulay_dedecut_per_atom": DEDECUT_400_PER_ATOM}
+        out.append(frame)
+    return out
+
+
+def cmd_export(args) -> None:
+    frames = export_rows(LabelStore(args.store), args.subsets)
+    if not frames:
+        sys.exit("no finished labels at production settings to export")
+    with atomic_open(args.out, "w") as fh:
+        write(fh, frames, format="extxyz")
+    by = {}
+    for f in frames:
+        by[f.info["subset"]] = by.get(f.info["subset"], 0) + 1
+    print(f"{args.out}: {len(frames)} labels ({', '.join(f'{k} {v}' for k, v in sorted(by.items()))})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("convergence", "anneal", "table", "ranking"):
+    for name in ("convergence", "anneal", "table", "ranking", "export"):
         p = sub.add_parser(name)
         p.add_argument("--store", required=True, type=Path)
+        if name == "export":
+            p.add_argument("--out", required=True, type=Path, help="extxyz file to write")
+            p.add_argument("--subsets", nargs="*", help="subsets to export (default: all but convergence, heldout)")
         if name == "anneal":
             p.add_argument("--temperature", type=float, default=300.0, help="anneal temperature (K)")
             p.add_argument("--steps", type=int, default=1500, help="MTK NPT steps of 2 fs per seed")
             p.add_argument("--seeds", type=int, default=2)
             p.add_argument("--only", nargs="*", help="structure names (default: all 8)")
     args = ap.parse_args()
-    {"convergence": cmd_convergence, "anneal": cmd_anneal, "table": cmd_table, "ranking": cmd_ranking}[args.cmd](args)
+    {"convergence": cmd_convergence, "anneal": cmd_anneal, "table": cmd_table, "ranking": cmd_ranking,
+     "export": cmd_export}[args.cmd](args)
 
 
 if __name__ == "__main__":
