@@ -151,3 +151,15 @@ def test_label_cli_resumes_after_kill(tmp_path):
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     assert "ok 8" in out.stdout
     assert LabelStore(db).counts() == {"pending": 0, "ok": 8, "quarantined": 0}
+
+
+def test_reprioritize_changes_the_order_of_pending_rows_only(tmp_path):
+    store = LabelStore(tmp_path / "l.db")
+    emt = LabellerSpec("emt")
+    first, second = (store.request(cu(i), emt, source=f"c{i}", priority=10 * (i + 1)) for i in range(2))
+    assert [r.id for r in store.pending_by_priority()] == [first, second]
+    assert store.reprioritize(first, 99)
+    assert [r.id for r in store.pending_by_priority()] == [second, first]
+    label_pending(store, rows={second}, in_process=True)
+    assert not store.reprioritize(second, 1)  # finished: nothing to reorder
+    assert [r.id for r in store.pending_by_priority()] == [first]

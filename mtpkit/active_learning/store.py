@@ -130,6 +130,14 @@ class LabelStore:
                               status="pending", subset=subset, source=source, priority=int(priority),
                               data={"settings": spec})
 
+    def reprioritize(self, row_id: int, priority: int) -> bool:
+        """Change when pending row ``row_id`` is labelled (lowest ``priority`` first). Returns
+        whether it changed: a finished or quarantined row is left as it is."""
+        if self._db.get(id=row_id).get("status") != "pending":
+            return False
+        self._db.update(row_id, priority=int(priority))
+        return True
+
     def complete(self, row_id: int, labelled: Atoms, *, wall_s: float, code: str,
                  extra: dict | None = None) -> None:
         """Store the label of pending row ``row_id`` (``labelled`` carries it as its calculator)."""
