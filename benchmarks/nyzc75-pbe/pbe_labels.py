@@ -13,6 +13,8 @@ This script only decides *what* to label and reads the results back:
                  plain-relaxed and the annealed minimum of each requested at production settings.
 ``table``        the convergence table (Markdown) from the finished rows.
 ``ranking``      the 8 structures ranked by PBE energy of their annealed minima.
+``heldout``      held-out snapshots for the done-when test: NPT MD (MTK) of the campaign's cells at
+                 500-650 K with a given potential, requested as subset ``heldout`` (never trained on).
 ``export``       the training labels (production settings, every subset but ``convergence`` and
                  ``heldout``, or the subsets given) as extxyz with per-frame provenance, the stress
                  re-corrected with the measured dE/d ecut instead of GPAW's setup estimate.
@@ -221,6 +223,35 @@ def cmd_ranking(args) -> None:
         print(f"| {name} | {tag} | {1000 * (e - e0):.2f} | {v:.1f} |")
 
 
+def cmd_heldout(args) -> None:
+    """NPT snapshots at each temperature of each structure, requested as held-out PBE labels."""
+    from ase import units
+    from ase.md.nose_hoover_chain import MTKNPT
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    from mtpkit import load_potential
+
+    calc = load_potential(args.potential, species=["Na", "Y", "Zr", "Cl"]).calculator()
+    store = LabelStore(args.store)
+    dt = 2.0 * units.fs
+    for name in args.structures:
+        start = read(HERE / "minima" / f"{name}.extxyz")
+        for T in args.temperatures:
+            seed = int(np.random.SeedSequence([int(T), *map(ord, name)]).generate_state(1)[0])
+            work = start.copy()
+            work.calc = calc
+            MaxwellBoltzmannDistribution(work, temperature_K=T, rng=np.random.default_rng(seed))
+            Stationary(work)
+            md = MTKNPT(work, timestep=dt, temperature_K=T, pressure_au=0.0, tdamp=100 * dt, pdamp=1000 * dt)
+            md.run(args.equilibrate)
+            for k in range(args.per):
+                md.run(args.every)
+                snap = Atoms(work.numbers, work.positions, cell=work.cell, pbc=True)
+                store.request(snap, gpaw(), source=f"heldout:{name}:{T:g}K:{k}", subset="heldout", priority=50)
+            print(f"{name} at {T:g} K: {args.per} snapshots (V {work.get_volume():.1f} Å³)", flush=True)
+    print(json.dumps(store.counts(subset="heldout")))
+
+
 def measured_pulay_stress(atoms: Atoms, extra: dict, ecut_eV: float = 400.0) -> np.ndarray:
     """The stress correction to add to a stored label (Voigt, eV/Å^3): remove the setup estimate the
     labeller applied (``extra["pulay_GPa"]``), apply 2/3 · ecut · dE/d ecut / V with the measured
@@ -269,9 +300,16 @@ def cmd_export(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("convergence", "anneal", "table", "ranking", "export"):
+    for name in ("convergence", "anneal", "table", "ranking", "export", "heldout"):
         p = sub.add_parser(name)
         p.add_argument("--store", required=True, type=Path)
+        if name == "heldout":
+            p.add_argument("--potential", required=True, help="MTP (.mtp/.almtp) whose MD makes the snapshots")
+            p.add_argument("--structures", nargs="+", required=True, help="stems of files in minima/")
+            p.add_argument("--temperatures", nargs="+", type=float, default=[500.0, 550.0, 600.0, 650.0])
+            p.add_argument("--equilibrate", type=int, default=3000, help="NPT steps of 2 fs before the first")
+            p.add_argument("--every", type=int, default=2500, help="steps between snapshots")
+            p.add_argument("--per", type=int, default=2, help="snapshots per structure and temperature")
         if name == "export":
             p.add_argument("--out", required=True, type=Path, help="extxyz file to write")
             p.add_argument("--subsets", nargs="*", help="subsets to export (default: all but convergence, heldout)")
@@ -282,7 +320,7 @@ def main() -> None:
             p.add_argument("--only", nargs="*", help="structure names (default: all 8)")
     args = ap.parse_args()
     {"convergence": cmd_convergence, "anneal": cmd_anneal, "table": cmd_table, "ranking": cmd_ranking,
-     "export": cmd_export}[args.cmd](args)
+     "export": cmd_export, "heldout": cmd_heldout}[args.cmd](args)
 
 
 if __name__ == "__main__":
