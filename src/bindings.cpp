@@ -7,10 +7,12 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -20,6 +22,8 @@
 #include <omp.h>
 #endif
 
+#include "cfg_file.hpp"
+#include "evaluate_cfg.hpp"
 #include "mtp_core.hpp"
 #include "mtp_system.hpp"
 #include "omp_errors.hpp"
@@ -109,6 +113,85 @@ PyModel make_model(int species_count, double min_dist, double max_dist,
   return PyModel(mtpkit::Model(s));
 }
 
+// .cfg reading errors become mtpkit.errors.InputFileError (the Python reader's
+// exception, same message), evaluate's user-facing ones mtpkit.errors.UserError,
+// failed writes OSError (errno, file). mtpkit.errors imports only os and re.
+void translate_file_errors(const std::exception_ptr& p, void*) {
+  try {
+    std::rethrow_exception(p);
+  } catch (const mtpkit::CfgError& e) {
+    nb::object cls = nb::module_::import_("mtpkit.errors").attr("InputFileError");
+    nb::object line = e.line() > 0 ? nb::cast(e.line()) : nb::none();
+    nb::object field = e.field().empty() ? nb::none() : nb::cast(e.field());
+    nb::object exc = cls(e.path(), e.message(), "line"_a = line, "field"_a = field);
+    PyErr_SetObject(cls.ptr(), exc.ptr());
+  } catch (const mtpkit::EvaluateError& e) {
+    nb::object cls = nb::module_::import_("mtpkit.errors").attr("UserError");
+    PyErr_SetString(cls.ptr(), e.what());
+  } catch (const mtpkit::FileWriteError& e) {
+    errno = e.error();
+    PyErr_SetFromErrnoWithFilename(PyExc_OSError, e.path().c_str());
+  }
+}
+
+// Python value of a Feature: int, float or str, as the reference reader gives it.
+nb::object feature_object(const mtpkit::CfgFeature& f) {
+  switch (f.kind) {
+    case mtpkit::CfgFeature::Kind::integer:
+      return nb::steal(PyLong_FromString(f.text.c_str(), nullptr, 10));
+    case mtpkit::CfgFeature::Kind::real:
+      return nb::float_(f.real);
+    default:
+      return nb::str(f.text.c_str(), f.text.size());
+  }
+}
+
+// One configuration read by the compiled reader, as plain Python values and arrays.
+nb::dict configuration_dict(mtpkit::CfgConfiguration&& c) {
+  nb::dict d;
+  const size_t n = static_cast<size_t>(c.n_atoms());
+  d["begin_line"] = c.begin_line;
+  d["cell"] = to_numpy(std::vector<double>(c.cell.begin(), c.cell.end()), {3, 3});
+  d["pbc"] = nb::make_tuple(c.periodic(0), c.periodic(1), c.periodic(2));
+  nb::dict columns;
+  for (size_t k = 0; k < c.columns.size(); ++k)
+    columns[c.columns[k].c_str()] = to_numpy(c.column(static_cast<int>(k)), {n});
+  d["columns"] = columns;
+  d["types"] = to_numpy(std::vector<int64_t>(c.types.begin(), c.types.end()), {n});
+  d["positions"] = to_numpy(std::move(c.positions), {n, 3});
+  d["energy"] = c.has_energy ? nb::object(nb::float_(c.energy)) : nb::none();
+  d["virial"] = c.has_virial ? nb::object(nb::make_tuple(c.virial[0], c.virial[1], c.virial[2],
+                                                         c.virial[3], c.virial[4], c.virial[5]))
+                             : nb::none();
+  d["has_stress"] = c.has_stress();
+  d["volume"] = c.volume();
+  nb::dict features;
+  for (const mtpkit::CfgFeature& f : c.features) features[f.key.c_str()] = feature_object(f);
+  d["features"] = features;
+  return d;
+}
+
+nb::tuple sums_tuple(const mtpkit::ErrorSums& s) {
+  return nb::make_tuple(s.count, s.sum_sq, s.sum_abs, s.max_abs);
+}
+
+nb::dict report_dict(const mtpkit::EvaluationReport& r) {
+  nb::dict d;
+  d["n_configs"] = r.n_configs;
+  d["n_labelled"] = r.n_labelled;
+  d["n_labelled_atoms"] = r.n_labelled_atoms;
+  d["n_stress"] = r.n_stress;
+  d["labelled_without_atoms"] =
+      r.labelled_without_atoms >= 0 ? nb::cast(r.labelled_without_atoms) : nb::none();
+  d["n_short"] = r.n_short;
+  d["first_short"] = r.first_short;
+  d["write_error"] = r.write_error;
+  d["energy"] = sums_tuple(r.energy);
+  d["forces"] = sums_tuple(r.forces);
+  d["stress"] = sums_tuple(r.stress);
+  return d;
+}
+
 }  // namespace
 
 NB_MODULE(_core, m) {
@@ -126,6 +209,9 @@ NB_MODULE(_core, m) {
     if (n > 0) omp_set_num_threads(n);
 #endif
   });
+
+  nb::register_exception_translator(&translate_file_errors);
+  nb::exception<mtpkit::CfgNeedsReference>(m, "NeedsReference");
 
   m.def(
       "_set_failpoint",
@@ -396,4 +482,58 @@ NB_MODULE(_core, m) {
                                to_numpy(std::move(vr), {nc, 3, 3, K}));
       },
       "model"_a, "ts"_a);
+
+  m.def(
+      "load_potential_for_evaluation",
+      [](const std::string& path) {
+        std::string reason;
+        std::optional<mtpkit::ModelSpec> spec;
+        {
+          nb::gil_scoped_release rel;
+          spec = mtpkit::read_potential_for_evaluation(path, reason);
+        }
+        if (!spec) return nb::make_tuple(nb::none(), reason);
+        return nb::make_tuple(nb::cast(PyModel(mtpkit::Model(*spec))), reason);
+      },
+      "path"_a,
+      "(Model, '') for a .mtp/.almtp file that the compiled and the Python reader read alike; "
+      "(None, reason) when mtpkit.potentials.mtp_io.read_mtp must read it (its errors, "
+      "warnings, untrained templates, unusual syntax).");
+
+  m.def(
+      "evaluate_cfg_file",
+      [](const PyModel& pm, const std::string& cfg_path, const std::string& output_path,
+         int species_given) {
+        auto model = pm.get();
+        mtpkit::EvaluationReport r;
+        {
+          nb::gil_scoped_release rel;
+          r = mtpkit::evaluate_cfg_file(*model, cfg_path, output_path, species_given);
+        }
+        return report_dict(r);
+      },
+      "model"_a, "cfg_path"_a, "output_path"_a, "species_given"_a,
+      "`mtpkit evaluate` end to end: evaluate every configuration of cfg_path, write them to "
+      "output_path (atomically) and return counts, the short-distance warning and the error "
+      "sums (count, sum of squares, sum of |d|, max |d|) of energy (meV/atom), forces (eV/A) "
+      "and stress (GPa). species_given: number of --species symbols, -1 for none. Raises "
+      "mtpkit.errors.InputFileError / UserError with the Python path's messages, "
+      "NeedsReference for files only the Python reader reads.");
+
+  m.def(
+      "parse_cfg_file",
+      [](const std::string& path, int species_given) {
+        std::vector<mtpkit::CfgConfiguration> configs;
+        {
+          nb::gil_scoped_release rel;
+          configs = mtpkit::read_cfg_file(path, species_given);
+        }
+        nb::list out;
+        for (auto& c : configs) out.append(configuration_dict(std::move(c)));
+        return out;
+      },
+      "path"_a, "species_given"_a = -1,
+      "The compiled .cfg reader: one dict per configuration (cell, pbc, columns, types, "
+      "Cartesian positions in A, energy, virial, features, ...). species_given: number of "
+      "species types must stay below (-1: none). Errors as mtpkit.potentials.cfg.read_cfg.");
 }
