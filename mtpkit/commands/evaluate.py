@@ -1,6 +1,18 @@
 """``mtpkit evaluate POT CFG --output OUT.cfg``: the potential's energies, forces
 and stresses for every configuration (as ``mlp calculate_efs``), and error
-metrics against the labels in CFG."""
+metrics against the labels in CFG.
+
+Two paths give the same output file, lines and errors:
+
+* compiled (the default): one call into the C++ core reads the potential and
+  the .cfg, evaluates, writes OUT.cfg atomically and returns the error sums
+  (``mtpkit._core.evaluate_cfg_file``, src/evaluate_cfg.cpp); this module only
+  parses arguments and prints, and the process imports neither NumPy nor ASE;
+* Python (:func:`run_reference`): the readable reference, through ASE and
+  NumPy; it serves ``--report`` (plots) and every input the compiled path
+  leaves to the Python readers (a potential file they word errors or
+  warnings about, an untrained template, non-ASCII .cfg text).
+"""
 
 from __future__ import annotations
 
@@ -78,6 +90,102 @@ def _has_labels(atoms: Atoms) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.report:
+        status = run_compiled(args)
+        if status is not None:
+            return status
+    return run_reference(args)
+
+
+# ase.data.chemical_symbols (placeholder X for 0), here so that --species is checked without ASE
+_CHEMICAL_SYMBOLS = (
+    "X", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "Ar",
+    "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br", "Kr",
+    "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te", "I", "Xe",
+    "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf",
+    "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th",
+    "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs",
+    "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og",
+)
+
+
+def _parse_species(text: str | None) -> list[str] | None:
+    """:func:`mtpkit.commands.train.parse_species` for the command line, without ASE."""
+    if text is None:
+        return None
+    out = [s.strip() for s in text.split(",") if s.strip()]
+    if not out:
+        raise UserError("--species: give comma-separated chemical symbols")
+    for s in out:
+        if s not in _CHEMICAL_SYMBOLS:
+            raise UserError(f"--species: unknown chemical symbol {s!r}")
+    return out
+
+
+def run_compiled(args: argparse.Namespace) -> int | None:
+    """The command through the compiled core; ``None`` when the Python path must run
+    instead (decided before anything is written or printed)."""
+    evaluated = _evaluate_compiled(args)
+    if evaluated is None:
+        return None
+    min_dist, report = evaluated
+    _print_report(args, min_dist, report)
+    return 0
+
+
+def _evaluate_compiled(args: argparse.Namespace) -> tuple[float, dict] | None:
+    """(min_dist in Å, report of ``_core.evaluate_cfg_file``), with run_reference's checks
+    and messages, in its order; ``None`` for inputs only the Python readers read."""
+    from mtpkit import _core
+
+    species = _parse_species(args.species)
+    model, _reason = _core.load_potential_for_evaluation(args.potential)
+    if model is None:  # the Python reader reads it, or words the problem
+        return None
+    if species is not None and len(species) > model.species_count:
+        raise UserError(f"--species gives {len(species)} symbols but {args.potential} has "
+                        f"species_count = {model.species_count}")
+    if species is not None and len(set(species)) != len(species):
+        raise UserError(f"species {species} contains duplicates")  # as cfg.species_numbers
+    try:
+        report = _core.evaluate_cfg_file(model, args.configurations, args.output,
+                                         -1 if species is None else len(species))
+    except _core.NeedsReference:  # text only the Python .cfg reader reads (nothing written yet)
+        return None
+    return model.min_dist, report
+
+
+def _print_report(args: argparse.Namespace, min_dist: float, report: dict) -> None:
+    """What run_reference prints (and raises) after evaluating, from the compiled report."""
+    if report["n_short"]:
+        print(f"warning: {report['n_short']} of {report['n_configs']} configurations have atoms closer "
+              f"than min_dist = {min_dist:.4f} A (extrapolation); first: {report['first_short']}",
+              file=sys.stderr)
+    if report["write_error"]:
+        raise UserError(report["write_error"])
+    print(f"wrote {report['n_configs']} configurations with mtpkit energies, forces and stresses to "
+          f"{args.output}")
+    labelled = report["n_labelled"]
+    if not labelled:
+        print(f"{args.configurations} has no energy/force labels: no error metrics")
+        return
+    if labelled < report["n_configs"]:
+        print(f"{report['n_configs'] - labelled} configurations without energy/force labels are left "
+              "out of the metrics")
+    empty = report["labelled_without_atoms"]
+    if empty is not None:  # labels.extract_labels, which numbers the labelled configurations
+        raise UserError(f"{args.configurations}, configuration {empty + 1} (index {empty}): "
+                        "configuration has no atoms")
+    from mtpkit.potentials.metrics_text import format_metrics, metrics_from_sums
+
+    metrics = metrics_from_sums(report)
+    print(f"errors against {args.configurations} ({metrics['n_configs']} configurations, "
+          f"{metrics['n_atoms']} atoms, {metrics['n_stress_configs']} with stress): "
+          + format_metrics(metrics))
+
+
+def run_reference(args: argparse.Namespace) -> int:
+    """The command through ASE and NumPy (the reference; ``--report`` needs it)."""
     import numpy as np
 
     from mtpkit.commands.train import parse_species

@@ -20,6 +20,7 @@ import numpy as np
 
 from mtpkit.io_utils import atomic_open, atomic_write_json, atomic_write_text
 from mtpkit.potentials.labels import EV_PER_A3_IN_GPA, Labels, Predictions, full_to_voigt
+from mtpkit.potentials.metrics_text import format_metrics as format_metrics  # NumPy-free, re-exported
 
 
 def _stress_voigt_gpa(virial: np.ndarray, volume: float) -> np.ndarray:
@@ -85,13 +86,6 @@ def error_metrics(pred: Predictions, labels: Labels) -> dict[str, float]:
         "stress_rmse_gpa": _rmse(ds),
         "stress_mae_gpa": _mae(ds),
     }
-
-
-def format_metrics(m: Mapping[str, float]) -> str:
-    """One line: energy RMSE/MAE, force RMSE/MAE, stress RMSE."""
-    return (f"E RMSE {m['energy_rmse_mev_per_atom']:.3f} meV/atom (MAE {m['energy_mae_mev_per_atom']:.3f}), "
-            f"F RMSE {m['force_rmse']:.4f} eV/A (MAE {m['force_mae']:.4f}), "
-            f"S RMSE {m['stress_rmse_gpa']:.4f} GPa")
 
 
 _ROWS = (
