@@ -60,6 +60,7 @@ class LineCursor {
     int lineno;
   };
   Mark mark() const { return {pos_, lineno_}; }
+  size_t remaining() const { return text_.size() - pos_; }  // bytes not read yet
   void reset(Mark m) {
     pos_ = m.pos;
     lineno_ = m.lineno;
@@ -280,34 +281,61 @@ class Parser {
       fail("AtomData has duplicate columns", lineno, "AtomData");
     const size_t ncols = names.size();
     const auto ghost = std::find(names.begin(), names.end(), "ghost") - names.begin();
-    std::vector<double> table;
     std::optional<CfgError> first_bad;  // reported only once every row has been read
-    std::vector<std::string_view> parts;
     const int64_t size = b.size.clamped();
+    std::vector<double> table;  // room for `size` rows, unless the file is too short for them
+    const size_t shortest_row = 2 * ncols;
+    table.reserve(std::min(static_cast<size_t>(size), cursor_.remaining() / shortest_row) * ncols);
     for (int64_t r = 0; r < size; ++r) {
       const Line row = next_nonblank("AtomData");
-      pt::split_into(row.text, parts);
-      if (parts.size() != ncols)
-        fail("atom row has " + std::to_string(parts.size()) + " columns, header has " +
+      BadToken bad;
+      const size_t count = read_row(row.text, ncols, ghost, table, bad);
+      if (count != ncols)
+        fail("atom row has " + std::to_string(count) + " columns, header has " +
                  std::to_string(ncols),
              row.number, "AtomData");
-      for (size_t k = 0; k < ncols; ++k) {
-        double v = 0.0;
-        if (static_cast<ptrdiff_t>(k) == ghost) {
-          v = pt::equals_ignoring_case(parts[k], "true") ? 1.0 : 0.0;
-        } else {
-          const bool parsed = read_float(parts[k], v);
-          if ((!parsed || !std::isfinite(v)) && !first_bad)
-            first_bad = number_error(parts[k], parsed, row.number, std::string(names[k]));
-        }
-        table.push_back(v);
-      }
+      if (bad.found && !first_bad)
+        first_bad = number_error(bad.text, bad.parsed, row.number, std::string(names[bad.column]));
     }
     if (first_bad) throw *first_bad;
     b.has_atom_data = true;
     b.atom_data_line = lineno;
     b.columns.assign(names.begin(), names.end());
     b.table = std::move(table);
+  }
+
+  // The first entry of a row that float() rejects (parsed false) or reads as non-finite.
+  struct BadToken {
+    bool found = false;
+    bool parsed = false;
+    size_t column = 0;
+    std::string_view text;
+  };
+
+  // One AtomData row: the values of its first `ncols` blank-separated entries
+  // appended to `table` (the ghost column: 1 for "true" in any case, else 0);
+  // returns how many entries the row has.
+  static size_t read_row(std::string_view line, size_t ncols, ptrdiff_t ghost,
+                         std::vector<double>& table, BadToken& bad) {
+    size_t count = 0, i = 0;
+    while (true) {
+      while (i < line.size() && pt::is_space(line[i])) ++i;
+      if (i == line.size()) return count;
+      const size_t start = i;
+      while (i < line.size() && !pt::is_space(line[i])) ++i;
+      const std::string_view token = line.substr(start, i - start);
+      if (count < ncols) {
+        double v = 0.0;
+        if (static_cast<ptrdiff_t>(count) == ghost) {
+          v = pt::equals_ignoring_case(token, "true") ? 1.0 : 0.0;
+        } else {
+          const bool parsed = read_float(token, v);
+          if ((!parsed || !std::isfinite(v)) && !bad.found) bad = {true, parsed, count, token};
+        }
+        table.push_back(v);
+      }
+      ++count;
+    }
   }
 
   void read_plus_stress(Blocks& b, const std::vector<std::string_view>& words, int lineno) {
@@ -502,6 +530,17 @@ bool has_space(const std::string& s) {
   return std::any_of(s.begin(), s.end(), [](char ch) { return pt::is_space(ch); });
 }
 
+// `before`, then `count` numbers separated by single blanks, written at `p`.
+char* write_values(char* p, std::string_view before, const double* v, int count, int width,
+                   int decimals) {
+  p = std::copy(before.begin(), before.end(), p);
+  for (int k = 0; k < count; ++k) {
+    if (k) *p++ = ' ';
+    p = pt::write_fixed(p, v[k], width, decimals);
+  }
+  return p;
+}
+
 void append_atom_data(std::string& out, const CfgRecord& r) {
   out += " AtomData:  id type       cartes_x      cartes_y      cartes_z";
   if (r.site_energies) out += "            site_en";
@@ -509,17 +548,20 @@ void append_atom_data(std::string& out, const CfgRecord& r) {
   if (r.charges) out += "      charge";
   if (r.nbh_grades) out += "       nbh_grades";
   out += '\n';
+  // a row: id, type and at most 9 numbers, each at most kMaxFixed wide, with blanks
+  std::vector<char> row(64 + 9 * (pt::kMaxFixed + 4));
   for (int64_t i = 0; i < r.n_atoms; ++i) {
-    out += "    ";
-    pt::append_int(out, i + 1, 10);
-    out += ' ';
-    pt::append_int(out, r.types[i], 4);
-    append_values(out, "  ", r.positions + 3 * i, 3, 13, 6);
-    if (r.site_energies) append_values(out, "  ", r.site_energies + i, 1, 17, 12);
-    if (r.forces) append_values(out, "  ", r.forces + 3 * i, 3, 11, 6);
-    if (r.charges) append_values(out, "    ", r.charges + i, 1, 8, 4);
-    if (r.nbh_grades) append_values(out, "  ", r.nbh_grades + i, 1, 15, 5);
-    out += '\n';
+    char* p = row.data();
+    p = pt::write_int(std::copy_n("    ", 4, p), i + 1, 10);
+    *p++ = ' ';
+    p = pt::write_int(p, r.types[i], 4);
+    p = write_values(p, "  ", r.positions + 3 * i, 3, 13, 6);
+    if (r.site_energies) p = write_values(p, "  ", r.site_energies + i, 1, 17, 12);
+    if (r.forces) p = write_values(p, "  ", r.forces + 3 * i, 3, 11, 6);
+    if (r.charges) p = write_values(p, "    ", r.charges + i, 1, 8, 4);
+    if (r.nbh_grades) p = write_values(p, "  ", r.nbh_grades + i, 1, 15, 5);
+    *p++ = '\n';
+    out.append(row.data(), static_cast<size_t>(p - row.data()));
   }
 }
 
@@ -589,8 +631,9 @@ bool CfgConfiguration::has_stress() const {
 
 std::vector<CfgConfiguration> parse_cfg(std::string_view text, const std::string& path,
                                         int species_given) {
-  if (std::any_of(text.begin(), text.end(), [](char ch) { return (ch & 0x80) != 0; }))
-    throw CfgNeedsReference("non-ASCII text");
+  unsigned char bits = 0;  // OR of all bytes: bit 7 set by any non-ASCII byte
+  for (char ch : text) bits |= static_cast<unsigned char>(ch);
+  if (bits & 0x80) throw CfgNeedsReference("non-ASCII text");
   if (text.find('\r') != std::string_view::npos) {
     const std::string translated = universal_newlines(text);
     return Parser(translated, path, species_given).all();

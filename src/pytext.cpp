@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <locale.h>
@@ -47,6 +48,12 @@ double strtod_c_locale(const std::string& text) {
 
 }  // namespace
 
+// \t \n \v \f \r, \x1c-\x1f and the blank; every other byte false
+const bool kSpace[256] = {
+    false, false, false, false, false, false, false, false, false, true,  true,  true,  true,
+    true,  false, false, false, false, false, false, false, false, false, false, false, false,
+    false, false, true,  true,  true,  true,  true};
+
 std::string_view strip(std::string_view s) {
   size_t a = 0, b = s.size();
   while (a < b && is_space(s[a])) ++a;
@@ -69,12 +76,6 @@ bool equals_ignoring_case(std::string_view s, std::string_view word) {
 
 std::vector<std::string_view> split(std::string_view s) {
   std::vector<std::string_view> words;
-  split_into(s, words);
-  return words;
-}
-
-void split_into(std::string_view s, std::vector<std::string_view>& words) {
-  words.clear();
   size_t i = 0;
   while (i < s.size()) {
     while (i < s.size() && is_space(s[i])) ++i;
@@ -82,6 +83,7 @@ void split_into(std::string_view s, std::vector<std::string_view>& words) {
     while (i < s.size() && !is_space(s[i])) ++i;
     if (i > start) words.push_back(s.substr(start, i - start));
   }
+  return words;
 }
 
 bool parse_plain_decimal(std::string_view token, double& value) {
@@ -281,32 +283,35 @@ bool fixed_by_rounding(double x, int decimals, char* end, char*& begin) {
 
 }  // namespace
 
-void append_fixed(std::string& out, double x, int width, int decimals) {
-  char buf[400];  // the largest double has 309 digits before the point
-  std::string_view text;
-  char* begin = nullptr;
+char* write_fixed(char* dst, double x, int width, int decimals) {
+  char buf[400];
   char* const end = buf + sizeof(buf);
-  if (fixed_by_rounding(x, decimals, end, begin)) {
-    while (end - begin < width && begin > buf) *--begin = ' ';
-    out.append(begin, static_cast<size_t>(end - begin));
-    return;
+  char* begin = nullptr;
+  char* stop = end;
+  if (!fixed_by_rounding(x, decimals, end, begin)) {  // exact formatting
+    begin = buf;
+    if (std::isfinite(x)) {
+      stop = std::to_chars(buf, end, x, std::chars_format::fixed, decimals).ptr;
+    } else {
+      const std::string_view word = std::isnan(x) ? "nan" : (x > 0 ? "inf" : "-inf");
+      stop = std::copy(word.begin(), word.end(), buf);
+    }
   }
-  if (std::isfinite(x)) {
-    const auto r = std::to_chars(buf, buf + sizeof(buf), x, std::chars_format::fixed, decimals);
-    text = std::string_view(buf, static_cast<size_t>(r.ptr - buf));
-  } else {
-    text = std::isnan(x) ? "nan" : (x > 0 ? "inf" : "-inf");
-  }
-  if (static_cast<int>(text.size()) < width) out.append(width - text.size(), ' ');
-  out += text;
+  const int len = static_cast<int>(stop - begin);
+  for (int k = len; k < width; ++k) *dst++ = ' ';
+  return std::copy(begin, stop, dst);
 }
 
-void append_int(std::string& out, int64_t n, int width) {
-  char buf[32];
+void append_fixed(std::string& out, double x, int width, int decimals) {
+  char buf[400];
+  out.append(buf, static_cast<size_t>(write_fixed(buf, x, width, decimals) - buf));
+}
+
+char* write_int(char* dst, int64_t n, int width) {
+  char buf[24];
   const auto r = std::to_chars(buf, buf + sizeof(buf), n);
-  const size_t len = static_cast<size_t>(r.ptr - buf);
-  if (static_cast<int>(len) < width) out.append(width - len, ' ');
-  out.append(buf, len);
+  for (int k = static_cast<int>(r.ptr - buf); k < width; ++k) *dst++ = ' ';
+  return std::copy(buf, r.ptr, dst);
 }
 
 }  // namespace mtpkit::pytext

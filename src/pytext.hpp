@@ -15,17 +15,13 @@
 namespace mtpkit::pytext {
 
 // Python's str.isspace() for an ASCII character: " \t\n\v\f\r" and \x1c-\x1f.
-inline bool is_space(char c) {
-  return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f');
-}
+extern const bool kSpace[256];
+inline bool is_space(char c) { return kSpace[static_cast<unsigned char>(c)]; }
 
 // str.strip() / str.lstrip() / str.split() with no arguments.
 std::string_view strip(std::string_view s);
 std::string_view lstrip(std::string_view s);
 std::vector<std::string_view> split(std::string_view s);
-// split() into a vector the caller reuses (cleared first).
-void split_into(std::string_view s, std::vector<std::string_view>& words);
-
 // s.lower() == word, for an all-lowercase ASCII word.
 bool equals_ignoring_case(std::string_view s, std::string_view word);
 
@@ -67,7 +63,12 @@ std::string str_list_repr(const std::vector<std::string_view>& items);
 // f"{x:{width}.{decimals}f}" (the same text as printf("%*.*f")), appended to `out`.
 void append_fixed(std::string& out, double x, int width, int decimals);
 
-// f"{n:{width}d}", appended to `out`.
-void append_int(std::string& out, int64_t n, int width);
+// The same written at `dst`, which needs room for max(width, kMaxFixed) chars;
+// returns the end of the text.
+constexpr int kMaxFixed = 330;  // 309 digits of the largest double, sign, point, decimals <= 16
+char* write_fixed(char* dst, double x, int width, int decimals);
+
+// f"{n:{width}d}" written at `dst` (room for max(width, 20) chars); returns its end.
+char* write_int(char* dst, int64_t n, int width);
 
 }  // namespace mtpkit::pytext
