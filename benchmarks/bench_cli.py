@@ -11,9 +11,10 @@ measures in one run, in CPU seconds (user + system, all threads):
 * whole process: ``python -m mtpkit.cli evaluate POT CFG --output OUT``
   (interpreter start-up, imports, reading the .cfg, evaluating, writing the
   output .cfg, error metrics; ``resource.getrusage(RUSAGE_CHILDREN)``);
-* start-up alone: ``python -c pass``, ``python -m mtpkit.cli --help``, and the
-  interpreter with the imports any evaluation needs (NumPy, ASE's calculator
-  module, the compiled core), the floor of a whole-process run.
+* start-up alone: ``python -c pass``, ``python -m mtpkit.cli --help``, the
+  interpreter with the imports of the compiled evaluate path (the CLI, the
+  evaluate command, the compiled core: the floor of a whole-process run), and
+  with those of the Python path (NumPy, ASE's calculator module, the core).
 
 Child processes keep their bytecode cache (in a temporary
 ``PYTHONPYCACHEPREFIX``), as an installed package does. Each is repeated and
@@ -169,8 +170,11 @@ def main() -> int:
         py = [sys.executable]
         t_pass = child_cpu([*py, "-c", "pass"], env, args.repeats)
         t_help = child_cpu([*py, "-m", "mtpkit.cli", "--help"], env, args.repeats)
-        floor = "import numpy; from ase.calculators.singlepoint import SinglePointCalculator; import mtpkit._core"
+        floor = "import mtpkit.cli, mtpkit.commands.evaluate, mtpkit._core"
         t_floor = child_cpu([*py, "-c", floor], env, args.repeats)
+        python_floor = ("import numpy; from ase.calculators.singlepoint import SinglePointCalculator; "
+                        "import mtpkit._core")
+        t_python_floor = child_cpu([*py, "-c", python_floor], env, args.repeats)
         evaluate = [*py, "-m", "mtpkit.cli", "evaluate", str(pot), str(cfg), "--output", str(out),
                     "--species", ",".join(SPECIES)]
         t_eval = child_cpu(evaluate, env, args.repeats)
@@ -180,13 +184,14 @@ def main() -> int:
 
         print(f"{'python -c pass':<44} {t_pass:8.3f}")
         print(f"{'mtpkit --help (whole process)':<44} {t_help:8.3f}")
-        print(f"{'python + NumPy, ASE calculator, _core imports':<44} {t_floor:8.3f}")
+        print(f"{'python + CLI, evaluate, _core imports':<44} {t_floor:8.3f}")
+        print(f"{'python + NumPy, ASE calculator, _core imports':<44} {t_python_floor:8.3f}")
         print(f"{'in-process calculator (E, F, stress)':<44} {t_in:8.3f}   {t_in / n_atoms * 1e6:6.2f} µs/atom")
         print(f"{'mtpkit evaluate (whole process)':<44} {t_eval:8.3f}   {t_eval / n_atoms * 1e6:6.2f} µs/atom")
         ratio = t_eval / t_in
         print(f"CPU ratio whole process / in-process: {ratio:.2f} (target <= 1.5: {'yes' if ratio <= 1.5 else 'NO'})")
         print(f"overhead beyond the in-process evaluation: {t_eval - t_in:.3f} s, of which {t_floor:.3f} s "
-              f"interpreter and the imports any evaluation needs; without those: "
+              f"interpreter and the imports of the compiled evaluate; without those: "
               f"{(t_eval - t_floor) / t_in:.2f} x in-process")
 
         if args.profile:
