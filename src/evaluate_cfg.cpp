@@ -2,14 +2,13 @@
 // Python code it reproduces (mtpkit/commands/evaluate.py and what it calls).
 #include "evaluate_cfg.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
