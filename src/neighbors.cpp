@@ -5,7 +5,9 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <cstdio>
 #include <stdexcept>
+#include <string>
 
 #include "omp_errors.hpp"
 
@@ -16,6 +18,8 @@
 namespace mtpkit {
 
 namespace {
+// at most this many image points (atoms x periodic copies), ~2.4 GB of coordinates
+constexpr double kMaxImagePoints = 1e8;
 using V3 = std::array<double, 3>;
 inline V3 cross(const V3& a, const V3& b) {
   return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
@@ -104,11 +108,23 @@ NeighborList build_neighbor_list(int n, const double* positions, const double* c
   // image points: first the n real atoms, then ghosts
   std::array<int, 3> nimg{0, 0, 0};
   std::array<double, 3> delta{0, 0, 0};
+  double images = 1.0;  // periodic copies of the cell the search must look through
   for (int d = 0; d < 3; ++d) {
     if (!pbc[d]) continue;
     delta[d] = cutoff * norm(b[d]);  // cutoff / plane spacing
-    nimg[d] = static_cast<int>(std::ceil(delta[d]));
+    images *= 2.0 * std::ceil(delta[d]) + 1.0;
   }
+  // a cell much thinner than the cutoff (a Supercell in the wrong unit, a collapsed box) would need
+  // an astronomical number of images: refuse it instead of exhausting memory
+  if (!(images * n <= kMaxImagePoints)) {
+    char count[32];
+    std::snprintf(count, sizeof count, "%.3g", images);
+    throw std::invalid_argument(std::string("neighbour list: the periodic cell is too small for the cutoff (") +
+                                count + " periodic images of " + std::to_string(n) +
+                                " atoms; are the cell vectors in Å?)");
+  }
+  for (int d = 0; d < 3; ++d)
+    if (pbc[d]) nimg[d] = static_cast<int>(std::ceil(delta[d]));
   std::vector<double> pts(xw);
   std::vector<int> owner(n);
   for (int i = 0; i < n; ++i) owner[i] = i;

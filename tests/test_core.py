@@ -179,6 +179,15 @@ def test_neighbor_list_matches_ase_in_tiny_triclinic_cell():
         assert nl.offsets[i + 1] - nl.offsets[i] == np.count_nonzero(i_ase == i)
 
 
+def test_cell_far_smaller_than_the_cutoff_is_refused_not_allocated():
+    """A Supercell in the wrong unit (nm, Bohr ... or 1e-5) would need ~1e12 periodic images."""
+    atoms = Atoms("NaCl", positions=[[0, 0, 0], [0, 0, 1e-6]], cell=np.diag([1e-5, 2e-5, 1.5e16]), pbc=True)
+    with pytest.raises(ValueError, match=r"too small for the cutoff \(1\.5e\+12 periodic images of 2 atoms"):
+        core.neighbor_list(atoms, 5.0)
+    fine = Atoms("Na", cell=np.eye(3) * 0.5, pbc=True)  # 0.5 Å cell: 21^3 images, still allowed
+    assert core.neighbor_list(fine, 5.0).n_pairs > 4000
+
+
 def test_tiny_cell_equals_supercell(motep_data):
     mtp = core.compile_mtp(random_mtp(16, motep_data, seed=5))
     rng = np.random.default_rng(1)
