@@ -101,3 +101,77 @@ def test_works_with_ase_optimizer(mtp):
     e0 = atoms.get_potential_energy()
     BFGS(atoms, logfile=None, maxstep=0.02).run(fmax=1e-3, steps=5)
     assert atoms.get_potential_energy() < e0
+
+
+def test_results_follow_every_change(mtp):
+    # cached results are reused only for the same atoms: a changed position, cell, pbc,
+    # atomic number (also in place, also tiny) must give the fresh results of a new calculator
+    atoms, _ = nyzc_cell(seed=27)
+    calc = MTPCalculator(mtp, species=SPECIES)
+    atoms.calc = calc
+
+    def check():
+        e, f = atoms.get_potential_energy(), atoms.get_forces()
+        fresh = atoms.copy()
+        fresh.calc = MTPCalculator(mtp, species=SPECIES)
+        assert e == fresh.get_potential_energy()
+        assert np.array_equal(f, fresh.get_forces())
+        return e
+
+    e = [check()]
+    atoms.positions[5, 1] += 1e-9  # in place, tiny
+    e.append(check())
+    pos = atoms.get_positions()
+    pos[7] += [0.1, -0.05, 0.02]
+    atoms.set_positions(pos)
+    e.append(check())
+    atoms.set_cell(atoms.cell.array * 1.01, scale_atoms=False)
+    e.append(check())
+    atoms.cell.array[2, 0] += 0.05  # in place
+    e.append(check())
+    atoms.pbc = [True, True, False]
+    e.append(check())
+    z = atoms.numbers
+    i, j = int(np.flatnonzero(z == z[0])[0]), int(np.flatnonzero(z != z[0])[0])
+    atoms.numbers[[i, j]] = atoms.numbers[[j, i]]  # in place swap of two species
+    e.append(check())
+    assert len(set(e)) == len(e), "every change must change the energy"
+    # nothing changed: the cached results are reused (no new calculation)
+    calc.calculate = None
+    assert atoms.get_potential_energy() == e[-1]
+
+
+def test_check_state_matches_ase_compare_atoms(mtp):
+    from ase.calculators.calculator import compare_atoms
+
+    atoms, _ = nyzc_cell(seed=28)
+    calc = MTPCalculator(mtp, species=SPECIES)
+    assert sorted(calc.check_state(atoms)) == sorted(compare_atoms(None, atoms))
+    calc.get_potential_energy(atoms)
+    rng = np.random.default_rng(28)
+    edits = [
+        ("positions", lambda a: a.positions.__setitem__((3, 0), a.positions[3, 0] + 1e-7)),
+        ("positions", lambda a: a.positions.__setitem__((3, 0), a.positions[3, 0] + 1e-17)),  # below tol
+        ("positions", lambda a: a.positions.__setitem__((3, 0), np.nan)),
+        ("cell", lambda a: a.cell.array.__setitem__((0, 1), 0.3)),
+        ("pbc", lambda a: a.pbc.__setitem__(1, False)),
+        ("numbers", lambda a: a.numbers.__setitem__(0, 11 if a.numbers[0] != 11 else 17)),
+        ("initial_charges", lambda a: a.set_initial_charges(rng.normal(size=len(a)))),
+        ("initial_magmoms", lambda a: a.set_initial_magnetic_moments(np.zeros(len(a)))),
+        ("momenta", lambda a: a.set_momenta(rng.normal(size=(len(a), 3)))),  # not a system change
+        ("positions", lambda a: a.__delitem__(len(a) - 1)),  # fewer atoms
+    ]
+    for k in range(1, len(edits) + 1):
+        for sub in (edits[:k], edits[k - 1 : k]):
+            changed = atoms.copy()
+            for _, edit in sub:
+                edit(changed)
+            for tol in (1e-15, 1e-6):
+                assert sorted(calc.check_state(changed, tol)) == sorted(compare_atoms(calc.atoms, changed, tol))
+    calc.ignored_changes = {"initial_charges", "cell"}
+    changed = atoms.copy()
+    changed.set_initial_charges(np.ones(len(changed)))
+    changed.cell.array[0, 0] += 1.0
+    assert calc.check_state(changed) == []
+    changed.positions[0, 0] += 1.0
+    assert calc.check_state(changed) == ["positions"]

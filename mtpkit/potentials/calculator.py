@@ -16,6 +16,12 @@ Coinciding atoms and non-finite results always raise.
 Properties: ``energy`` and ``free_energy`` (eV, identical), ``forces``
 (eV/Å), ``energies`` (per-atom site energies, eV) and, for 3D-periodic cells,
 ``stress`` (ASE Voigt order, eV/Å^3).
+
+Caching follows ASE's: results are recomputed whenever ``positions``,
+``numbers``, ``cell``, ``pbc``, ``initial_charges`` or ``initial_magmoms``
+differ from the last calculation by more than ``tol`` (``check_state`` gives
+the same change names as ASE's ``compare_atoms``; it only compares exactly
+first, so that unchanged arrays skip NumPy's ``allclose``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import Calculator, all_changes, equal
 from ase.data import atomic_numbers, chemical_symbols
 
 from mtpkit.errors import UserError
@@ -90,6 +96,10 @@ class MTPCalculator(Calculator):
             if len(set(self.species)) != len(self.species):
                 raise UserError(f"species list {','.join(self.species)} repeats an element")
             self._type_of = {atomic_numbers[s]: t for t, s in enumerate(self.species)}
+            # MLIP type by atomic number (-1: not a species of the potential)
+            self._type_lut = np.full(len(chemical_symbols), -1, dtype=np.int32)
+            for z, t in self._type_of.items():
+                self._type_lut[z] = t
 
     @staticmethod
     def _symbol(s: str | int) -> str:
@@ -111,6 +121,10 @@ class MTPCalculator(Calculator):
                 )
             return np.asarray(atoms.arrays["mtp_type"], dtype=np.int32)
         numbers = atoms.numbers
+        if numbers.size and 0 <= numbers.min() and numbers.max() < len(self._type_lut):
+            out = self._type_lut[numbers]
+            if out.min() >= 0:
+                return out
         out = np.empty(len(atoms), dtype=np.int32)
         for z in np.unique(numbers):
             if int(z) not in self._type_of:
@@ -121,6 +135,28 @@ class MTPCalculator(Calculator):
                 )
             out[numbers == z] = self._type_of[int(z)]
         return out
+
+    def check_state(self, atoms: Atoms, tol: float = 1e-15) -> list[str]:
+        """What changed since the last calculation: ASE's ``compare_atoms`` (same names,
+        same ``tol``, ``ignored_changes`` honoured), with an exact comparison first so
+        that unchanged arrays cost no ``allclose``."""
+        old = self.atoms
+        if old is None:
+            return all_changes[:]
+        ignored = self.ignored_changes
+        changes = []
+        if "cell" not in ignored and not _same(old.cell.array, atoms.cell.array, tol):
+            changes.append("cell")
+        if "pbc" not in ignored and not _same(old.pbc, atoms.pbc, tol):
+            changes.append("pbc")
+        a1, a2 = old.arrays, atoms.arrays
+        for name in all_changes:
+            if name in ("cell", "pbc") or name in ignored:
+                continue
+            in1, in2 = name in a1, name in a2
+            if in1 != in2 or (in1 and not _same(a1[name], a2[name], tol)):
+                changes.append(name)
+        return changes
 
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
@@ -134,3 +170,12 @@ class MTPCalculator(Calculator):
         }
         if efs.volume:
             self.results["stress"] = efs.stress
+
+
+def _same(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
+    """ASE's ``equal(a, b, atol=tol)`` (``compare_atoms``' test), exact comparison first."""
+    if a.shape != b.shape:
+        return False
+    if (a == b).all():  # NaN compares unequal here and in allclose; exact equality implies allclose
+        return True
+    return bool(equal(a, b, atol=tol))
