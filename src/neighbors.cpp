@@ -1,4 +1,5 @@
-// O(N) neighbour search with explicit periodic images and a Cartesian cell list.
+// O(N) neighbour search with explicit periodic images and a Cartesian cell list
+// (bins of half the cutoff; each atom scans only the bin rows its cutoff sphere reaches).
 #include "neighbors.hpp"
 
 #include <algorithm>
@@ -123,10 +124,21 @@ NeighborList build_neighbor_list(int n, const double* positions, const double* c
                                 count + " periodic images of " + std::to_string(n) +
                                 " atoms; are the cell vectors in Å?)");
   }
+  double keep_frac = 1.0;  // expected fraction of the image copies' atoms kept as ghosts
   for (int d = 0; d < 3; ++d)
-    if (pbc[d]) nimg[d] = static_cast<int>(std::ceil(delta[d]));
-  std::vector<double> pts(xw);
-  std::vector<int> owner(n);
+    if (pbc[d]) {
+      nimg[d] = static_cast<int>(std::ceil(delta[d]));
+      keep_frac *= 1.0 + 2.0 * delta[d];
+    }
+  std::vector<double> pts;
+  std::vector<int> owner;
+  {
+    const double est = std::min(images, keep_frac * 1.1 + 0.05) * n + 64;
+    pts.reserve(3 * static_cast<size_t>(est));
+    owner.reserve(static_cast<size_t>(est));
+  }
+  pts.assign(xw.begin(), xw.end());
+  owner.resize(n);
   for (int i = 0; i < n; ++i) owner[i] = i;
   for (int s0 = -nimg[0]; s0 <= nimg[0]; ++s0)
     for (int s1 = -nimg[1]; s1 <= nimg[1]; ++s1)
@@ -152,7 +164,11 @@ NeighborList build_neighbor_list(int n, const double* positions, const double* c
       }
   const size_t npts = owner.size();
 
-  // Cartesian bins of edge >= cutoff over the bounding box
+  // Cartesian bins of edge >= cutoff / kSub over the bounding box (coarser where
+  // there would be more than ~2 bins per point); each atom searches only the bins
+  // that reach within the cutoff of it, row by row (see below)
+  constexpr double kSub = 2.0;
+  constexpr int kReach = 2 * static_cast<int>(kSub) + 3;  // bins within the cutoff along one axis, at most
   V3 lo{pts[0], pts[1], pts[2]}, hi = lo;
   for (size_t p = 0; p < npts; ++p)
     for (int d = 0; d < 3; ++d) {
@@ -160,9 +176,9 @@ NeighborList build_neighbor_list(int n, const double* positions, const double* c
       hi[d] = std::max(hi[d], pts[3 * p + d]);
     }
   std::array<int64_t, 3> nb;
-  std::array<double, 3> bsize;
+  std::array<double, 3> bsize, inv;
   for (int d = 0; d < 3; ++d) {
-    nb[d] = std::max<int64_t>(1, static_cast<int64_t>(std::floor((hi[d] - lo[d]) / cutoff)));
+    nb[d] = std::max<int64_t>(1, static_cast<int64_t>(std::floor((hi[d] - lo[d]) * kSub / cutoff)));
   }
   const int64_t cap = 2 * static_cast<int64_t>(npts) + 64;
   while (nb[0] * nb[1] * nb[2] > cap) {
@@ -172,41 +188,66 @@ NeighborList build_neighbor_list(int n, const double* positions, const double* c
     nb[dmax] = std::max<int64_t>(1, nb[dmax] / 2);
   }
   for (int d = 0; d < 3; ++d) {
-    bsize[d] = std::max((hi[d] - lo[d]) / static_cast<double>(nb[d]), cutoff);
+    bsize[d] = std::max((hi[d] - lo[d]) / static_cast<double>(nb[d]), cutoff / kSub);
+    inv[d] = 1.0 / bsize[d];
   }
-  auto bin_of = [&](const double* x, int d) {
-    int64_t c = static_cast<int64_t>((x[d] - lo[d]) / bsize[d]);
-    return std::min<int64_t>(std::max<int64_t>(c, 0), nb[d] - 1);
+  auto bin_of = [&](double x, int d) {
+    const double c = (x - lo[d]) * inv[d];
+    if (!(c > 0.0)) return int64_t{0};
+    return std::min<int64_t>(static_cast<int64_t>(c), nb[d] - 1);
   };
   const int64_t nbins = nb[0] * nb[1] * nb[2];
   std::vector<int64_t> bin_start(nbins + 1, 0);
   std::vector<int64_t> pbin(npts);
   for (size_t p = 0; p < npts; ++p) {
     const double* x = &pts[3 * p];
-    pbin[p] = (bin_of(x, 0) * nb[1] + bin_of(x, 1)) * nb[2] + bin_of(x, 2);
+    pbin[p] = (bin_of(x[0], 0) * nb[1] + bin_of(x[1], 1)) * nb[2] + bin_of(x[2], 2);
     ++bin_start[pbin[p] + 1];
   }
   for (int64_t c = 0; c < nbins; ++c) bin_start[c + 1] += bin_start[c];
-  std::vector<int64_t> fill(bin_start.begin(), bin_start.end() - 1);
-  // points in bin order: coordinates, owner atom and original point index
+  // points in bin order (stable: original point order within a bin): coordinates and owner atom
   std::vector<double> spts(3 * npts);
   std::vector<int> sown(npts);
-  std::vector<int64_t> sorig(npts);
-  for (size_t p = 0; p < npts; ++p) {
-    const int64_t q = fill[pbin[p]]++;
-    spts[3 * q] = pts[3 * p];
-    spts[3 * q + 1] = pts[3 * p + 1];
-    spts[3 * q + 2] = pts[3 * p + 2];
-    sown[q] = owner[p];
-    sorig[q] = static_cast<int64_t>(p);
+  std::vector<int64_t> self_q(n);  // sorted position of each real atom's own point
+  {
+    std::vector<int64_t> fill(bin_start.begin(), bin_start.end() - 1);
+    for (size_t p = 0; p < npts; ++p) {
+      const int64_t q = fill[pbin[p]]++;
+      spts[3 * q] = pts[3 * p];
+      spts[3 * q + 1] = pts[3 * p + 1];
+      spts[3 * q + 2] = pts[3 * p + 2];
+      sown[q] = owner[p];
+      if (p < static_cast<size_t>(n)) self_q[p] = q;
+    }
   }
+  std::vector<double>().swap(pts);
+  std::vector<int>().swap(owner);
+  std::vector<int64_t>().swap(pbin);
 
   const double rc2 = cutoff * cutoff;
+  // the bin search only skips bins; pairs are decided by r2 < rc2 alone. The slack covers
+  // rounding in the bin bounds, so that no bin holding a pair is skipped.
+  const double slack = 1e-9 * (cutoff + std::max({std::fabs(lo[0]), std::fabs(lo[1]), std::fabs(lo[2]),
+                                                  std::fabs(hi[0]), std::fabs(hi[1]), std::fabs(hi[2])}));
+  // squared distance from x to bin b along d (0 inside), less the slack
+  auto gap2 = [&](double x, int d, int64_t b) {
+    const double blo = lo[d] + static_cast<double>(b) * bsize[d];
+    const double g = std::max(blo - x, x - (blo + bsize[d])) - slack;
+    return g > 0.0 ? g * g : 0.0;
+  };
+  // pairs per atom to reserve: point density times the cutoff sphere (capped by the point count)
+  size_t per_atom = npts;
+  {
+    const double vol = (bsize[0] * nb[0]) * (bsize[1] * nb[1]) * (bsize[2] * nb[2]);  // the bin grid
+    const double est = 1.2 * static_cast<double>(npts) / vol * (4.18879 * rc2 * cutoff) + 8.0;
+    if (est < static_cast<double>(npts)) per_atom = static_cast<size_t>(est);
+  }
   std::vector<int64_t> count(n, 0);
   int nthreads = 1;
 #ifdef _OPENMP
   nthreads = omp_get_max_threads();
 #endif
+  if (nthreads > n) nthreads = std::max(1, n);
   std::vector<std::vector<int>> tj(nthreads);
   std::vector<std::vector<double>> tr(nthreads);
   std::vector<double> tmin(nthreads, std::numeric_limits<double>::infinity());
@@ -214,6 +255,7 @@ NeighborList build_neighbor_list(int n, const double* positions, const double* c
   // exceptions (std::bad_alloc as the per-thread lists grow) are kept and
   // re-thrown after the region; every thread still reaches the barrier
   OmpErrors errors;
+  int team = 1;  // threads the region really got (1 when nested in another parallel region)
 #pragma omp parallel num_threads(nthreads)
   {
     int tid = 0, nth = 1;
@@ -221,6 +263,7 @@ NeighborList build_neighbor_list(int n, const double* positions, const double* c
     tid = omp_get_thread_num();
     nth = omp_get_num_threads();
 #endif
+    if (tid == 0) team = nth;
     // contiguous block of atoms per thread: results concatenate in atom order
     const int i0 = static_cast<int>((static_cast<int64_t>(n) * tid) / nth);
     const int i1 = static_cast<int>((static_cast<int64_t>(n) * (tid + 1)) / nth);
@@ -229,55 +272,113 @@ NeighborList build_neighbor_list(int n, const double* positions, const double* c
     double best = std::numeric_limits<double>::infinity();
     int bi = -1, bj = -1;
     errors.run([&] {
-      J.reserve(static_cast<size_t>(i1 - i0) * 64);
-      Rv.reserve(static_cast<size_t>(i1 - i0) * 192);
+      J.reserve(static_cast<size_t>(i1 - i0) * per_atom);
+      Rv.reserve(static_cast<size_t>(i1 - i0) * per_atom * 3);
+      std::vector<std::array<int64_t, 2>> rows;  // [q0, q1) of the bin rows an atom scans
+      size_t m = 0;                               // pairs so far (J, Rv are longer: scratch room)
       for (int i = i0; i < i1; ++i) {
         failpoint(Failpoint::neighbor, i, i + 1);
-        const double* xi = &pts[3 * static_cast<size_t>(i)];
-        const int64_t c0 = bin_of(xi, 0), c1 = bin_of(xi, 1), c2 = bin_of(xi, 2);
-        const size_t before = J.size();
-        for (int64_t b0 = std::max<int64_t>(0, c0 - 1); b0 <= std::min(nb[0] - 1, c0 + 1); ++b0)
-          for (int64_t b1 = std::max<int64_t>(0, c1 - 1); b1 <= std::min(nb[1] - 1, c1 + 1); ++b1) {
-            // bins (b0, b1, b2lo..b2hi) are contiguous in the sorted arrays
-            const int64_t b2lo = std::max<int64_t>(0, c2 - 1), b2hi = std::min(nb[2] - 1, c2 + 1);
-            const int64_t q0 = bin_start[(b0 * nb[1] + b1) * nb[2] + b2lo];
-            const int64_t q1 = bin_start[(b0 * nb[1] + b1) * nb[2] + b2hi + 1];
-            for (int64_t q = q0; q < q1; ++q) {
-              const double dx = spts[3 * q] - xi[0], dy = spts[3 * q + 1] - xi[1],
-                           dz = spts[3 * q + 2] - xi[2];
-              const double r2 = dx * dx + dy * dy + dz * dz;
-              if (r2 >= rc2 || sorig[q] == i) continue;
-              if (r2 < best) {
-                best = r2;
+        const double x0 = xw[3 * static_cast<size_t>(i)], x1 = xw[3 * static_cast<size_t>(i) + 1],
+                     x2 = xw[3 * static_cast<size_t>(i) + 2];
+        // bins (b0, b1, b2lo..b2hi) are contiguous in the sorted arrays; each row's
+        // b2 range covers the part of the cutoff sphere that the row's (b0, b1) cross section allows
+        rows.clear();
+        size_t cand = 0;
+        // squared gaps to the bins in reach along x and y (the rows' cross sections)
+        const int64_t b0lo = bin_of(x0 - cutoff, 0), b0hi = bin_of(x0 + cutoff, 0);
+        const int64_t b1lo = bin_of(x1 - cutoff, 1), b1hi = bin_of(x1 + cutoff, 1);
+        double g0[kReach], g1[kReach];
+        for (int64_t b = b0lo; b <= b0hi; ++b) g0[b - b0lo] = gap2(x0, 0, b);
+        for (int64_t b = b1lo; b <= b1hi; ++b) g1[b - b1lo] = gap2(x1, 1, b);
+        for (int64_t b0 = b0lo; b0 <= b0hi; ++b0) {
+          const double rem0 = rc2 - g0[b0 - b0lo];
+          if (!(rem0 > 0.0)) continue;
+          for (int64_t b1 = b1lo; b1 <= b1hi; ++b1) {
+            const double rem1 = rem0 - g1[b1 - b1lo];
+            if (!(rem1 > 0.0)) continue;
+            const double h2 = std::sqrt(rem1) + slack;
+            const int64_t row = (b0 * nb[1] + b1) * nb[2];
+            const int64_t q0 = bin_start[row + bin_of(x2 - h2, 2)];
+            const int64_t q1 = bin_start[row + bin_of(x2 + h2, 2) + 1];
+            if (q1 > q0) {
+              rows.push_back({q0, q1});
+              cand += static_cast<size_t>(q1 - q0);
+            }
+          }
+        }
+        // every candidate is written at slot m and kept (m advances) only when it is a pair:
+        // no unpredictable branch per candidate
+        if (J.size() < m + cand) {
+          J.resize(m + cand);
+          Rv.resize(3 * (m + cand));
+        }
+        int* Jp = J.data();
+        double* Rp = Rv.data();
+        const size_t first = m;
+        int zeros = 0;  // points at distance 0: the atom itself, more when atoms coincide
+        for (const auto& rq : rows) {
+          for (int64_t q = rq[0]; q < rq[1]; ++q) {
+            const double dx = spts[3 * q] - x0, dy = spts[3 * q + 1] - x1, dz = spts[3 * q + 2] - x2;
+            const double r2 = dx * dx + dy * dy + dz * dz;
+            Jp[m] = sown[q];
+            Rp[3 * m] = dx;
+            Rp[3 * m + 1] = dy;
+            Rp[3 * m + 2] = dz;
+            zeros += (r2 == 0.0);
+            m += (r2 < rc2) & (r2 > 0.0);
+          }
+        }
+        // closest pair: smallest r2 in scan order with a strict <, as if compared in place
+        for (size_t k = first; k < m; ++k) {
+          const double r2 = Rp[3 * k] * Rp[3 * k] + Rp[3 * k + 1] * Rp[3 * k + 1] + Rp[3 * k + 2] * Rp[3 * k + 2];
+          if (r2 < best) {
+            best = r2;
+            bi = i;
+            bj = Jp[k];
+          }
+        }
+        // a coinciding pair (r = 0, not in the list) is the closest one unless an earlier atom had one
+        if (zeros > 1 && best > 0.0) {
+          const int64_t me = self_q[i];
+          for (const auto& rq : rows) {
+            for (int64_t q = rq[0]; q < rq[1] && best > 0.0; ++q) {
+              const double dx = spts[3 * q] - x0, dy = spts[3 * q + 1] - x1, dz = spts[3 * q + 2] - x2;
+              if (q != me && dx * dx + dy * dy + dz * dz == 0.0) {
+                best = 0.0;
                 bi = i;
                 bj = sown[q];
               }
-              if (r2 == 0.0) continue;
-              J.push_back(sown[q]);
-              Rv.push_back(dx);
-              Rv.push_back(dy);
-              Rv.push_back(dz);
             }
           }
-        count[i] = static_cast<int64_t>(J.size() - before);
+        }
+        count[i] = static_cast<int64_t>(m - first);
       }
+      J.resize(m);
+      Rv.resize(3 * m);
     });
     tmin[tid] = std::sqrt(best);
     tmi[tid] = bi;
     tmj[tid] = bj;
+    if (nth > 1) {
 #pragma omp barrier
 #pragma omp single
-    errors.run([&] {
-      for (int i = 0; i < n; ++i) nl.offsets[i + 1] = nl.offsets[i] + count[i];
-      nl.j.resize(nl.offsets[n]);
-      nl.rij.resize(3 * nl.offsets[n]);
-    });
-    // (implicit barrier after single: every thread sees the same errors.failed())
-    if (!errors.failed()) {
-      const int64_t o = nl.offsets[i0];
-      std::copy(J.begin(), J.end(), nl.j.begin() + o);
-      std::copy(Rv.begin(), Rv.end(), nl.rij.begin() + 3 * o);
+      errors.run([&] {
+        for (int i = 0; i < n; ++i) nl.offsets[i + 1] = nl.offsets[i] + count[i];
+        nl.j.resize(nl.offsets[n]);
+        nl.rij.resize(3 * nl.offsets[n]);
+      });
+      // (implicit barrier after single: every thread sees the same errors.failed())
+      if (!errors.failed()) {
+        const int64_t o = nl.offsets[i0];
+        std::copy(J.begin(), J.end(), nl.j.begin() + o);
+        std::copy(Rv.begin(), Rv.end(), nl.rij.begin() + 3 * o);
+      }
     }
+  }
+  if (team == 1 && !errors.failed()) {  // one block: its lists are the result
+    for (int i = 0; i < n; ++i) nl.offsets[i + 1] = nl.offsets[i] + count[i];
+    nl.j = std::move(tj[0]);
+    nl.rij = std::move(tr[0]);
   }
   errors.rethrow();
   // closest pair: smallest distance, ties to the lowest atom index (thread blocks are ordered)

@@ -179,6 +179,47 @@ def test_neighbor_list_matches_ase_in_tiny_triclinic_cell():
         assert nl.offsets[i + 1] - nl.offsets[i] == np.count_nonzero(i_ase == i)
 
 
+@pytest.mark.parametrize("case", ["bulk", "sheared", "slab", "wire", "cluster", "coinciding"])
+def test_neighbor_list_same_pairs_as_ase_in_large_systems(case):
+    """Every pair of ASE's list, with its vector, in large cells where the bin search prunes."""
+    from ase.build import bulk
+    from ase.neighborlist import neighbor_list
+
+    rng = np.random.default_rng(7)
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True) * (4, 4, 4)
+    if case == "sheared":
+        atoms.set_cell(atoms.cell.array @ [[1.0, 0.0, 0.0], [0.35, 1.0, 0.0], [-0.2, 0.3, 1.0]], scale_atoms=True)
+    atoms.positions += rng.normal(scale=0.2, size=atoms.positions.shape)
+    if case == "slab":
+        atoms.pbc = [True, False, True]
+    elif case == "wire":
+        atoms.pbc = [False, False, True]
+    elif case == "cluster":
+        atoms.pbc = False
+        atoms.positions[::7] += 40.0  # sparse far part: coarse bins
+    cutoff = 5.0
+    if case == "coinciding":
+        atoms.positions[100] = atoms.positions[37]
+        atoms.positions[200] = atoms.positions[5] + atoms.cell.array[1]
+    nl = core.neighbor_list(atoms, cutoff)
+    i_ase, j_ase, d_ase = neighbor_list("ijD", atoms, cutoff)
+    keep = np.linalg.norm(d_ase, axis=1) > 0
+    i_ase, j_ase, d_ase = i_ase[keep], j_ase[keep], d_ase[keep]
+    i_ours = np.repeat(np.arange(len(atoms)), np.diff(nl.offsets))
+    assert nl.n_pairs == len(i_ase)
+    ours = np.lexsort((*np.round(np.asarray(nl.rij), 9).T[::-1], nl.j, i_ours))
+    ref = np.lexsort((*np.round(d_ase, 9).T[::-1], j_ase, i_ase))
+    assert np.array_equal(np.asarray(nl.j)[ours], j_ase[ref])
+    assert np.allclose(np.asarray(nl.rij)[ours], d_ase[ref], rtol=0, atol=1e-9)
+    dist = np.linalg.norm(d_ase, axis=1)
+    if case == "coinciding":
+        assert (nl.min_r, nl.min_i, nl.min_j) == (0.0, 5, 200)
+    else:
+        k = int(np.argmin(dist))
+        assert nl.min_r == pytest.approx(dist[k], abs=1e-12)
+        assert (nl.min_i, nl.min_j) == (i_ase[k], j_ase[k]) or (nl.min_i, nl.min_j) == (j_ase[k], i_ase[k])
+
+
 def test_cell_far_smaller_than_the_cutoff_is_refused_not_allocated():
     """A Supercell in the wrong unit (nm, Bohr ... or 1e-5) would need ~1e12 periodic images."""
     atoms = Atoms("NaCl", positions=[[0, 0, 0], [0, 0, 1e-6]], cell=np.diag([1e-5, 2e-5, 1.5e16]), pbc=True)
