@@ -37,6 +37,12 @@ template <class T>
 inline void grow(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
+// the values of one pair in a by-quantity table (Workspace layout): row i at p[i * s]
+struct Col {
+  const double* p;
+  size_t s;
+  double operator[](size_t i) const { return p[i * s]; }
+};
 }  // namespace
 
 Model::Model(const ModelSpec& s)
@@ -153,21 +159,17 @@ void Model::get_params(double* p) const {
 }
 
 // Fills per-neighbour data for the in-cutoff neighbours; returns their count.
+// Layout: see Workspace (row q, pair j at [q * ws.P + j]). Every per-pair value
+// is computed with the same operations in the same order as a scalar loop over
+// the pairs would, so the results do not depend on the blocking.
 int Model::prepare(Workspace& ws, int itype, int n, const double* rij, const int* jtypes,
                    bool /*need_derivs*/) const {
+  constexpr int K = kPairBlock;
   const int P1 = pmax_ + 1;
-  const size_t nz = static_cast<size_t>(n);
-  grow(ws.r, nz);
-  grow(ws.inv_r, nz);
-  grow(ws.u, 3 * nz);
-  grow(ws.f, nz * R_);
-  grow(ws.df, nz * R_);
-  grow(ws.Q, nz * B_);
-  grow(ws.dQ, nz * B_);
-  grow(ws.mono, nz * n_ext_);
-  grow(ws.pw, nz * 3 * P1);
-  grow(ws.jt, nz);
-  grow(ws.idx, nz);
+  const size_t cap = static_cast<size_t>(n) + K;  // room for the padding
+  grow(ws.x, 3 * cap);
+  grow(ws.jt, cap);
+  grow(ws.idx, cap);
   grow(ws.M, amc_);
   grow(ws.g, amc_);
   grow(ws.w, 2 * static_cast<size_t>(n_mono_));
@@ -175,87 +177,164 @@ int Model::prepare(Workspace& ws, int itype, int n, const double* rij, const int
 
   const double rc = max_dist_;
   const double rc2 = rc * rc;
-  const double span = max_dist_ - min_dist_;
-  const double dxi = 2.0 / span;
-  const double mid = min_dist_ + max_dist_;
-  const int* ep = ext_p_.data();
+  // in-cutoff pairs, compacted without branches (rows x, y, z of stride cap)
+  double* X = ws.x.data();
+  double* Y = X + cap;
+  double* Z = Y + cap;
+  int* jt = ws.jt.data();
+  int* idx = ws.idx.data();
   int nn = 0;
   for (int jj = 0; jj < n; ++jj) {
     const double x = rij[3 * jj], y = rij[3 * jj + 1], z = rij[3 * jj + 2];
     const double r2 = x * x + y * y + z * z;
-    if (!(r2 < rc2)) continue;
-    const double r = std::sqrt(r2);
+    X[nn] = x;
+    Y[nn] = y;
+    Z[nn] = z;
+    jt[nn] = jtypes[jj];
+    idx[nn] = jj;
+    nn += (r2 < rc2) ? 1 : 0;
+  }
+  const int P = (nn + K - 1) / K * K;
+  ws.P = P;
+  for (int j = nn; j < P; ++j) {  // dummy pairs at half the cutoff
+    X[j] = 0.5 * rc;
+    Y[j] = 0.0;
+    Z[j] = 0.0;
+    jt[j] = 0;
+    idx[j] = -1;
+  }
+  const size_t Pz = static_cast<size_t>(P);
+  grow(ws.r, Pz);
+  grow(ws.inv_r, Pz);
+  grow(ws.u, 3 * Pz);
+  grow(ws.f, Pz * R_);
+  grow(ws.df, Pz * R_);
+  grow(ws.Q, Pz * B_);
+  grow(ws.dQ, Pz * B_);
+  grow(ws.mono, Pz * n_ext_);
+  grow(ws.pw, Pz * 3 * P1);
+  double* rr = ws.r.data();
+  double* ir_ = ws.inv_r.data();
+  double* U = ws.u.data();
+  for (int j = 0; j < P; ++j) {
+    const double x = X[j], y = Y[j], z = Z[j];
+    const double r = std::sqrt(x * x + y * y + z * z);
     const double ir = 1.0 / r;
-    ws.idx[nn] = jj;
-    ws.jt[nn] = jtypes[jj];
-    ws.r[nn] = r;
-    ws.inv_r[nn] = ir;
-    double* u = &ws.u[3 * nn];
-    u[0] = x * ir;
-    u[1] = y * ir;
-    u[2] = z * ir;
-    // powers of unit vector components
-    double* pw = &ws.pw[static_cast<size_t>(nn) * 3 * P1];
-    for (int c = 0; c < 3; ++c) {
-      double* pc = pw + c * P1;
-      pc[0] = 1.0;
-      for (int e = 1; e < P1; ++e) pc[e] = pc[e - 1] * u[c];
+    rr[j] = r;
+    ir_[j] = ir;
+    U[j] = x * ir;
+    U[P + j] = y * ir;
+    U[2 * P + j] = z * ir;
+  }
+  // powers of the unit vector components, then the monomials
+  double* pw = ws.pw.data();
+  for (int c = 0; c < 3; ++c) {
+    double* pc = pw + static_cast<size_t>(c) * P1 * P;
+    const double* uc = U + static_cast<size_t>(c) * P;
+    for (int j = 0; j < P; ++j) pc[j] = 1.0;
+    for (int e = 1; e < P1; ++e)
+      for (int j = 0; j < P; ++j) pc[e * Pz + j] = pc[(e - 1) * Pz + j] * uc[j];
+  }
+  const int* ep = ext_p_.data();
+  double* mono = ws.mono.data();
+  for (int id = 0; id < n_ext_; ++id) {
+    const double* px = pw + static_cast<size_t>(ep[3 * id]) * P;
+    const double* py = pw + static_cast<size_t>(P1 + ep[3 * id + 1]) * P;
+    const double* pz = pw + static_cast<size_t>(2 * P1 + ep[3 * id + 2]) * P;
+    double* m = mono + static_cast<size_t>(id) * P;
+    for (int j = 0; j < P; ++j) m[j] = px[j] * py[j] * pz[j];
+  }
+  // radial basis Q_b, dQ_b/dr and radial functions f_mu, df_mu/dr, K pairs at a time
+  const double span = max_dist_ - min_dist_;
+  const double dxi = 2.0 / span;
+  const double mid = min_dist_ + max_dist_;
+  double* Qb = ws.Q.data();
+  double* dQb = ws.dQ.data();
+  double* fb = ws.f.data();
+  double* dfb = ws.df.data();
+  const size_t RB = static_cast<size_t>(R_) * B_;
+  const double* cbase = &radial_[static_cast<size_t>(itype) * S_ * RB];
+  for (int j0 = 0; j0 < P; j0 += K) {
+    double xi[K], sm[K], dsm[K], t0[K], t1[K], dt0[K], dt1[K];
+    for (int l = 0; l < K; ++l) {
+      const double r = rr[j0 + l];
+      xi[l] = (2.0 * r - mid) / span;
+      const double d = rc - r;
+      sm[l] = scaling_ * d * d;
+      dsm[l] = -2.0 * scaling_ * d;
+      t0[l] = 1.0;
+      t1[l] = xi[l];
+      dt0[l] = 0.0;
+      dt1[l] = dxi;
+      Qb[j0 + l] = sm[l];
+      dQb[j0 + l] = dsm[l];
     }
-    double* mono = &ws.mono[static_cast<size_t>(nn) * n_ext_];
-    for (int id = 0; id < n_ext_; ++id)
-      mono[id] = pw[ep[3 * id]] * pw[P1 + ep[3 * id + 1]] * pw[2 * P1 + ep[3 * id + 2]];
-    // radial basis
-    const double xi = (2.0 * r - mid) / span;
-    const double d = rc - r;
-    const double sm = scaling_ * d * d;
-    const double dsm = -2.0 * scaling_ * d;
-    double* Q = &ws.Q[static_cast<size_t>(nn) * B_];
-    double* dQ = &ws.dQ[static_cast<size_t>(nn) * B_];
-    double t0 = 1.0, t1 = xi, dt0 = 0.0, dt1 = dxi;
-    Q[0] = sm;
-    dQ[0] = dsm;
-    if (B_ > 1) {
-      Q[1] = t1 * sm;
-      dQ[1] = dt1 * sm + t1 * dsm;
-    }
-    for (int b = 2; b < B_; ++b) {
-      const double t2 = 2.0 * xi * t1 - t0;
-      const double dt2 = 2.0 * (dxi * t1 + xi * dt1) - dt0;
-      Q[b] = t2 * sm;
-      dQ[b] = dt2 * sm + t2 * dsm;
-      t0 = t1;
-      t1 = t2;
-      dt0 = dt1;
-      dt1 = dt2;
-    }
-    const double* c = &radial_[(static_cast<size_t>(itype) * S_ + jtypes[jj]) * R_ * B_];
-    double* f = &ws.f[static_cast<size_t>(nn) * R_];
-    double* df = &ws.df[static_cast<size_t>(nn) * R_];
-    for (int mu = 0; mu < R_; ++mu) {
-      double sv = 0.0, sd = 0.0;
-      const double* cm = c + mu * B_;
-      for (int b = 0; b < B_; ++b) {
-        sv += cm[b] * Q[b];
-        sd += cm[b] * dQ[b];
+    if (B_ > 1)
+      for (int l = 0; l < K; ++l) {
+        Qb[Pz + j0 + l] = t1[l] * sm[l];
+        dQb[Pz + j0 + l] = dt1[l] * sm[l] + t1[l] * dsm[l];
       }
-      f[mu] = sv;
-      df[mu] = sd;
+    for (int b = 2; b < B_; ++b) {
+      double* Qr = Qb + b * Pz + j0;
+      double* dQr = dQb + b * Pz + j0;
+      for (int l = 0; l < K; ++l) {
+        const double t2 = 2.0 * xi[l] * t1[l] - t0[l];
+        const double dt2 = 2.0 * (dxi * t1[l] + xi[l] * dt1[l]) - dt0[l];
+        Qr[l] = t2 * sm[l];
+        dQr[l] = dt2 * sm[l] + t2 * dsm[l];
+        t0[l] = t1[l];
+        t1[l] = t2;
+        dt0[l] = dt1[l];
+        dt1[l] = dt2;
+      }
     }
-    ++nn;
+    const double* cp[K];
+    for (int l = 0; l < K; ++l) cp[l] = cbase + static_cast<size_t>(jt[j0 + l]) * RB;
+    for (int mu = 0; mu < R_; ++mu) {
+      double sv[K], sd[K];
+      for (int l = 0; l < K; ++l) sv[l] = sd[l] = 0.0;
+      for (int b = 0; b < B_; ++b) {
+        const double* Qr = Qb + b * Pz + j0;
+        const double* dQr = dQb + b * Pz + j0;
+        for (int l = 0; l < K; ++l) {
+          const double c = cp[l][mu * B_ + b];
+          sv[l] += c * Qr[l];
+          sd[l] += c * dQr[l];
+        }
+      }
+      for (int l = 0; l < K; ++l) {
+        fb[mu * Pz + j0 + l] = sv[l];
+        dfb[mu * Pz + j0 + l] = sd[l];
+      }
+    }
   }
   return nn;
 }
 
 void Model::basic_moments(const Workspace& ws, int nn, double* M, int L) const {
+  // M_a += f_mu(r_j) * mono_a(u_j) over the pairs in order, four moments at a
+  // time (independent sums, so the additions overlap)
+  constexpr int K = 4;
+  const size_t P = static_cast<size_t>(ws.P);
+  const double* f = ws.f.data();
+  const double* mono = ws.mono.data();
   const int* ba = by_mu_a_.data();
   const int* bm = by_mu_mono_.data();
-  for (int j = 0; j < nn; ++j) {
-    const double* f = &ws.f[static_cast<size_t>(j) * R_];
-    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
-    for (int mu = 0; mu < R_; ++mu) {
-      const double fm = f[mu];
-      for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) M[ba[q] * L] += fm * mono[bm[q]];
+  const int* mu_of = basic_mu_.data();
+  for (int q0 = 0; q0 < n_basic_; q0 += K) {
+    const int kc = std::min(K, n_basic_ - q0);
+    double acc[K];
+    const double* fp[K];
+    const double* mp[K];
+    for (int k = 0; k < K; ++k) {
+      const int q = q0 + std::min(k, kc - 1);
+      acc[k] = M[ba[q] * L];
+      fp[k] = f + static_cast<size_t>(mu_of[ba[q]]) * P;
+      mp[k] = mono + static_cast<size_t>(bm[q]) * P;
     }
+    for (int j = 0; j < nn; ++j)
+      for (int k = 0; k < K; ++k) acc[k] += fp[k][j] * mp[k][j];
+    for (int k = 0; k < kc; ++k) M[ba[q0 + k] * L] = acc[k];
   }
 }
 
@@ -377,57 +456,85 @@ void Model::reverse_moments(Workspace& ws) const {
 // dE/dr_ij from the moment adjoints g[a * L] (basic moments only).
 void Model::neighbor_gradients(Workspace& ws, int nn, const double* g, int L, int n,
                                double* dE_drij) const {
+  constexpr int K = kPairBlock;
   std::fill(dE_drij, dE_drij + 3 * static_cast<size_t>(n), 0.0);
-  double* w = ws.w.data();             // per-monomial sum_a g_a f_mu
-  double* wd = w + n_mono_;            // per-monomial sum_a g_a f'_mu
   const int* ba = by_mu_a_.data();
   const int* bm = by_mu_mono_.data();
   const int* dl = dlow_.data();
   const double* dc = dcoef_.data();
   const double* kd = mono_k_.data();
-  // adjoints of the basic moments as a dense (mu, monomial) table: the
-  // per-neighbour sums below become contiguous, vectorisable loops
-  grow(ws.gt, static_cast<size_t>(R_) * n_mono_);
-  double* G = ws.gt.data();
-  std::fill(G, G + static_cast<size_t>(R_) * n_mono_, 0.0);
-  for (int mu = 0; mu < R_; ++mu)
-    for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) G[mu * n_mono_ + bm[q]] += g[ba[q] * L];
+  // adjoints of the basic moments as a dense (mu, monomial) table
   const int nm = n_mono_;
-  for (int j = 0; j < nn; ++j) {
-    const double* f = &ws.f[static_cast<size_t>(j) * R_];
-    const double* df = &ws.df[static_cast<size_t>(j) * R_];
-    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
-    {
-      const double f0 = f[0], d0 = df[0];
-      for (int id = 0; id < nm; ++id) {
-        w[id] = f0 * G[id];
-        wd[id] = d0 * G[id];
+  grow(ws.gt, static_cast<size_t>(R_) * nm);
+  double* G = ws.gt.data();
+  std::fill(G, G + static_cast<size_t>(R_) * nm, 0.0);
+  for (int mu = 0; mu < R_; ++mu)
+    for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) G[mu * nm + bm[q]] += g[ba[q] * L];
+  const size_t P = static_cast<size_t>(ws.P);
+  const double* f = ws.f.data();
+  const double* df = ws.df.data();
+  const double* mono = ws.mono.data();
+  const double* U = ws.u.data();
+  const double* IR = ws.inv_r.data();
+  const int* idx = ws.idx.data();
+  // per pair j: w_m = sum_mu f_mu G[mu][m], wd_m = sum_mu f'_mu G[mu][m];
+  // s0 = sum_m wd_m mono_m, s1 = sum_m w_m k_m mono_m, g_c = sum_m w_m p_c mono_{m - e_c}
+  // (terms with k_m = 0 or p_c = 0 are exactly zero and skipped)
+  for (int j0 = 0; j0 < nn; j0 += K) {
+    double s0[K], s1[K], gx[K], gy[K], gz[K];
+    for (int l = 0; l < K; ++l) s0[l] = s1[l] = gx[l] = gy[l] = gz[l] = 0.0;
+    for (int id = 0; id < nm; ++id) {
+      double w[K], wd[K];
+      {
+        const double G0 = G[id];
+        const double* f0 = f + j0;
+        const double* d0 = df + j0;
+        for (int l = 0; l < K; ++l) {
+          w[l] = f0[l] * G0;
+          wd[l] = d0[l] * G0;
+        }
+      }
+      for (int mu = 1; mu < R_; ++mu) {
+        const double Gm = G[mu * nm + id];
+        const double* fm = f + mu * P + j0;
+        const double* dfm = df + mu * P + j0;
+        for (int l = 0; l < K; ++l) {
+          w[l] += fm[l] * Gm;
+          wd[l] += dfm[l] * Gm;
+        }
+      }
+      const double* m = mono + id * P + j0;
+      for (int l = 0; l < K; ++l) s0[l] += wd[l] * m[l];
+      if (kd[id] != 0.0) {
+        const double k = kd[id];
+        for (int l = 0; l < K; ++l) s1[l] += w[l] * k * m[l];
+      }
+      if (dc[3 * id] != 0.0) {
+        const double c = dc[3 * id];
+        const double* ml = mono + dl[3 * id] * P + j0;
+        for (int l = 0; l < K; ++l) gx[l] += w[l] * c * ml[l];
+      }
+      if (dc[3 * id + 1] != 0.0) {
+        const double c = dc[3 * id + 1];
+        const double* ml = mono + dl[3 * id + 1] * P + j0;
+        for (int l = 0; l < K; ++l) gy[l] += w[l] * c * ml[l];
+      }
+      if (dc[3 * id + 2] != 0.0) {
+        const double c = dc[3 * id + 2];
+        const double* ml = mono + dl[3 * id + 2] * P + j0;
+        for (int l = 0; l < K; ++l) gz[l] += w[l] * c * ml[l];
       }
     }
-    for (int mu = 1; mu < R_; ++mu) {
-      const double fm = f[mu], dfm = df[mu];
-      const double* Gm = G + mu * nm;
-      for (int id = 0; id < nm; ++id) {
-        w[id] += fm * Gm[id];
-        wd[id] += dfm * Gm[id];
-      }
+    const int lc = std::min(K, nn - j0);
+    for (int l = 0; l < lc; ++l) {
+      const int j = j0 + l;
+      const double ir = IR[j];
+      const double radial = s0[l] - s1[l] * ir;
+      double* out = dE_drij + 3 * static_cast<size_t>(idx[j]);
+      out[0] = U[j] * radial + gx[l] * ir;
+      out[1] = U[P + j] * radial + gy[l] * ir;
+      out[2] = U[2 * P + j] * radial + gz[l] * ir;
     }
-    double s0 = 0.0, s1 = 0.0, gx = 0.0, gy = 0.0, gz = 0.0;
-    for (int id = 0; id < n_mono_; ++id) {
-      const double wi = w[id], m = mono[id];
-      s0 += wd[id] * m;
-      s1 += wi * kd[id] * m;
-      gx += wi * dc[3 * id] * mono[dl[3 * id]];
-      gy += wi * dc[3 * id + 1] * mono[dl[3 * id + 1]];
-      gz += wi * dc[3 * id + 2] * mono[dl[3 * id + 2]];
-    }
-    const double ir = ws.inv_r[j];
-    const double* u = &ws.u[3 * j];
-    const double radial = s0 - s1 * ir;
-    double* out = dE_drij + 3 * static_cast<size_t>(ws.idx[j]);
-    out[0] = u[0] * radial + gx * ir;
-    out[1] = u[1] * radial + gy * ir;
-    out[2] = u[2] * radial + gz * ir;
   }
 }
 
@@ -493,9 +600,10 @@ double Model::site_energy_param_grad(Workspace& ws, int itype, int n, const doub
   for (int k = 0; k < ns; ++k) grad[nr + S_ + k] += weight * M[map_[k]];
   const int* ba = by_mu_a_.data();
   const int* bm = by_mu_mono_.data();
+  const size_t P = static_cast<size_t>(ws.P);
   for (int j = 0; j < nn; ++j) {
-    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
-    const double* Q = &ws.Q[static_cast<size_t>(j) * B_];
+    const Col mono{&ws.mono[j], P};
+    const Col Q{&ws.Q[j], P};
     double* gr = grad + (static_cast<size_t>(itype) * S_ + ws.jt[j]) * R_ * B_;
     for (int mu = 0; mu < R_; ++mu) {
       double h = 0.0;
@@ -518,21 +626,22 @@ void Model::basic_moments_tangent(Workspace& ws, int nn, const double* drij, dou
   const int* bm = by_mu_mono_.data();
   const int* dl = dlow_.data();
   const double* dc = dcoef_.data();
+  const size_t P = static_cast<size_t>(ws.P);
   for (int j = 0; j < nn; ++j) {
     const double* dr = drij + 3 * static_cast<size_t>(ws.idx[j]);
-    const double* u = &ws.u[3 * j];
+    const Col u{&ws.u[j], P};
     const double ir = ws.inv_r[j];
     const double rd = u[0] * dr[0] + u[1] * dr[1] + u[2] * dr[2];
     rdot[j] = rd;
     const double ux = (dr[0] - u[0] * rd) * ir, uy = (dr[1] - u[1] * rd) * ir,
                  uz = (dr[2] - u[2] * rd) * ir;  // u-dot
-    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
+    const Col mono{&ws.mono[j], P};
     double* md = mdot + static_cast<size_t>(j) * n_mono_;
     for (int id = 0; id < n_mono_; ++id)
       md[id] = ux * dc[3 * id] * mono[dl[3 * id]] + uy * dc[3 * id + 1] * mono[dl[3 * id + 1]] +
                uz * dc[3 * id + 2] * mono[dl[3 * id + 2]];
-    const double* f = &ws.f[static_cast<size_t>(j) * R_];
-    const double* df = &ws.df[static_cast<size_t>(j) * R_];
+    const Col f{&ws.f[j], P};
+    const Col df{&ws.df[j], P};
     for (int mu = 0; mu < R_; ++mu) {
       const double fm = f[mu], tm = df[mu] * rd;
       for (int q = mu_start_[mu]; q < mu_start_[mu + 1]; ++q) {
@@ -551,11 +660,12 @@ void Model::mixed_radial_grad(const Workspace& ws, int nn, int itype, const doub
   const double* mdot = rdot + nn;
   const int* ba = by_mu_a_.data();
   const int* bm = by_mu_mono_.data();
+  const size_t P = static_cast<size_t>(ws.P);
   for (int j = 0; j < nn; ++j) {
-    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
+    const Col mono{&ws.mono[j], P};
     const double* md = mdot + static_cast<size_t>(j) * n_mono_;
-    const double* Q = &ws.Q[static_cast<size_t>(j) * B_];
-    const double* dQ = &ws.dQ[static_cast<size_t>(j) * B_];
+    const Col Q{&ws.Q[j], P};
+    const Col dQ{&ws.dQ[j], P};
     const double rd = rdot[j];
     double* gr = grad + (static_cast<size_t>(itype) * S_ + ws.jt[j]) * R_ * B_;
     for (int mu = 0; mu < R_; ++mu) {
@@ -654,11 +764,12 @@ void Model::site_basis_jacobian(Workspace& ws, int itype, int n, const double* r
   std::fill(M, M + amc_, 0.0);
   const int* dl = dlow_.data();
   const double* dc = dcoef_.data();
+  const size_t P = static_cast<size_t>(ws.P);
   for (int j = 0; j < nn; ++j) {
-    const double* f = &ws.f[static_cast<size_t>(j) * R_];
-    const double* df = &ws.df[static_cast<size_t>(j) * R_];
-    const double* mono = &ws.mono[static_cast<size_t>(j) * n_ext_];
-    const double* u = &ws.u[3 * j];
+    const Col f{&ws.f[j], P};
+    const Col df{&ws.df[j], P};
+    const Col mono{&ws.mono[j], P};
+    const Col u{&ws.u[j], P};
     const double ir = ws.inv_r[j];
     for (int a = 0; a < n_basic_; ++a) {
       const int mu = basic_mu_[a], id = basic_mono_[a];

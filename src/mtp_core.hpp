@@ -72,6 +72,9 @@ struct ModelSpec {
   double scaling = 1.0;
 };
 
+// Pairs handled together by the per-pair kernels (SIMD across pairs).
+constexpr int kPairBlock = 4;
+
 // Per-thread scratch memory. Grows on demand (no allocation once it has seen
 // the largest neighbour count). Never share one Workspace between threads.
 class Workspace {
@@ -81,11 +84,17 @@ class Workspace {
  private:
   friend class Model;
   friend struct ModelKernels;
-  std::vector<double> r, inv_r, u;           // n, n, 3n
-  std::vector<double> f, df;                 // n x R
-  std::vector<double> Q, dQ;                 // n x B
-  std::vector<double> mono;                  // n x n_ext (monomials of u)
-  std::vector<double> pw;                    // n x 3 x (pmax+1)
+  // Per-pair data of the in-cutoff neighbours, stored by quantity: row q of a
+  // table holds pair j at [q * P + j], P = in-cutoff count rounded up to a
+  // multiple of kPairBlock (the padding pairs are harmless dummies), so the
+  // kernels run over pairs with unit stride, kPairBlock pairs at a time.
+  int P = 0;
+  std::vector<double> x;                     // 3 x P: r_ij components (then padding)
+  std::vector<double> r, inv_r, u;           // P, P, 3 x P
+  std::vector<double> f, df;                 // R x P
+  std::vector<double> Q, dQ;                 // B x P
+  std::vector<double> mono;                  // n_ext x P (monomials of u)
+  std::vector<double> pw;                    // 3 x (pmax+1) x P
   std::vector<double> M, g;                  // alpha_moments_count
   std::vector<double> Mt, gt;                // tangents / second adjoints
   std::vector<double> w, wd;                 // n_mono scratch
