@@ -11,6 +11,9 @@ This script only decides *what* to label and reads the results back:
 ``anneal``       anneal-and-quench of the 8 study structures with CHGNet (MTK NPT, FIRE + cell
                  filter, several seeds); minima written to ``minima/``, PBE single points of the
                  plain-relaxed and the annealed minimum of each requested at production settings.
+``kmesh``        the k-point check in the campaign's own cell settings: the study's cells are different
+                 supercells of one lattice (layered 6.9 x 7.1 x 22.5 Å, mixed 9.8 x 10.0 x 11.1 Å, the
+                 convergence cell 13.8 x 7.35 x 10.1 Å), so one fixed mesh samples them unevenly.
 ``table``        the convergence table (Markdown) from the finished rows.
 ``ranking``      the 8 structures ranked by PBE energy of their annealed minima.
 ``heldout``      held-out snapshots for the done-when test: NPT MD (MTK) of the campaign's cells at
@@ -50,8 +53,17 @@ CELL = "NYZC75_P21n_37atoms_CHGNet-relaxed.cif"
 #: production settings: the candidate the convergence study tests. Every PW label stores GPAW's setup
 #: estimate of the Pulay stress (``extra.pulay_GPa``, ``extra.dedecut``); energies and forces do not
 #: depend on it, and the stress is re-corrected exactly when the training set is exported
-PRODUCTION = {"mode": "pw", "mode_ecut": 400, "kpts": [1, 2, 2], "xc": "PBE", "smearing_eV": 0.05,
+#: The k-point mesh is given as a density (points per Å^-1 of reciprocal length, 2π included: ASE's
+#: ``kpts2sizeandoffsets``) because the study's cells are different supercells of one lattice: 2.0 gives
+#: 1x2x2 in the convergence cell (13.8 x 7.35 x 10.1 Å), 2x2x1 in the layered cells (6.9 x 7.1 x 22.5 Å) and
+#: 2x2x2 in the mixed cells (9.8 x 10.0 x 11.1 Å), at least 9 % from the next mesh in every cell. The fixed
+#: 1x2x2 mesh used for the first minima labels left one k-point along the 6.9 Å axis of the layered cells:
+#: 2.46 meV/atom and 0.13 GPa off the 2x2x1 mesh there (``kmesh``, RESULTS.md); those labels stay in the
+#: store under their own settings and are not trained on.
+PRODUCTION = {"mode": "pw", "mode_ecut": 400, "kpts": {"density": 2.0}, "xc": "PBE", "smearing_eV": 0.05,
               "pulay": "estimate"}
+#: the settings of the convergence study and of the first minima labels (a fixed mesh)
+FIXED_MESH = {**PRODUCTION, "kpts": [1, 2, 2]}
 #: dE/d ecut of NYZC75 at 400 eV per atom (eV per eV), measured as (E(425) - E(375)) / 50 eV on the
 #: relaxed 37-atom cell (rows convergence:relaxed:pw375/pw425): -0.0074777 eV/eV per cell, 1.55x
 #: GPAW's setup estimate; with it the 400 eV stress matches 800 eV to 0.007 GPa (RESULTS.md)
@@ -60,7 +72,16 @@ DEDECUT_400_PER_ATOM = -2.021e-4
 
 def gpaw(**changes) -> LabellerSpec:
     """GPAW spec: the production settings with ``changes``."""
-    p = {**PRODUCTION, **changes}
+    return _spec({**PRODUCTION, **changes})
+
+
+def gpaw_fixed_mesh(**changes) -> LabellerSpec:
+    """GPAW spec of the convergence study (fixed 1x2x2 mesh, in the convergence cell = density 2.0) with
+    ``changes``: its rows keep the settings they were requested with."""
+    return _spec({**FIXED_MESH, **changes})
+
+
+def _spec(p: dict) -> LabellerSpec:
     if p.get("mode") == "lcao":
         for k in ("mode_ecut", "pulay"):
             p.pop(k, None)
@@ -69,15 +90,15 @@ def gpaw(**changes) -> LabellerSpec:
 
 #: (name, spec, priority) of the convergence study; lower priority is labelled first
 STUDY = [
-    ("pw400", gpaw(), 10), ("pw800", gpaw(mode_ecut=800), 10),
-    ("pw400-k232", gpaw(kpts=[2, 3, 2]), 20),
-    ("lcao-dzp", gpaw(mode="lcao", basis="dzp"), 30),
+    ("pw400", gpaw_fixed_mesh(), 10), ("pw800", gpaw_fixed_mesh(mode_ecut=800), 10),
+    ("pw400-k232", gpaw_fixed_mesh(kpts=[2, 3, 2]), 20),
+    ("lcao-dzp", gpaw_fixed_mesh(mode="lcao", basis="dzp"), 30),
     # pw400 vs pw800 already settled the cutoff (0.07 meV/atom, 0.001 eV/Å): 500/600 eV go last
-    ("pw500", gpaw(mode_ecut=500), 80), ("pw600", gpaw(mode_ecut=600), 85),
-    ("pw375", gpaw(mode_ecut=375), 50), ("pw425", gpaw(mode_ecut=425), 50),
-    ("pw300", gpaw(mode_ecut=300), 60), ("pw400-k111", gpaw(kpts=[1, 1, 1]), 60),
-    ("pw400-fd0.01", gpaw(smearing_eV=0.01), 70),
-    ("pw400-tight", gpaw(convergence={"energy": 1e-6, "density": 1e-6, "eigenstates": 1e-10}), 70),
+    ("pw500", gpaw_fixed_mesh(mode_ecut=500), 80), ("pw600", gpaw_fixed_mesh(mode_ecut=600), 85),
+    ("pw375", gpaw_fixed_mesh(mode_ecut=375), 50), ("pw425", gpaw_fixed_mesh(mode_ecut=425), 50),
+    ("pw300", gpaw_fixed_mesh(mode_ecut=300), 60), ("pw400-k111", gpaw_fixed_mesh(kpts=[1, 1, 1]), 60),
+    ("pw400-fd0.01", gpaw_fixed_mesh(smearing_eV=0.01), 70),
+    ("pw400-tight", gpaw_fixed_mesh(convergence={"energy": 1e-6, "density": 1e-6, "eigenstates": 1e-10}), 70),
 ]
 #: settings each configuration gets (the second ordering and the strained cell get fewer)
 PER_CONFIG = {
@@ -168,8 +189,26 @@ def cmd_anneal(args) -> None:
     print(json.dumps(store.counts(subset="minima")))
 
 
-def _rows_by_source(store: LabelStore, subset: str) -> dict[str, object]:
-    return {r.keys["source"]: r for r in store.rows(subset=subset, status="ok")}
+#: (structure file stem in minima/, mesh, priority): the production mesh (1x2x2) is compared with the mesh of
+#: the same k-spacing as in the convergence cell and with a denser reference
+KMESH = [("layered-TM_oct25_annealed", [2, 2, 1], 5), ("layered-TM_oct25_annealed", [3, 3, 2], 6),
+         ("mixed-TM_oct25_annealed", [2, 2, 2], 5)]
+
+
+def cmd_kmesh(args) -> None:
+    store = LabelStore(args.store)
+    for name, mesh, prio in KMESH:
+        atoms = read(HERE / "minima" / f"{name}.extxyz")
+        tag = "k" + "".join(map(str, mesh))
+        row = store.request(atoms, gpaw_fixed_mesh(kpts=mesh), source=f"kmesh:{name}:{tag}", subset="kmesh",
+                            priority=prio)
+        store.reprioritize(row, prio)
+    print(json.dumps(store.counts(subset="kmesh")))
+
+
+def _rows_by_source(store: LabelStore, subset: str, settings: LabellerSpec | None = None) -> dict[str, object]:
+    """Finished rows of ``subset`` by source (only those under ``settings`` when given)."""
+    return {r.keys["source"]: r for r in store.rows(subset=subset, status="ok", settings=settings)}
 
 
 def cmd_table(args) -> None:
@@ -205,7 +244,7 @@ def cmd_table(args) -> None:
 
 def cmd_ranking(args) -> None:
     store = LabelStore(args.store)
-    rows = _rows_by_source(store, "minima")
+    rows = _rows_by_source(store, "minima", gpaw_fixed_mesh() if args.fixed_mesh else gpaw())
     summary = json.loads((HERE / "minima" / "minima.json").read_text())
     table = []
     for name, info in summary.items():
@@ -300,9 +339,12 @@ def cmd_export(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("convergence", "anneal", "table", "ranking", "export", "heldout"):
+    for name in ("convergence", "anneal", "kmesh", "table", "ranking", "export", "heldout"):
         p = sub.add_parser(name)
         p.add_argument("--store", required=True, type=Path)
+        if name == "ranking":
+            p.add_argument("--fixed-mesh", action="store_true",
+                           help="the first labels' fixed 1x2x2 mesh instead of the production k-point density")
         if name == "heldout":
             p.add_argument("--potential", required=True, help="MTP (.mtp/.almtp) whose MD makes the snapshots")
             p.add_argument("--structures", nargs="+", required=True, help="stems of files in minima/")
@@ -319,8 +361,9 @@ def main() -> None:
             p.add_argument("--seeds", type=int, default=2)
             p.add_argument("--only", nargs="*", help="structure names (default: all 8)")
     args = ap.parse_args()
-    {"convergence": cmd_convergence, "anneal": cmd_anneal, "table": cmd_table, "ranking": cmd_ranking,
-     "export": cmd_export, "heldout": cmd_heldout}[args.cmd](args)
+    commands = {"convergence": cmd_convergence, "anneal": cmd_anneal, "kmesh": cmd_kmesh, "table": cmd_table,
+                "ranking": cmd_ranking, "export": cmd_export, "heldout": cmd_heldout}
+    commands[args.cmd](args)
 
 
 if __name__ == "__main__":

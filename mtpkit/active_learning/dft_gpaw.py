@@ -5,7 +5,9 @@ Parameters (``LabellerSpec(kind="gpaw", parameters={...})``):
 ``mode``          ``"pw"`` (plane waves, default) or ``"lcao"``
 ``mode_ecut``     plane-wave cutoff in eV (``pw``; default 400)
 ``basis``         LCAO basis (``lcao``; default ``"dzp"``)
-``kpts``          Monkhorst–Pack grid, e.g. ``[1, 2, 2]``
+``kpts``          Monkhorst–Pack grid, e.g. ``[1, 2, 2]``, or ``{"density": d}`` (points per Å^-1 of
+                  reciprocal length, 2π included; one mesh per cell, so cells of different
+                  shape get the same k-spacing)
 ``xc``            functional (default ``"PBE"``)
 ``smearing_eV``   Fermi–Dirac width in eV (default 0.05)
 ``convergence``   GPAW's convergence dict (default: GPAW's)
