@@ -76,6 +76,26 @@ def test_gpaw_labels_nacl():
     assert np.abs(out.get_forces()).max() < 1e-3
 
 
+@pytest.mark.skipif(importlib.util.find_spec("gpaw") is None, reason="gpaw not installed")
+def test_gpaw_label_with_kpoint_density_and_pulay_correction():
+    """A real (small) GPAW label in the default suite: k-points given as a density, forces summing to
+    zero, and the stress differing from the uncorrected one by exactly the Pulay correction."""
+    from mtpkit.active_learning.dft_gpaw import pulay_stress
+
+    atoms = bulk("NaCl", "rocksalt", a=5.64)
+    atoms.positions[1] += [0.05, -0.03, 0.02]
+    params = {"mode_ecut": 250, "kpts": {"density": 1.0}}
+    corrected, reason = label_one(LabellerSpec("gpaw", parameters=params), atoms)
+    assert reason is None
+    assert -8.0 < corrected.get_potential_energy() < -5.0
+    forces = corrected.get_forces()
+    assert np.abs(forces.sum(axis=0)).max() < 1e-3 < np.abs(forces).max()
+    raw, _ = label_one(LabellerSpec("gpaw", parameters={**params, "pulay": None}), atoms)
+    expected = pulay_stress(atoms, params)[0]
+    assert expected[0] < 0 and np.allclose(corrected.get_stress() - raw.get_stress(), expected, atol=1e-9)
+    assert np.allclose(corrected.get_forces(), raw.get_forces(), atol=1e-9)
+
+
 def test_batch_labeller_folders_and_ingestion(tmp_path):
     atoms = nacl()
     vasp = BatchLabeller("vasp", "#!/bin/sh\n#SBATCH -J {name}\ncd {folder}\nmpirun vasp_std\n",
