@@ -163,3 +163,71 @@ def test_reprioritize_changes_the_order_of_pending_rows_only(tmp_path):
     label_pending(store, rows={second}, in_process=True)
     assert not store.reprioritize(second, 1)  # finished: nothing to reorder
     assert [r.id for r in store.pending_by_priority()] == [first]
+
+
+def test_claims_keep_two_labelling_processes_apart(tmp_path):
+    """A row another live process claimed is left to it; once that process is gone it is labelled here."""
+    import socket
+
+    store = LabelStore(tmp_path / "l.db")
+    emt = LabellerSpec("emt")
+    ids = [store.request(cu(i), emt, source=f"c{i}") for i in range(3)]
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = f"{socket.gethostname()}:{other.pid}"
+        assert store.claim(ids[0], owner=owner)
+        assert not store.claim(ids[0])  # held by a live process
+        assert store.claimed_elsewhere(store.pending_by_priority()[0])
+        label_pending(store, in_process=True)
+        assert [r.id for r in store.rows(status="pending")] == [ids[0]]
+    finally:
+        other.kill()
+        other.wait()
+    assert store.claim(ids[0]) and store.claim(ids[0])  # the dead claim is void; claiming twice is fine
+    store.unclaim(ids[0])
+    label_pending(store, in_process=True)
+    assert store.counts()["ok"] == 3
+    assert not store.claim(ids[0])  # finished rows cannot be claimed
+    assert all("claimed_by" not in r.keys for r in store.rows())  # completion ends the claim
+
+
+def test_claim_is_exclusive_between_processes(tmp_path):
+    """Two processes racing for the same pending rows: every row is claimed exactly once."""
+    db = tmp_path / "l.db"
+    store = LabelStore(db)
+    for i in range(20):
+        store.request(cu(i), LabellerSpec("emt"), source=f"c{i}")
+    script = ("import sys; from mtpkit.active_learning.store import LabelStore; s = LabelStore(sys.argv[1]); "
+              "print(' '.join(str(r) for r in range(1, 21) if s.claim(r)), flush=True); "
+              "import time; time.sleep(3)")  # alive (claims valid) while the other one claims
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(db)], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    won = [set(map(int, p.communicate()[0].split())) for p in procs]
+    # each row went to exactly one of them
+    assert won[0].isdisjoint(won[1]) and won[0] | won[1] == set(range(1, 21))
+
+
+def test_campaign_waits_for_a_row_another_process_is_labelling(tmp_path):
+    """The engine's labelling leaves a row claimed by a live ``mtpkit label`` to it and uses its label."""
+    from types import SimpleNamespace
+
+    from mtpkit.active_learning.engine import _label_local
+
+    db = tmp_path / "l.db"
+    store = LabelStore(db)
+    ids = [store.request(cu(i), LabellerSpec("emt"), source=f"c{i}") for i in range(2)]
+    script = ("import sys, time; from mtpkit.active_learning.store import LabelStore; "
+              "from mtpkit.active_learning.labellers import LabellerSpec, label_one; s = LabelStore(sys.argv[1]); "
+              f"assert s.claim({ids[0]}); print('claimed', flush=True); time.sleep(1.5); "
+              f"row = [r for r in s.rows() if r.id == {ids[0]}][0]; "
+              "out, _ = label_one(LabellerSpec('emt'), row.atoms); "
+              f"s.complete({ids[0]}, out, wall_s=1.5, code='other process')")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    other = subprocess.Popen([sys.executable, "-c", script, str(db)], stdout=subprocess.PIPE, text=True, env=env)
+    assert other.stdout.readline().strip() == "claimed"
+    _label_local(store, SimpleNamespace(workers=1, scheduler=""), set(ids), poll_s=0.2)
+    rows = {r.id: r for r in store.rows()}  # read before the other process is waited for: it waited itself
+    assert other.wait() == 0
+    assert all(r.status == "ok" for r in rows.values())
+    assert rows[ids[0]].keys["code"] == "other process"  # not labelled twice

@@ -109,7 +109,7 @@ def label_configurations(store: LabelStore, plan: LearningPlan, images: list[Ato
                          subset: str, jobs_dir: Path) -> tuple[list[int], list[int]]:
     """Label ``images`` into ``store`` under the plan's labeller (reusing any finished label of the
     same configuration and settings); returns (ok row ids, quarantined row ids)."""
-    from mtpkit.active_learning.label_queue import label_batch, label_pending
+    from mtpkit.active_learning.label_queue import label_batch
 
     spec = plan.spec()
     ids = [store.request(a, spec, source=src, subset=subset) for a, src in zip(images, sources)]
@@ -128,11 +128,26 @@ def label_configurations(store: LabelStore, plan: LearningPlan, images: list[Ato
             label_batch(store, batch, wanted, jobs_dir, poll_seconds=b.poll_seconds,
                         timeout_s=b.timeout_hours * 3600.0)
         else:
-            label_pending(store, workers=plan.workers, scheduler=plan.scheduler or None, rows=wanted,
-                          in_process=plan.workers == 1 and not plan.scheduler)
+            _label_local(store, plan, wanted)
     status = {r.id: r.status for r in store.rows() if r.id in wanted}
     return ([i for i in dict.fromkeys(ids) if status.get(i) == "ok"],
             [i for i in dict.fromkeys(ids) if status.get(i) == "quarantined"])
+
+
+def _label_local(store: LabelStore, plan: LearningPlan, wanted: set[int], poll_s: float = 30.0) -> None:
+    """Label the pending ``wanted`` rows here; rows another live process (``mtpkit label`` on the
+    same store) has claimed are waited for, and labelled here if that process dies first."""
+    from mtpkit.active_learning.label_queue import label_pending
+
+    while True:
+        label_pending(store, workers=plan.workers, scheduler=plan.scheduler or None, rows=wanted,
+                      in_process=plan.workers == 1 and not plan.scheduler)
+        elsewhere = [r for r in store.rows(status="pending") if r.id in wanted and store.claimed_elsewhere(r)]
+        if not elsewhere:
+            return
+        log.info("%d row(s) are being labelled by another process (%s); waiting", len(elsewhere),
+                 elsewhere[0].keys.get("claimed_by"))
+        time.sleep(poll_s)
 
 
 class ActiveLearner:

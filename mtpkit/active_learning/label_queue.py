@@ -7,8 +7,11 @@ training labels. Rows are labelled one per worker process through
 BLAS/OpenMP threads, so ``workers × threads`` cores are used), lowest ``priority``
 first, then in the order they were requested. Every finished label is committed to
 the store by this process as it arrives, and the next row is chosen only then, so
-rows requested while the queue runs are picked up too. A kill loses only the labels
-being computed; the next call starts with the rows still pending.
+rows requested while the queue runs are picked up too. A row is claimed before it is
+handed to a worker (:meth:`~mtpkit.active_learning.store.LabelStore.claim`), so two
+processes labelling one store never compute the same row. A kill loses only the labels
+being computed (their claims die with the process); the next call starts with the rows
+still pending.
 
 :func:`label_batch` does the same through job folders on a cluster (VASP / QE).
 """
@@ -65,9 +68,11 @@ def label_pending(store: LabelStore, *, workers: int = 1, threads: int = 1, sche
         if limit is not None and started >= limit:
             return None
         busy = {r.id for r in in_flight.values()} | skip
-        row = next((r for r in store.pending_by_priority(subset=subset)
-                    if r.id not in busy and (rows is None or r.id in rows)), None)
-        if row is None:
+        for row in store.pending_by_priority(subset=subset):
+            # a row another live process has claimed is that process's to label
+            if row.id not in busy and (rows is None or row.id in rows) and store.claim(row.id):
+                break
+        else:
             return None
         started += 1
         in_flight[str(row.id)] = row
@@ -77,6 +82,7 @@ def label_pending(store: LabelStore, *, workers: int = 1, threads: int = 1, sche
         row = in_flight.pop(outcome.key)
         if not outcome.ok:
             skip.add(row.id)
+            store.unclaim(row.id)
             log.warning("row %s (%s): worker failed, left pending: %s", row.id, row.keys["source"], outcome.error)
             return
         res: LabelOutcome = outcome.result

@@ -20,6 +20,9 @@ Key-value pairs of every row (searchable with ``ase db``):
 ``wall_s``       seconds the label took (completed rows)
 ``code``         the labelling code and its version (completed rows)
 ``attempts``     earlier failed attempts of a row released for another try
+``claimed_by``   ``host:pid`` of the process labelling a pending row right now (:meth:`LabelStore.claim`),
+                 so that two labelling processes on one store (a campaign and ``mtpkit label``)
+                 never compute the same row; a claim by a process that has died is void
 
 The row's ``data`` holds ``settings`` (the full labeller spec), ``reason``
 (quarantined rows) and ``extra`` (labeller-specific numbers, e.g. the Pulay-stress
@@ -28,10 +31,14 @@ correction applied).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import socket
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -130,6 +137,46 @@ class LabelStore:
                               status="pending", subset=subset, source=source, priority=int(priority),
                               data={"settings": spec})
 
+    def claim(self, row_id: int, owner: str | None = None) -> bool:
+        """Take pending row ``row_id`` for labelling by ``owner`` (default: this process, ``host:pid``).
+
+        Returns ``False`` when the row is not pending or another live process holds it; the
+        check and the claim happen under a lock file beside the store, so of two processes
+        claiming one row exactly one wins. :meth:`complete`, :meth:`quarantine` and
+        :meth:`unclaim` end a claim; a claim whose process has died (same host) or is older
+        than ``CLAIM_TTL_S`` (another host) no longer counts.
+        """
+        owner = owner or process_owner()
+        with self._claim_lock():
+            row = self._db.get(id=row_id)
+            if row.get("status") != "pending":
+                return False
+            holder = row.get("claimed_by")
+            if holder and holder != owner and _claim_alive(holder, float(row.get("claimed_at", 0.0))):
+                return False
+            self._db.update(row_id, claimed_by=owner, claimed_at=time.time())
+            return True
+
+    def unclaim(self, row_id: int) -> None:
+        """End the claim on ``row_id`` (its labelling stopped without a result)."""
+        with self._claim_lock():
+            self._db.update(row_id, delete_keys=["claimed_by", "claimed_at"])
+
+    def claimed_elsewhere(self, row: StoredLabel, owner: str | None = None) -> bool:
+        """Whether pending ``row`` is being labelled by another live process."""
+        holder = row.keys.get("claimed_by")
+        return (row.status == "pending" and bool(holder) and holder != (owner or process_owner())
+                and _claim_alive(holder, float(row.keys.get("claimed_at", 0.0))))
+
+    @contextlib.contextmanager
+    def _claim_lock(self) -> Iterator[None]:
+        with open(self.path.with_name(self.path.name + ".claims.lock"), "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def reprioritize(self, row_id: int, priority: int) -> bool:
         """Change when pending row ``row_id`` is labelled (lowest ``priority`` first). Returns
         whether it changed: a finished or quarantined row is left as it is."""
@@ -142,12 +189,12 @@ class LabelStore:
                  extra: dict | None = None) -> None:
         """Store the label of pending row ``row_id`` (``labelled`` carries it as its calculator)."""
         self._db.update(row_id, atoms=labelled, status="ok", wall_s=float(wall_s), code=code,
-                        data={"extra": extra or {}})
+                        data={"extra": extra or {}}, delete_keys=["claimed_by", "claimed_at"])
 
     def quarantine(self, row_id: int, reason: str, *, wall_s: float = 0.0, code: str = "") -> None:
         """Mark row ``row_id`` as never to be trained on, with the ``reason``."""
         self._db.update(row_id, status="quarantined", wall_s=float(wall_s), code=code,
-                        data={"reason": str(reason)})
+                        data={"reason": str(reason)}, delete_keys=["claimed_by", "claimed_at"])
 
     def release(self, row_id: int) -> None:
         """Put a quarantined row back to pending for one more attempt (``attempts`` counts them)."""
@@ -234,3 +281,25 @@ def _query(status: str | None, settings: Any, subset: str | None, labeller: str 
     if labeller is not None:
         query["labeller"] = labeller
     return query
+
+
+#: a claim by a process on another host counts for this long (s); same-host claims count while the process lives
+CLAIM_TTL_S = 48 * 3600.0
+
+
+def process_owner() -> str:
+    """``host:pid`` of this process, as :meth:`LabelStore.claim` records it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim_alive(holder: str, claimed_at: float) -> bool:
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return time.time() - claimed_at < CLAIM_TTL_S
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
