@@ -167,14 +167,14 @@ def test_reprioritize_changes_the_order_of_pending_rows_only(tmp_path):
 
 def test_claims_keep_two_labelling_processes_apart(tmp_path):
     """A row another live process claimed is left to it; once that process is gone it is labelled here."""
-    import socket
+    from mtpkit.active_learning.store import process_owner
 
     store = LabelStore(tmp_path / "l.db")
     emt = LabellerSpec("emt")
     ids = [store.request(cu(i), emt, source=f"c{i}") for i in range(3)]
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        owner = f"{socket.gethostname()}:{other.pid}"
+        owner = process_owner(other.pid)
         assert store.claim(ids[0], owner=owner)
         assert not store.claim(ids[0])  # held by a live process
         assert store.claimed_elsewhere(store.pending_by_priority()[0])
@@ -184,6 +184,11 @@ def test_claims_keep_two_labelling_processes_apart(tmp_path):
         other.kill()
         other.wait()
     assert store.claim(ids[0]) and store.claim(ids[0])  # the dead claim is void; claiming twice is fine
+    # a claim recorded with this pid but another start time (pid reuse) or boot is void too
+    me = process_owner().split(":")
+    for stale in (":".join([*me[:3], "1"]), ":".join([me[0], "00000000", *me[2:]])):
+        store.unclaim(ids[0])
+        assert store.claim(ids[0], owner=stale) and store.claim(ids[0])
     store.unclaim(ids[0])
     label_pending(store, in_process=True)
     assert store.counts()["ok"] == 3

@@ -20,7 +20,7 @@ Key-value pairs of every row (searchable with ``ase db``):
 ``wall_s``       seconds the label took (completed rows)
 ``code``         the labelling code and its version (completed rows)
 ``attempts``     earlier failed attempts of a row released for another try
-``claimed_by``   ``host:pid`` of the process labelling a pending row right now (:meth:`LabelStore.claim`),
+``claimed_by``   ``host:boot:pid:start`` of the process labelling a pending row right now (:meth:`LabelStore.claim`),
                  so that two labelling processes on one store (a campaign and ``mtpkit label``)
                  never compute the same row; a claim by a process that has died is void
 
@@ -138,7 +138,7 @@ class LabelStore:
                               data={"settings": spec})
 
     def claim(self, row_id: int, owner: str | None = None) -> bool:
-        """Take pending row ``row_id`` for labelling by ``owner`` (default: this process, ``host:pid``).
+        """Take pending row ``row_id`` for labelling by ``owner`` (default: this process, :func:`process_owner`).
 
         Returns ``False`` when the row is not pending or another live process holds it; the
         check and the claim happen under a lock file beside the store, so of two processes
@@ -287,19 +287,42 @@ def _query(status: str | None, settings: Any, subset: str | None, labeller: str 
 CLAIM_TTL_S = 48 * 3600.0
 
 
-def process_owner() -> str:
-    """``host:pid`` of this process, as :meth:`LabelStore.claim` records it."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def process_owner(pid: int | None = None) -> str:
+    """``host:boot:pid:start`` of process ``pid`` (default: this one), as :meth:`LabelStore.claim`
+    records it; boot id and start time tell a live claimant from a later process that got the same
+    pid (after a reboot, or pid reuse)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{_boot_id()}:{pid}:{_start_time(pid)}"
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()[:8]
+    except OSError:
+        return "-"
+
+
+def _start_time(pid: int) -> str:
+    """Start time of ``pid`` in clock ticks after boot (Linux ``/proc``), ``"-"`` where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return "-"
 
 
 def _claim_alive(holder: str, claimed_at: float) -> bool:
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    parts = holder.split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or not parts[2].isdigit():
         return time.time() - claimed_at < CLAIM_TTL_S
+    _, boot, pid, start = parts
+    if boot != _boot_id():
+        return False  # claimed before this machine's last boot
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, owned by another user
-        return True
-    return True
+        pass
+    return start == "-" or _start_time(int(pid)) == start
