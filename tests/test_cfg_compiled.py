@@ -410,7 +410,9 @@ def test_potential_files_the_python_reader_must_read(files, tmp_path, capsys):
 def test_species_symbols_are_ase_ones():
     from ase.data import chemical_symbols
 
-    assert list(evaluate._CHEMICAL_SYMBOLS) == chemical_symbols
+    from mtpkit.commands._species import CHEMICAL_SYMBOLS
+
+    assert list(CHEMICAL_SYMBOLS) == chemical_symbols
 
 
 # --------------------------------------------------------------------------- the compiled reader

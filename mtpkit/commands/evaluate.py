@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mtpkit.commands import UserError
+from mtpkit.commands._species import parse_species
 
 if TYPE_CHECKING:  # the CLI imports this module to build its parser: keep NumPy/ASE out of that
     import numpy as np
@@ -97,31 +98,6 @@ def run(args: argparse.Namespace) -> int:
     return run_reference(args)
 
 
-# ase.data.chemical_symbols (placeholder X for 0), here so that --species is checked without ASE
-_CHEMICAL_SYMBOLS = (
-    "X", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "Ar",
-    "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br", "Kr",
-    "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te", "I", "Xe",
-    "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf",
-    "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th",
-    "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs",
-    "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og",
-)
-
-
-def _parse_species(text: str | None) -> list[str] | None:
-    """:func:`mtpkit.commands.train.parse_species` for the command line, without ASE."""
-    if text is None:
-        return None
-    out = [s.strip() for s in text.split(",") if s.strip()]
-    if not out:
-        raise UserError("--species: give comma-separated chemical symbols")
-    for s in out:
-        if s not in _CHEMICAL_SYMBOLS:
-            raise UserError(f"--species: unknown chemical symbol {s!r}")
-    return out
-
-
 def run_compiled(args: argparse.Namespace) -> int | None:
     """The command through the compiled core; ``None`` when the Python path must run
     instead (decided before anything is written or printed)."""
@@ -138,7 +114,7 @@ def _evaluate_compiled(args: argparse.Namespace) -> tuple[float, dict] | None:
     and messages, in its order; ``None`` for inputs only the Python readers read."""
     from mtpkit import _core
 
-    species = _parse_species(args.species)
+    species = parse_species(args.species)
     model, _reason = _core.load_potential_for_evaluation(args.potential)
     if model is None:  # the Python reader reads it, or words the problem
         return None
@@ -188,7 +164,6 @@ def run_reference(args: argparse.Namespace) -> int:
     """The command through ASE and NumPy (the reference; ``--report`` needs it)."""
     import numpy as np
 
-    from mtpkit.commands.train import parse_species
     from mtpkit.potentials.cfg import read_cfg, write_cfg
     from mtpkit.potentials.labels import Predictions, config_name, extract_labels
     from mtpkit.potentials.metrics import error_metrics, format_metrics, write_metrics

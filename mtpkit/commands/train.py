@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mtpkit.commands import UserError
+from mtpkit.commands._species import parse_species
 from mtpkit.errors import InputFileError
 
 # flag -> (TOML key, type, help)
@@ -67,22 +68,6 @@ def register(subparsers) -> None:
     for flag, key, typ, text in _SETTINGS:
         p.add_argument(flag, dest=key, type=typ, default=None, help=text)
     p.set_defaults(func=run)
-
-
-def parse_species(text: Any, where: str = "--species") -> list[str] | None:
-    """A species list from ``"Na,Y,Zr,Cl"`` or a list; ``None`` for empty."""
-    if text is None:
-        return None
-    items = text if isinstance(text, list) else str(text).split(",")
-    out = [str(s).strip() for s in items if str(s).strip()]
-    if not out:
-        raise UserError(f"{where}: give comma-separated chemical symbols")
-    from ase.data import atomic_numbers
-
-    for s in out:
-        if s not in atomic_numbers:
-            raise UserError(f"{where}: unknown chemical symbol {s!r}")
-    return out
 
 
 def parse_init(value: Any, base: Path | None = None) -> int | str:
