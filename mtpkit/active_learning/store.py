@@ -151,8 +151,7 @@ class LabelStore:
             row = self._db.get(id=row_id)
             if row.get("status") != "pending":
                 return False
-            holder = row.get("claimed_by")
-            if holder and holder != owner and _claim_alive(holder, float(row.get("claimed_at", 0.0))):
+            if _held_by_other(row.get("claimed_by"), float(row.get("claimed_at", 0.0)), owner):
                 return False
             self._db.update(row_id, claimed_by=owner, claimed_at=time.time())
             return True
@@ -164,9 +163,9 @@ class LabelStore:
 
     def claimed_elsewhere(self, row: StoredLabel, owner: str | None = None) -> bool:
         """Whether pending ``row`` is being labelled by another live process."""
-        holder = row.keys.get("claimed_by")
-        return (row.status == "pending" and bool(holder) and holder != (owner or process_owner())
-                and _claim_alive(holder, float(row.keys.get("claimed_at", 0.0))))
+        return row.status == "pending" and _held_by_other(row.keys.get("claimed_by"),
+                                                          float(row.keys.get("claimed_at", 0.0)),
+                                                          owner or process_owner())
 
     @contextlib.contextmanager
     def _claim_lock(self) -> Iterator[None]:
@@ -310,6 +309,11 @@ def _start_time(pid: int) -> str:
             return fh.read().rpartition(")")[2].split()[19]
     except (OSError, IndexError):
         return "-"
+
+
+def _held_by_other(holder: str | None, claimed_at: float, owner: str) -> bool:
+    """Whether a claim by ``holder`` (made at ``claimed_at``) keeps ``owner`` from a row."""
+    return bool(holder) and holder != owner and _claim_alive(holder, claimed_at)
 
 
 def _claim_alive(holder: str, claimed_at: float) -> bool:
