@@ -49,7 +49,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cli import SPECIES, evaluate_all, machine, make_potential, nacl_cells  # noqa: E402
+from bench_cli import SPECIES, evaluate_all, installed_command, machine, make_potential, nacl_cells  # noqa: E402
 from bench_fit_convergence import nacl_set  # noqa: E402
 
 
@@ -102,7 +102,7 @@ def evaluation(mlp: str, levels: list[int], repeats: int, tmp: Path, env: dict[s
                 evaluate_all(images, calc)
 
             ours, theirs = tmp / "ours.cfg", tmp / "theirs.cfg"
-            cli = [sys.executable, "-m", "mtpkit.cli", "evaluate", str(pot), str(cfg), "--output", str(ours),
+            cli = [installed_command(), "evaluate", str(pot), str(cfg), "--output", str(ours),
                    "--species", ",".join(SPECIES)]
             ref = [mlp, "calculate_efs", str(pot), str(cfg), f"--output_filename={theirs}"]
             # the three measured in turn, repeat by repeat, so that a slow spell of a shared machine

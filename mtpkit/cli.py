@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     except mtpkit.commands.UserError as exc:  # bad input: one clear line, no traceback
         print(f"mtpkit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file that cannot be read or written (a folder in the way, no permission, disk full)
+        if exc.filename is None:
+            raise
+        print(f"mtpkit {args.command}: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
