@@ -341,3 +341,41 @@ def test_ase_and_lammps_exploration_engines(tmp_path, helpers_on_path):
         for r in it1["runs"]:
             assert r["status"] in ("done", "extrapolation_break", "failed")
             assert r["max_gamma"] > 0 and r["steps_done"] > 0
+
+
+def test_production_size_frames_are_cut_to_learning_cells(tmp_path, helpers_on_path):
+    """``md_size_labels = "tile"``: frames of the production-size rung become cells of the learning
+    structure's shape around their most extrapolating atom before selection and labelling."""
+    from ase.io import read
+
+    from mtpkit.active_learning.engine import ActiveLearner
+    from mtpkit.campaign.orchestrator import learning_plan
+
+    path = make_campaign(tmp_path, max_iterations=1)
+    text = path.read_text().replace("supercell = [2, 1, 1]\n", "supercell = [2, 1, 1]\nmd_supercell = [2, 2, 2]\n")
+    path.write_text(text.replace("[active_learning]\n", '[active_learning]\nmd_size_rung = true\n'
+                                                        'md_size_labels = "tile"\n'))
+    out = tmp_path / "run"
+    assert learn(path, out) == 0
+    plan = learning_plan(load_config(path, scale="tiny"), out.resolve())
+    engine = ActiveLearner(plan, out / "03_active_learning", LabelStore(out / "labels.db"))
+    rung = engine.rungs[-1]
+    assert rung.md_size and set(plan.md_structures) == {"cu"}
+    tile, box = read(plan.structures["cu"]), read(plan.md_structures["cu"])
+    assert len(tile) == 8 and len(box) == 64
+    frames = []
+    for s in range(3):
+        f = box.copy()
+        f.rattle(0.15, seed=s)
+        f.info.update(run="cu/T1200K-md/r0", md_step=10 * s, MV_grade=3.0)
+        frames.append(f)
+    chosen, info = engine._select(2, engine.last_fit(2), [frames], {"labels_added": 0}, rung,
+                                  [{"run": "cu/T1200K-md/r0", "structure": "cu"}])
+    assert info["cut_from_frames"] == 3 and info["cut_tiles"] == 3 and info["candidates"] == 3
+    cands = read(out / "03_active_learning" / "iter_002" / "candidates.extxyz", index=":")
+    assert len(cands) == info["unique"] and chosen
+    for c in cands:
+        assert len(c) == 8 and abs(c.get_volume() - box.get_volume() / 8) < 0.05 * c.get_volume()
+        assert c.info["structure"] == "cu" and c.info["md_step"] in (0, 10, 20)
+        centre = c.info["cut_atom"]
+        assert c.arrays["box_index"][c.info["cut_centre"]] == centre

@@ -63,6 +63,10 @@ def test_precedence_scale_tables_override_top_level():
     ({"starting_set": {"md_steps": 2.5}}, "starting_set.md_steps"),
     ({"scales": {"tiny": {"production": {"stepz": 5}}}}, "production.stepz"),
     ({"analysis": {"framework_msd_max_A2": 0.0}}, "analysis.framework_msd_max_A2"),
+    ({"structures": {"md_supercell": [2, 2, 2]}}, "structures.md_supercell"),  # names, not files
+    ({"structures": {"files": ["a.cif"], "names": [], "md_supercell": [2, 0, 2]}}, "structures.md_supercell"),
+    ({"active_learning": {"md_size_labels": "tile", "mode": "configuration"}}, "active_learning.md_size_labels"),
+    ({"active_learning": {"md_size_labels": "slab"}}, "active_learning.md_size_labels"),
 ])
 def test_bad_config_names_the_key(doc, field):
     with pytest.raises(InputFileError) as err:

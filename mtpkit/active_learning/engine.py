@@ -292,7 +292,7 @@ class ActiveLearner:
             self._report(k, rung, records, entry)
             return
         t1 = time.perf_counter()
-        chosen, info = self._select(k, prev, frames, state)
+        chosen, info = self._select(k, prev, frames, state, rung, records)
         wall["select"] = time.perf_counter() - t1
         entry.update(n_candidates=info["candidates"], n_unique=info["unique"], n_selected=len(chosen))
         if not chosen:
@@ -301,7 +301,8 @@ class ActiveLearner:
             self._report(k, rung, records, entry)
             return
         t2 = time.perf_counter()
-        sources = [f"al:it{k:03d}:{a.info.get('run', '')}:step{a.info.get('md_step', -1)}" for a in chosen]
+        sources = [f"al:it{k:03d}:{a.info.get('run', '')}:step{a.info.get('md_step', -1)}"
+                   + (f":cut{a.info['cut_atom']}" if "cut_atom" in a.info else "") for a in chosen]
         ok, bad = label_configurations(self.store, self.plan, chosen, sources, "al", self.folder / "jobs")
         wall["label"] = time.perf_counter() - t2
         state["labels_added"] = int(state.get("labels_added", 0)) + len(ok)
@@ -353,7 +354,8 @@ class ActiveLearner:
         atomic_write_json(rec_path, records)
         return records, frames
 
-    def _select(self, k: int, prev: Path, frames: list[list[Atoms]], state: dict) -> tuple[list[Atoms], dict]:
+    def _select(self, k: int, prev: Path, frames: list[list[Atoms]], state: dict, rung: Rung,
+                records: list[dict]) -> tuple[list[Atoms], dict]:
         from mtpkit.active_learning.grades import rows_for
         from mtpkit.active_learning.selection import select_add
 
@@ -365,11 +367,21 @@ class ActiveLearner:
             return [cands[i] for i in info["selected"]], info
         al = self.plan.al
         picked = [a for f in frames for a in pick(f, al.candidates_per_run, al.candidate_policy)]
+        info_cut: dict[str, Any] = {}
+        if rung.md_size and al.md_size_labels == "tile":
+            names = [r["structure"] for r, f in zip(records, frames, strict=True)
+                     for _ in pick(f, al.candidates_per_run, al.candidate_policy)]
+            n_frames = len(picked)
+            picked = self._cut_tiles(prev, picked, names)
+            info_cut = {"cut_from_frames": n_frames, "cut_tiles": len(picked)}
+            log.info("iteration %d: %d of %d box frames cut to %d-atom cells around their most extrapolating "
+                     "atom", k, len(picked), n_frames, len(picked[0]) if picked else 0)
         cands = deduplicate(picked, self.training_set(), al.dedup_distance)
         room = al.labels_per_iteration
         if al.max_labels:
             room = min(room, int(al.max_labels) - int(state.get("labels_added", 0)))
-        info: dict[str, Any] = {"candidates": len(picked), "unique": len(cands), "selected": [], "grades": []}
+        info: dict[str, Any] = {"candidates": len(picked), "unique": len(cands), "selected": [], "grades": [],
+                                **info_cut}
         if not cands:
             info["why_empty"] = "the runs saved no new configuration to learn from"
         elif room <= 0:
@@ -386,6 +398,34 @@ class ActiveLearner:
         log.info("iteration %d: %d candidates, %d unique, %d selected", k, len(picked), len(cands),
                  len(info["selected"]))
         return [cands[i] for i in info["selected"]], info
+
+    def _cut_tiles(self, prev: Path, boxes: list[Atoms], names: list[str]) -> list[Atoms]:
+        """Each box frame cut to a cell of its learning structure's shape and composition around
+        its atom of highest neighbourhood grade (:mod:`mtpkit.active_learning.cut`); frames
+        with no such window are left out. Atoms closer than 0.9 of the frame's own closest
+        pair count as an artefact of the cut."""
+        from ase.io import read
+
+        from mtpkit.active_learning.cut import closest_pair, composition_of, cut_tile, supercell_matrix
+        from mtpkit.active_learning.grades import grade_images
+
+        mtp, aset = load_fitted(prev, self.plan.species)
+        grades = grade_images(mtp, aset, boxes, self.plan.species)
+        tiles, shapes = [], {}
+        for box, name, g in zip(boxes, names, grades.per_atom or [], strict=True):
+            if name not in shapes:
+                tile = read(self.plan.structures[name], format="extxyz")
+                md = read(self.plan.md_structures[name], format="extxyz")
+                shapes[name] = (supercell_matrix(md.cell, tile.cell), composition_of(tile))
+            matrix, composition = shapes[name]
+            centre = int(g.argmax())
+            cut = cut_tile(box, centre, matrix, composition, min_distance=0.9 * closest_pair(box))
+            if cut is None:
+                continue
+            cut.info.update(run=box.info.get("run", ""), md_step=box.info.get("md_step", -1),
+                            MV_grade=float(g[centre]), cut_atom=centre, structure=name)
+            tiles.append(cut)
+        return tiles
 
     def _report(self, k: int, rung: Rung | None, records: list[dict], entry: dict) -> None:
         d = self.it_dir(k)

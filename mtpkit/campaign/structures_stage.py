@@ -117,9 +117,18 @@ def _from_files(cfg: PipelineConfig, folder: Path, say: Callable[[str], None]) -
         atoms.info = {"name": name}
         with atomic_open(folder / f"{name}.extxyz", "w") as fh:
             write(fh, atoms, format="extxyz")
+        md_extra, where = {}, ""
+        if cfg.structures.md_supercell is not None:
+            md_atoms = atoms.repeat(tuple(cfg.structures.md_supercell))
+            with atomic_open(folder / md_file_name(name), "w") as fh:
+                write(fh, md_atoms, format="extxyz")
+            md_extra = {"md_file": md_file_name(name), "md_supercell": np.diag(cfg.structures.md_supercell).tolist(),
+                        "learn_n_atoms": len(atoms)}
+            where = f" (production MD in {len(md_atoms)}-atom boxes)"
         out["structures"][name] = {"file": f"{name}.extxyz", "source": str(path), "n_atoms": len(atoms),
-                                   "formula": atoms.get_chemical_formula(), "volume_A3": float(atoms.get_volume())}
-        say(f"structures: {name}: {len(atoms)} atoms from {path}")
+                                   "formula": atoms.get_chemical_formula(), "volume_A3": float(atoms.get_volume()),
+                                   **md_extra}
+        say(f"structures: {name}: {len(atoms)} atoms from {path}{where}")
     atomic_write_json(folder / "structures.json", out)
     return out
 

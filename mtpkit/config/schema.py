@@ -83,6 +83,9 @@ class StructuresCfg(Section):
     supercell: tuple[PositiveInt, PositiveInt, PositiveInt] = (1, 1, 1)
     size: Literal["box", "cell"] = "box"
     learn_size: Literal["", "box", "cell"] = ""
+    # files only: production MD runs in each file's structure repeated this many times along its
+    # cell vectors (learning stays in the file's cell); unset: MD in the file's cell
+    md_supercell: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
 
     @field_validator("names")
     @classmethod
@@ -102,6 +105,9 @@ class StructuresCfg(Section):
                              "cell than the one the potential was learned in)")
         if self.files and self.names:
             raise ValueError("files: give either names (study structures) or files, not both")
+        if self.md_supercell is not None and not self.files:
+            raise ValueError("md_supercell: applies to files; the study structures (names) take their "
+                             "production box from size / learn_size")
         return self
 
 
@@ -197,6 +203,10 @@ class ActiveLearningCfg(Section):
     friction: PositiveFloat = 0.02
     runs_per_structure: PositiveInt = 2
     md_size_rung: StrictBool = False
+    # what the production-size rung labels: the selected box frames ("box"), or cells of the
+    # learning structure's size cut from them around their most extrapolating atom ("tile",
+    # mtpkit.active_learning.cut: for DFT labellers that cannot afford the box)
+    md_size_labels: Literal["box", "tile"] = "box"
     # grades and candidates
     grade_every: PositiveInt = 1
     gamma_select: PositiveFloat = 2.0
@@ -228,6 +238,9 @@ class ActiveLearningCfg(Section):
         if self.gamma_stop > self.gamma_break:
             raise ValueError(f"gamma_stop: {self.gamma_stop:g} must not exceed gamma_break "
                              f"({self.gamma_break:g})")
+        if self.md_size_labels == "tile" and self.mode != "neighborhood":
+            raise ValueError("md_size_labels: 'tile' cuts around the atom with the highest neighbourhood "
+                             "grade and needs mode = 'neighborhood'")
         return self
 
 
