@@ -65,6 +65,11 @@ def test_precedence_scale_tables_override_top_level():
     ({"analysis": {"framework_msd_max_A2": 0.0}}, "analysis.framework_msd_max_A2"),
     ({"structures": {"md_supercell": [2, 2, 2]}}, "structures.md_supercell"),  # names, not files
     ({"structures": {"files": ["a.cif"], "names": [], "md_supercell": [2, 0, 2]}}, "structures.md_supercell"),
+    ({"structures": {"files": ["a.cif"], "names": [], "md_supercell": {"b": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}}},
+     "structures.md_supercell"),
+    ({"structures": {"files": ["a.cif"], "names": [], "md_supercell": {"a": [[0, 1, 0], [1, 0, 0], [0, 0, 1]]}}},
+     "structures.md_supercell.a"),
+    ({"structures": {"files": ["a.cif"], "names": [], "md_supercell": [2, 2]}}, "structures.md_supercell"),
     ({"active_learning": {"md_size_labels": "tile", "mode": "configuration"}}, "active_learning.md_size_labels"),
     ({"active_learning": {"md_size_labels": "slab"}}, "active_learning.md_size_labels"),
 ])

@@ -97,6 +97,7 @@ def run_structures(cfg: PipelineConfig, folder: Path, say: Callable[[str], None]
 
 
 def _from_files(cfg: PipelineConfig, folder: Path, say: Callable[[str], None]) -> dict:
+    from ase.build import make_supercell
     from ase.io import read, write
 
     from mtpkit.errors import InputFileError
@@ -118,12 +119,12 @@ def _from_files(cfg: PipelineConfig, folder: Path, say: Callable[[str], None]) -
         with atomic_open(folder / f"{name}.extxyz", "w") as fh:
             write(fh, atoms, format="extxyz")
         md_extra, where = {}, ""
-        if cfg.structures.md_supercell is not None:
-            md_atoms = atoms.repeat(tuple(cfg.structures.md_supercell))
+        matrix = cfg.structures.md_supercell_of(name)
+        if matrix is not None:
+            md_atoms = make_supercell(atoms, np.array(matrix, int))
             with atomic_open(folder / md_file_name(name), "w") as fh:
                 write(fh, md_atoms, format="extxyz")
-            md_extra = {"md_file": md_file_name(name), "md_supercell": np.diag(cfg.structures.md_supercell).tolist(),
-                        "learn_n_atoms": len(atoms)}
+            md_extra = {"md_file": md_file_name(name), "md_supercell": matrix, "learn_n_atoms": len(atoms)}
             where = f" (production MD in {len(md_atoms)}-atom boxes)"
         out["structures"][name] = {"file": f"{name}.extxyz", "source": str(path), "n_atoms": len(atoms),
                                    "formula": atoms.get_chemical_formula(), "volume_A3": float(atoms.get_volume()),

@@ -43,6 +43,26 @@ NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Number = Annotated[float, Field(allow_inf_nan=False)]
 Temperatures = Annotated[list[PositiveFloat], Field(min_length=1)]
 
+
+def supercell_matrix(value: Any) -> list[list[int]]:
+    """An integer 3x3 matrix with a positive determinant (a right-handed supercell, box = S @ cell),
+    from [n1, n2, n3] (diagonal) or three rows of three integers; ValueError otherwise."""
+    def ints(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if isinstance(value, list | tuple) and len(value) == 3 and all(ints(n) for n in value):
+        m = [[n if i == j else 0 for j in range(3)] for i, n in enumerate(value)]
+    elif (isinstance(value, list | tuple) and len(value) == 3
+          and all(isinstance(r, list | tuple) and len(r) == 3 and all(ints(n) for n in r) for r in value)):
+        m = [list(r) for r in value]
+    else:
+        raise ValueError(f"give [n1, n2, n3] or three rows of three integers, got {value!r}")
+    det = (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+           + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]))
+    if det < 1:
+        raise ValueError(f"determinant {det}: a supercell needs a positive one (a right-handed box)")
+    return m
+
 #: labeller kinds the schema accepts (in-process ASE calculators and batch DFT job folders)
 LABELLER_KINDS = ("chgnet", "sevennet", "gpaw", "emt", "lj", "morse", "ase", "vasp", "qe")
 
@@ -83,9 +103,25 @@ class StructuresCfg(Section):
     supercell: tuple[PositiveInt, PositiveInt, PositiveInt] = (1, 1, 1)
     size: Literal["box", "cell"] = "box"
     learn_size: Literal["", "box", "cell"] = ""
-    # files only: production MD runs in each file's structure repeated this many times along its
-    # cell vectors (learning stays in the file's cell); unset: MD in the file's cell
-    md_supercell: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
+    # files only: production MD runs in each file's structure repeated along its cell vectors
+    # (learning stays in the file's cell): [n1, n2, n3] for every file, or a table of integer
+    # 3x3 matrices S (box = S @ cell) keyed by file stem, one per file; unset: MD in the file's cell
+    md_supercell: Any = None
+
+    @field_validator("md_supercell", mode="before")
+    @classmethod
+    def _matrices(cls, v: Any) -> list[list[int]] | dict[str, list[list[int]]] | None:
+        if v is None:
+            return None
+        if isinstance(v, dict):
+            out = {}
+            for stem, m in v.items():
+                try:
+                    out[str(stem)] = supercell_matrix(m)
+                except ValueError as exc:
+                    raise ValueError(f"{stem}: {exc}") from None
+            return out
+        return supercell_matrix(v)
 
     @field_validator("names")
     @classmethod
@@ -108,7 +144,20 @@ class StructuresCfg(Section):
         if self.md_supercell is not None and not self.files:
             raise ValueError("md_supercell: applies to files; the study structures (names) take their "
                              "production box from size / learn_size")
+        if isinstance(self.md_supercell, dict):
+            stems = {Path(f).stem for f in self.files}
+            if set(self.md_supercell) != stems:
+                raise ValueError(f"md_supercell: give one matrix per file stem ({', '.join(sorted(stems))}); got "
+                                 f"{', '.join(sorted(self.md_supercell))}")
         return self
+
+    def md_supercell_of(self, stem: str) -> list[list[int]] | None:
+        """The integer matrix S (production box = S @ cell) of the file named ``stem``, or None."""
+        if self.md_supercell is None:
+            return None
+        if isinstance(self.md_supercell, dict):
+            return [list(row) for row in self.md_supercell[stem]]
+        return [list(row) for row in self.md_supercell]
 
 
 class BatchCfg(Section):
