@@ -379,3 +379,29 @@ def test_production_size_frames_are_cut_to_learning_cells(tmp_path, helpers_on_p
         assert c.info["structure"] == "cu" and c.info["md_step"] in (0, 10, 20)
         centre = c.info["cut_atom"]
         assert c.arrays["box_index"][c.info["cut_centre"]] == centre
+
+
+def test_production_size_rung_that_only_checks_labels_nothing(tmp_path, helpers_on_path):
+    """``md_size_labels = "none"``: extrapolating box frames are not labelled; the selection is empty
+    and says why, so an unreliable box rung stops the learning with that reason."""
+    from ase.io import read
+
+    from mtpkit.active_learning.engine import ActiveLearner
+    from mtpkit.campaign.orchestrator import learning_plan
+
+    path = make_campaign(tmp_path, max_iterations=1)
+    text = path.read_text().replace("supercell = [2, 1, 1]\n", "supercell = [2, 1, 1]\nmd_supercell = [2, 2, 2]\n")
+    path.write_text(text.replace("[active_learning]\n", '[active_learning]\nmd_size_rung = true\n'
+                                                        'md_size_labels = "none"\n'))
+    out = tmp_path / "run"
+    assert learn(path, out) == 0
+    plan = learning_plan(load_config(path, scale="tiny"), out.resolve())
+    engine = ActiveLearner(plan, out / "03_active_learning", LabelStore(out / "labels.db"))
+    rung = engine.rungs[-1]
+    box = read(plan.md_structures["cu"])
+    box.info.update(run="cu/T1200K-md/r0", md_step=10, MV_grade=30.0)
+    n_rows = len(list(LabelStore(out / "labels.db").rows()))
+    chosen, info = engine._select(2, engine.last_fit(2), [[box]], {"labels_added": 0}, rung,
+                                  [{"run": "cu/T1200K-md/r0", "structure": "cu"}])
+    assert chosen == [] and info["selected"] == [] and "md_size_labels = 'none'" in info["why_empty"]
+    assert len(list(LabelStore(out / "labels.db").rows())) == n_rows

@@ -366,6 +366,12 @@ class ActiveLearner:
             cands = _read_frames(cand_path)
             return [cands[i] for i in info["selected"]], info
         al = self.plan.al
+        if rung.md_size and al.md_size_labels == "none":
+            info = {"candidates": 0, "unique": 0, "selected": [], "grades": [],
+                    "why_empty": "md_size_labels = 'none' labels nothing there (the rung is a check)"}
+            _write_frames(cand_path, [])
+            atomic_write_json(sel_path, info)
+            return [], info
         picked = [a for f in frames for a in pick(f, al.candidates_per_run, al.candidate_policy)]
         info_cut: dict[str, Any] = {}
         if rung.md_size and al.md_size_labels == "tile":

@@ -254,8 +254,9 @@ class ActiveLearningCfg(Section):
     md_size_rung: StrictBool = False
     # what the production-size rung labels: the selected box frames ("box"), or cells of the
     # learning structure's size cut from them around their most extrapolating atom ("tile",
-    # mtpkit.active_learning.cut: for DFT labellers that cannot afford the box)
-    md_size_labels: Literal["box", "tile"] = "box"
+    # mtpkit.active_learning.cut: for DFT labellers that cannot afford the box), or nothing ("none":
+    # the rung only checks that the potential stays reliable in the boxes, and stops if it does not)
+    md_size_labels: Literal["box", "tile", "none"] = "box"
     # grades and candidates
     grade_every: PositiveInt = 1
     gamma_select: PositiveFloat = 2.0
