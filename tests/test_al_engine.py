@@ -383,7 +383,8 @@ def test_production_size_frames_are_cut_to_learning_cells(tmp_path, helpers_on_p
 
 def test_production_size_rung_that_only_checks_labels_nothing(tmp_path, helpers_on_path):
     """``md_size_labels = "none"``: extrapolating box frames are not labelled; the selection is empty
-    and says why, so an unreliable box rung stops the learning with that reason."""
+    and says why, so an unreliable box rung stops the learning with that reason. The box rung's runs
+    have their own length, ``md_size_steps``."""
     from ase.io import read
 
     from mtpkit.active_learning.engine import ActiveLearner
@@ -392,12 +393,19 @@ def test_production_size_rung_that_only_checks_labels_nothing(tmp_path, helpers_
     path = make_campaign(tmp_path, max_iterations=1)
     text = path.read_text().replace("supercell = [2, 1, 1]\n", "supercell = [2, 1, 1]\nmd_supercell = [2, 2, 2]\n")
     path.write_text(text.replace("[active_learning]\n", '[active_learning]\nmd_size_rung = true\n'
-                                                        'md_size_labels = "none"\n'))
+                                                        'md_size_labels = "none"\nmd_size_steps = 30\n'))
     out = tmp_path / "run"
     assert learn(path, out) == 0
     plan = learning_plan(load_config(path, scale="tiny"), out.resolve())
     engine = ActiveLearner(plan, out / "03_active_learning", LabelStore(out / "labels.db"))
     rung = engine.rungs[-1]
+    assert rung.md_size and not engine.rungs[0].md_size
+    assert engine.steps_of(rung) == 30 and engine.steps_of(engine.rungs[0]) == plan.al.steps == 200
+    d = out / "03_active_learning" / "iter_009"
+    d.mkdir()
+    records, _ = engine._explore(9, rung, engine.last_fit(2), d)
+    assert records and {r["steps"] for r in records} == {30} and all(r["run"].split("/")[1].endswith("-md")
+                                                                    for r in records)
     box = read(plan.md_structures["cu"])
     box.info.update(run="cu/T1200K-md/r0", md_step=10, MV_grade=30.0)
     n_rows = len(list(LabelStore(out / "labels.db").rows()))

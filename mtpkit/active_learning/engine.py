@@ -8,7 +8,9 @@ settings. Each later iteration ``k``:
 1. **explore** — ``runs_per_structure`` MD runs per structure (different seeds) at the
    current *rung*: one temperature of the ladder (``schedule = "ladder"``) or all of them
    at once (``schedule = "all"``); with ``md_size_rung`` one last rung runs at the highest
-   production temperature in the production-size structures. The LAMMPS plugin runs them
+   production temperature in the production-size structures (runs of ``md_size_steps``, so
+   that it can check production-length runs; labelling there is ``md_size_labels``: the
+   box frames, cells cut from them, or nothing). The LAMMPS plugin runs them
    in parallel (:mod:`mtpkit.active_learning.explore`), ASE in this process otherwise.
 2. **reliable?** — every run reached its length with max γ < ``gamma_stop``: move to the
    next rung (the potential is unchanged); after the last rung the learning is done.
@@ -178,6 +180,11 @@ class ActiveLearner:
             images += read_images(str(self.plan.al.heldout), self.plan.species)
         return images
 
+    def steps_of(self, rung: Rung) -> int:
+        """MD steps of each exploration run at ``rung`` (``md_size_steps`` in the production-size rung)."""
+        al = self.plan.al
+        return int(al.md_size_steps) if rung.md_size and al.md_size_steps else int(al.steps)
+
     def _load_state(self) -> dict:
         if self.state_path.is_file():
             state = json.loads(self.state_path.read_text())
@@ -286,9 +293,10 @@ class ActiveLearner:
         if reliable:
             state["rung"] += 1
             if state["rung"] >= len(self.rungs):
+                lengths = sorted({self.steps_of(r) * al.timestep / 1000 for r in self.rungs})
                 state.update(finished=True, stop_reason=(
-                    f"reliable: every exploration run reached {al.steps * al.timestep / 1000:g} ps with max γ < "
-                    f"{al.gamma_stop:g} at every rung"))
+                    f"reliable: every exploration run reached {' or '.join(f'{t:g}' for t in lengths)} ps with "
+                    f"max γ < {al.gamma_stop:g} at every rung"))
             self._report(k, rung, records, entry)
             return
         t1 = time.perf_counter()
@@ -329,7 +337,7 @@ class ActiveLearner:
             frames = _read_frames(cand_path)
             return records, [[a for a in frames if a.info.get("run") == r["run"]] for r in records]
         al = self.plan.al
-        s = ExploreSettings(al.steps, al.timestep, al.ensemble, al.pressure, al.barostat, al.friction,
+        s = ExploreSettings(self.steps_of(rung), al.timestep, al.ensemble, al.pressure, al.barostat, al.friction,
                             al.grade_every, al.gamma_select, al.gamma_break)
         sources = self.plan.md_structures if rung.md_size else self.plan.structures
         jobs = []
@@ -340,7 +348,7 @@ class ActiveLearner:
                     jobs.append((rid, name, path, T, seed_for(self.plan.seed, EXPLORATION, k, i, j, r), rung.md_size))
         engine = choose_engine(al.engine, al.basis)
         log.info("iteration %d: exploring at %s with the %s engine (%d runs of %d steps)", k, rung.name,
-                 engine, len(jobs), al.steps)
+                 engine, len(jobs), s.steps)
         if engine == "lammps":
             runs, frames = explore_lammps(jobs, prev / ALMTP, self.plan.species, s, d / "explore",
                                           workers=self.plan.workers, scheduler=self.plan.scheduler,

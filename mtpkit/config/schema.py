@@ -257,6 +257,9 @@ class ActiveLearningCfg(Section):
     # mtpkit.active_learning.cut: for DFT labellers that cannot afford the box), or nothing ("none":
     # the rung only checks that the potential stays reliable in the boxes, and stops if it does not)
     md_size_labels: Literal["box", "tile", "none"] = "box"
+    # MD steps of each run of the production-size rung (0: ``steps``); give the production length
+    # there, so that "reliable" means production-length box runs stayed below gamma_stop
+    md_size_steps: NonNegInt = 0
     # grades and candidates
     grade_every: PositiveInt = 1
     gamma_select: PositiveFloat = 2.0
