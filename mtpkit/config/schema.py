@@ -254,7 +254,8 @@ class ActiveLearningCfg(Section):
     md_size_rung: StrictBool = False
     # what the production-size rung labels: the selected box frames ("box"), or cells of the
     # learning structure's size cut from them around their most extrapolating atom ("tile",
-    # mtpkit.active_learning.cut: for DFT labellers that cannot afford the box), or nothing ("none":
+    # mtpkit.active_learning.cut; measured to teach seam artefacts in 37-atom NYZC75 cells, see its
+    # docstring), or nothing ("none":
     # the rung only checks that the potential stays reliable in the boxes, and stops if it does not)
     md_size_labels: Literal["box", "tile", "none"] = "box"
     # MD steps of each run of the production-size rung (0: ``steps``); give the production length
