@@ -296,3 +296,45 @@ def test_example_default_scale_campaign(tmp_path):
     assert all(state["stages"][s]["status"] == "done" for s in STAGES)
     summary = json.loads((tmp_path / "default" / "05_analysis" / "summary.json").read_text())
     assert all(e["transport"] for e in summary["structures"].values())
+
+
+def test_files_with_a_study_reference_carry_its_sites_and_class(tmp_path):
+    """structures.files + structures.reference: a file that is a state of a study structure gets the
+    study structure's TM class, occupancy and Na reference sites in its MD box (the same as the
+    study structure itself gets), its own SRO, and may go on to production; a box that is not the
+    study's MD box, or a file without a reference, is refused with the key named."""
+    from ase.io import write
+
+    from mtpkit.errors import InputFileError, UserError
+    from mtpkit.structures.builders import to_atoms
+    from mtpkit.structures.representatives import box_matrix, representative_orderings
+
+    name = "layered-TM_oct50"
+    o = representative_orderings()[name]
+    cell = to_atoms(o.structure())
+    cell.rattle(0.05, seed=3)
+    write(tmp_path / "mine.extxyz", cell)
+    S = box_matrix(o.cell).tolist()
+    files = {"files": [str(tmp_path / "mine.extxyz")], "names": [], "md_supercell": S,
+             "reference": {"mine": name}}
+    cfg = build_config({**TINY, "structures": files}, "tiny")
+    run_campaign(cfg, tmp_path / "f", stop_after="structures", echo=False)
+    mine = json.loads((tmp_path / "f" / "01_structures" / "structures.json").read_text())["structures"]["mine"]
+    study_cfg = build_config({**TINY, "structures": {"names": [name], "size": "box", "learn_size": "cell"}}, "tiny")
+    run_campaign(study_cfg, tmp_path / "s", stop_after="structures", echo=False)
+    study = json.loads((tmp_path / "s" / "01_structures" / "structures.json").read_text())["structures"][name]
+    for key in ("tm_label", "oct_occupancy_percent", "cell", "ordering", "na_sites_oct"):
+        assert mine[key] == study[key], key
+    np.testing.assert_allclose(mine["na_sites_frac"], study["na_sites_frac"])
+    assert mine["sro"] == pytest.approx(study["sro"], abs=1e-9)
+    assert mine["o_oct_of_file"] == pytest.approx(0.5) and mine["na_site_max_distance_A"] < 0.2
+    assert mine["n_atoms"] == 37 and mine["md_supercell"] == S
+
+    # the MD box must be the study's box of that cell
+    bad = build_config({**TINY, "structures": {**files, "md_supercell": [2, 2, 2]}}, "tiny")
+    with pytest.raises(InputFileError, match=r"structures\.reference"):
+        run_campaign(bad, tmp_path / "b", stop_after="structures", echo=False)
+    # without a reference the campaign stops after learning
+    plain = build_config({**TINY, "structures": {**files, "reference": {}}}, "tiny")
+    with pytest.raises(UserError, match=r"structures\.reference, missing for mine"):
+        run_campaign(plain, tmp_path / "p", echo=False)

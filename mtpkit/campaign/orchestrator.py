@@ -85,9 +85,11 @@ def run_campaign(cfg: PipelineConfig, output: str | os.PathLike, *, resume: bool
     state.set("scale", cfg.scale)
     say = make_logger(out, echo=echo)
     say(f"campaign {cfg.campaign.name} (scale {cfg.scale}) in {out}")
-    if cfg.structures.files and (stop_after is None or STAGES.index(stop_after) > STAGES.index("active_learning")):
-        raise UserError("structures.files: production and analysis need the study structures "
-                        "(structures.names); `mtpkit learn` runs the stages up to active learning for files")
+    unreferenced = [Path(f).stem for f in cfg.structures.files if Path(f).stem not in cfg.structures.reference]
+    if unreferenced and (stop_after is None or STAGES.index(stop_after) > STAGES.index("active_learning")):
+        raise UserError(f"structures.files: production and analysis need each file's study structure "
+                        f"(structures.reference, missing for {', '.join(unreferenced)}); `mtpkit learn` runs the "
+                        "stages up to active learning for any files")
     with forward_logging(say):
         for stage in STAGES:
             if state.is_done(stage):

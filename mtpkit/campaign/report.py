@@ -150,11 +150,20 @@ def _structures(data: dict) -> list[Block]:
     tiled = (" for production MD; relaxation, starting set and active learning used the "
              "37-atom ordering cell, and the MD box is that relaxed cell tiled"
              if st.get("learn_size", st["size"]) != st["size"] else "")
+    if "n_orderings" in st:
+        origin = (f"{st['n_orderings']} symmetry-distinct NYZC75 orderings enumerated ("
+                  + ", ".join(f"{k}: {v}" for k, v in sorted(st["orderings_by_class"].items()))
+                  + f"); {len(st['structures'])} used, as the {box}{tiled}.")
+    else:  # structures.files, each a state of a study structure (structures.reference)
+        origin = (f"{len(st['structures'])} structures read from files, each a state of the study structure "
+                  "named beside it (structures.reference): "
+                  + "; ".join(f"{n} ({s['source']}, {s['reference']}, {s['n_atoms']} atoms"
+                              + (f", production MD in the {s['md_n_atoms']}-atom box tiled from it"
+                                 if s.get("md_n_atoms") else "") + ")"
+                              for n, s in st["structures"].items()) + ".")
     return [
         ("h", 2, "1. Structures"),
-        ("p", f"{st['n_orderings']} symmetry-distinct NYZC75 orderings enumerated ("
-              + ", ".join(f"{k}: {v}" for k, v in sorted(st["orderings_by_class"].items()))
-              + f"); {len(st['structures'])} used, as the {box}{tiled}."),
+        ("p", origin),
         ("table", ["structure", "atoms", "TM ordering", "oct. Na (%)", "Ewald (eV/37 atoms)", "cell", "ordering"],
          [[n, s["n_atoms"], s["tm_label"], s["oct_occupancy_percent"], _num(s["ewald_eV_per_37_atoms"], "{:.3f}"),
            s["cell"], s["ordering"]] for n, s in st["structures"].items()]),

@@ -103,6 +103,7 @@ def _from_files(cfg: PipelineConfig, folder: Path, say: Callable[[str], None]) -
     from mtpkit.errors import InputFileError
 
     out: dict = {"size": "files", "learn_size": "files", "structures": {}}
+    orderings = None  # the study's 8 orderings, enumerated once if a file names one as its reference
     for path in cfg.structures.files:
         name = Path(path).stem
         if name in out["structures"]:
@@ -124,14 +125,73 @@ def _from_files(cfg: PipelineConfig, folder: Path, say: Callable[[str], None]) -
             md_atoms = make_supercell(atoms, np.array(matrix, int))
             with atomic_open(folder / md_file_name(name), "w") as fh:
                 write(fh, md_atoms, format="extxyz")
-            md_extra = {"md_file": md_file_name(name), "md_supercell": matrix, "learn_n_atoms": len(atoms)}
+            md_extra = {"md_file": md_file_name(name), "md_supercell": matrix, "learn_n_atoms": len(atoms),
+                        "md_n_atoms": len(md_atoms)}
             where = f" (production MD in {len(md_atoms)}-atom boxes)"
-        out["structures"][name] = {"file": f"{name}.extxyz", "source": str(path), "n_atoms": len(atoms),
-                                   "formula": atoms.get_chemical_formula(), "volume_A3": float(atoms.get_volume()),
-                                   **md_extra}
+        entry = {"file": f"{name}.extxyz", "source": str(path), "n_atoms": len(atoms),
+                 "formula": atoms.get_chemical_formula(), "volume_A3": float(atoms.get_volume()), **md_extra}
+        ref = cfg.structures.reference.get(name)
+        if ref is not None:
+            if orderings is None:
+                from mtpkit.structures.representatives import representative_orderings
+
+                orderings = representative_orderings()
+            entry.update(_study_reference(path, orderings[ref], ref, md_atoms if matrix is not None else atoms,
+                                          matrix))
+            where += f"; a state of {ref} ({entry['tm_label']}, {entry['oct_occupancy_percent']}% octahedral Na)"
+        out["structures"][name] = entry
         say(f"structures: {name}: {len(atoms)} atoms from {path}{where}")
     atomic_write_json(folder / "structures.json", out)
     return out
+
+
+#: how far (Å) a Na atom of a file may sit from its reference structure's nearest Na site
+REFERENCE_SITE_TOLERANCE = 1.5
+
+
+def _study_reference(path, o, ref: str, md_atoms, matrix) -> dict:
+    """What the study structure ``ref`` (its 37-atom ordering ``o``) tells about a file's MD
+    structure ``md_atoms``: TM class, octahedral occupancy, ordering, the Y/Zr SRO of the file's
+    own atoms and the Na reference sites of the study frame in the MD structure's cell.
+
+    The MD structure must be the reference's 37-atom cell (no ``md_supercell``) or its MD box
+    (``md_supercell`` = the study's box matrix), with the reference's composition and every Na
+    within :data:`REFERENCE_SITE_TOLERANCE` Å of a Na site of the frame."""
+    from mtpkit.errors import InputFileError
+    from mtpkit.structures.builders import nyzc75_frame
+    from mtpkit.structures.representatives import box_matrix, md_box_frame
+    from mtpkit.structures.sro import warren_cowley
+
+    field = "structures.reference"
+    if matrix is None:
+        frame, n_cells = nyzc75_frame(o.cell), 1
+    elif np.array_equal(np.array(matrix, int), box_matrix(o.cell)):
+        frame, n_cells = md_box_frame(), round(abs(np.linalg.det(box_matrix(o.cell))))
+    else:
+        raise InputFileError(path, f"md_supercell {matrix} is not {ref}'s MD box {box_matrix(o.cell).tolist()}: "
+                             "the Na reference sites are known in the study's cell and box only", field=field)
+    want = Counter({el: n * n_cells for el, n in Counter(sp.symbol for sp in o.structure().species).items()})
+    have = Counter(md_atoms.get_chemical_symbols())
+    if have != want:
+        raise InputFileError(path, f"composition {dict(have)} is not that of {ref} ({dict(want)})", field=field)
+    sites, is_oct = _na_reference_sites(frame)
+    na = np.array([a.index for a in md_atoms if a.symbol == "Na"])
+    d = np.asarray(md_atoms.get_scaled_positions(wrap=True))[na][:, None, :] - np.array(sites)[None, :, :]
+    d -= np.round(d)
+    dist = np.linalg.norm(d @ md_atoms.cell.array, axis=2).min(axis=1)
+    if dist.max() > REFERENCE_SITE_TOLERANCE:
+        raise InputFileError(path, f"Na atom {int(na[dist.argmax()])} is {dist.max():.2f} Å from every Na site of "
+                             f"{ref}'s frame (at most {REFERENCE_SITE_TOLERANCE} Å): not a state of {ref} in its "
+                             "cell", field=field)
+    sro = warren_cowley(md_atoms, SRO_SPECIES, SRO_CUTOFF)
+    nearest = np.linalg.norm(d @ md_atoms.cell.array, axis=2).argmin(axis=1)
+    occupied = np.bincount(nearest, minlength=len(sites))
+    o_oct = float(np.count_nonzero(occupied[np.array(is_oct, bool)]) / max(1, sum(is_oct)))
+    return {"reference": ref, "tm_label": o.tm_label, "oct_occupancy_percent": o.oct_occupancy, "cell": o.cell,
+            "ordering": o.name, "ewald_eV_per_37_atoms": o.ewald, "o_oct_of_file": o_oct,
+            "sro": {f"{a}-{b}": float(v) for (a, b), v in sro.items()},
+            "sro_species": list(SRO_SPECIES), "sro_cutoff_A": SRO_CUTOFF,
+            "na_sites_frac": sites, "na_sites_oct": is_oct, "na_site_max_distance_A": float(dist.max())}
 
 
 def load_structures(folder: Path) -> dict:

@@ -107,6 +107,10 @@ class StructuresCfg(Section):
     # (learning stays in the file's cell): [n1, n2, n3] for every file, or a table of integer
     # 3x3 matrices S (box = S @ cell) keyed by file stem, one per file; unset: MD in the file's cell
     md_supercell: Any = None
+    # files only: the NYZC75 study structure each file is a state of (file stem -> name, e.g. an
+    # annealed minimum of "layered-TM_oct25"), so that production, SRO, O_oct and the report know its
+    # TM class, octahedral occupancy and Na reference sites; every file needs one to go past learning
+    reference: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("md_supercell", mode="before")
     @classmethod
@@ -126,12 +130,18 @@ class StructuresCfg(Section):
     @field_validator("names")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        from mtpkit.structures.representatives import OCT_OCCUPANCIES, TM_CLASSES
-
-        known = [f"{tm}_oct{occ}" for tm in TM_CLASSES for occ in OCT_OCCUPANCIES]
         for n in v:
-            if n not in known:
-                raise ValueError(f"unknown structure {n!r}; choose from {', '.join(known)}")
+            _study_name(n)
+        return v
+
+    @field_validator("reference")
+    @classmethod
+    def _known_reference(cls, v: dict[str, str]) -> dict[str, str]:
+        for stem, n in v.items():
+            try:
+                _study_name(n)
+            except ValueError as exc:
+                raise ValueError(f"{stem}: {exc}") from None
         return v
 
     @model_validator(mode="after")
@@ -144,6 +154,11 @@ class StructuresCfg(Section):
         if self.md_supercell is not None and not self.files:
             raise ValueError("md_supercell: applies to files; the study structures (names) take their "
                              "production box from size / learn_size")
+        if self.reference and not self.files:
+            raise ValueError("reference: applies to files (the study structures of names carry their own)")
+        unknown = set(self.reference) - {Path(f).stem for f in self.files}
+        if unknown:
+            raise ValueError(f"reference: {', '.join(sorted(unknown))} is not the stem of a file in files")
         if isinstance(self.md_supercell, dict):
             stems = {Path(f).stem for f in self.files}
             if set(self.md_supercell) != stems:
@@ -158,6 +173,16 @@ class StructuresCfg(Section):
         if isinstance(self.md_supercell, dict):
             return [list(row) for row in self.md_supercell[stem]]
         return [list(row) for row in self.md_supercell]
+
+
+def _study_name(name: str) -> str:
+    """``name`` if it names one of the 8 NYZC75 study structures; ValueError otherwise."""
+    from mtpkit.structures.representatives import OCT_OCCUPANCIES, TM_CLASSES
+
+    known = [f"{tm}_oct{occ}" for tm in TM_CLASSES for occ in OCT_OCCUPANCIES]
+    if name not in known:
+        raise ValueError(f"unknown structure {name!r}; choose from {', '.join(known)}")
+    return name
 
 
 class BatchCfg(Section):
