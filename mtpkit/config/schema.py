@@ -9,7 +9,9 @@ only the tables it needs. Every key has a default; units: K, fs, Å, GPa, eV.
 ``[structures]``      where the structures come from: ``names`` (NYZC75 study structures,
                       [] = all 8) or ``files`` (any ASE-readable files, relative to the TOML
                       file), ``supercell``; ``size`` / ``learn_size`` (NYZC75: "box" = 296-atom
-                      MD box, "cell" = 37-atom ordering cell)
+                      MD box, "cell" = 37-atom ordering cell); for files: ``md_supercell``
+                      (production box) and ``reference`` (the study structure each file is a
+                      state of, which production and analysis need)
 ``[labeller]``        kind, parameters, calculator, stress, retries, store (a label store to
                       reuse and extend), and for kind vasp/qe the batch job settings
 ``[relax]``           labeller relaxation (and optional anneal-and-quench) of every structure
