@@ -132,6 +132,17 @@ def test_report_has_every_section_from_run_numbers(tiny_campaign):
     assert f"{fid['D_ratio_short']:.3g}" in md
     assert f"{fid['speedup_per_step_same_length']:.0f}" in md
     assert {"Y-Y", "Y-Zr", "Zr-Zr"} <= set(entry["sro_initial"])
+    # results.json: the same numbers, one record per structure
+    res = json.loads((out / "results.json").read_text())
+    rec = next(r for r in res["structures"] if r["name"] == "mixed-TM_oct50")
+    assert res["labeller"] == "ase" and rec["tm_class"] == "mixed" and rec["octahedral_occupancy"] == 0.5
+    assert rec["runs"] == len(finished) and rec["runs_host_solid"] == sum(c["solid"] for c in fw.values())
+    assert rec["sigma_293K_S_cm"] == entry["transport"]["extrapolated"]["sigma"]
+    assert rec["sigma_293K_err_S_cm"] == entry["transport"]["extrapolated"]["sigma_err"]
+    arr = entry["transport"]["arrhenius"]
+    used = (arr["two_regimes"] if arr["selected"] == "two_regimes" else arr["one_regime"])["regimes"][0]
+    assert rec["Ea_eV"] == used["Ea_eV"] and rec["Ea_err_eV"] == used["Ea_err_eV"]
+    assert set(rec["D_by_T"]) == {"500", "700"}
 
 
 def test_relaxed_structure_seeds_starting_set_and_md(tiny_campaign):
@@ -338,3 +349,18 @@ def test_files_with_a_study_reference_carry_its_sites_and_class(tmp_path):
     plain = build_config({**TINY, "structures": {**files, "reference": {}}}, "tiny")
     with pytest.raises(UserError, match=r"structures\.reference, missing for mine"):
         run_campaign(plain, tmp_path / "p", echo=False)
+
+
+def test_report_names_pbe_labels_as_such():
+    """The report's labeller note: PBE DFT for a GPAW PBE labeller, a caveat for any other."""
+    from mtpkit.campaign.report import _header
+
+    def note(labeller):
+        data = {"config": {"report": {"title": "t"}, "scale": "paper", "labeller": labeller, "source": "c.toml"},
+                "commit": "abc", "machine": "m", "written": "now", "stages": {}}
+        return next(b[1] for b in _header(data) if b[0] == "note")
+
+    pbe = note({"kind": "gpaw", "parameters": {"mode": "pw", "mode_ecut": 400, "kpts": {"density": 2.0}}})
+    assert pbe.startswith("Labels come from PBE DFT (GPAW, mode pw, mode_ecut 400") and "not from" not in pbe
+    assert "not from the PBE DFT" in note({"kind": "chgnet", "parameters": {}})
+    assert "not from the PBE DFT" in note({"kind": "gpaw", "parameters": {"xc": "LDA"}})

@@ -273,10 +273,15 @@ def _fidelity(cfg, out, say) -> dict:
 
 def _report(cfg, out, say) -> dict:
     from mtpkit.campaign.report import write_report
+    from mtpkit.campaign.results import structure_results
 
     data = gather_report_data(cfg, out)
     paths = write_report(out, data)
-    say(f"report: {paths['markdown']} and {paths['html']}")
+    if data["transport"] and data["structures"]:
+        atomic_write_json(out / "results.json", {
+            "campaign": cfg.campaign.name, "labeller": data["config"]["labeller"]["kind"],
+            "structures": structure_results(data["transport"], data["structures"])})
+    say(f"report: {paths['markdown']} and {paths['html']}; numbers per structure in {out / 'results.json'}")
     return {"markdown": str(paths["markdown"]), "html": str(paths["html"])}
 
 

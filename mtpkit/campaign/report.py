@@ -124,6 +124,17 @@ def _regimes(arr: dict | None) -> tuple[dict | None, dict | None, dict | None]:
     return None, None, arr["one_regime"]["regimes"][0]
 
 
+def _is_pbe(labeller: dict) -> bool:
+    """Whether the campaign's labels are PBE DFT (GPAW with xc = PBE, GPAW's default)."""
+    return labeller.get("kind") == "gpaw" and str((labeller.get("parameters") or {}).get("xc", "PBE")).upper() == "PBE"
+
+
+def _gpaw_settings(labeller: dict) -> str:
+    p = labeller.get("parameters") or {}
+    keys = ("mode", "mode_ecut", "kpts", "smearing_eV")
+    return ", ".join(f"{k} {p[k]}" for k in keys if k in p) or "GPAW defaults"
+
+
 def _header(data: dict) -> list[Block]:
     """Title, provenance, the labeller caveat and the stage timings."""
     cfg, scale = data["config"], data["config"]["scale"]
@@ -131,9 +142,12 @@ def _header(data: dict) -> list[Block]:
         ("h", 1, cfg["report"]["title"]),
         ("p", f"Scale `{scale}`, configuration {cfg.get('source') or '(built-in)'}; mtpkit commit "
               f"{data['commit']}; machine {data['machine']}; written {data['written']}."),
-        ("note", f"Labels come from the `{cfg['labeller']['kind']}` labeller, not from the PBE DFT "
-                 f"of the reference study ({REFERENCE_CITATION}); the MTP reproduces its labeller, so "
-                 "differences from the study's numbers include the labeller's own error."
+        ("note", (f"Labels come from PBE DFT (GPAW, {_gpaw_settings(cfg['labeller'])}), the functional of the "
+                  f"reference study ({REFERENCE_CITATION}, VASP PBE); the MTP reproduces these labels."
+                  if _is_pbe(cfg["labeller"]) else
+                  f"Labels come from the `{cfg['labeller']['kind']}` labeller, not from the PBE DFT "
+                  f"of the reference study ({REFERENCE_CITATION}); the MTP reproduces its labeller, so "
+                  "differences from the study's numbers include the labeller's own error.")
                  + ("" if scale == "paper" else
                     f" At scale `{scale}` the runs are far shorter and smaller than the study's: these "
                     "numbers are not converged and show only that every step of the campaign works.")),
