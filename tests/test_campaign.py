@@ -364,3 +364,20 @@ def test_report_names_pbe_labels_as_such():
     assert pbe.startswith("Labels come from PBE DFT (GPAW, mode pw, mode_ecut 400") and "not from" not in pbe
     assert "not from the PBE DFT" in note({"kind": "chgnet", "parameters": {}})
     assert "not from the PBE DFT" in note({"kind": "gpaw", "parameters": {"xc": "LDA"}})
+
+
+def test_resume_accepts_a_saved_configuration_that_predates_a_new_key():
+    """A campaign saved before a key was added to the schema resumes when the new key holds its
+    default (it means the same run); any other difference is still one."""
+    from mtpkit.campaign.orchestrator import _same_table
+
+    new = json.loads(json.dumps(build_config(TINY, "tiny").to_dict()))
+    old = json.loads(json.dumps(new))
+    del old["structures"]["reference"], old["active_learning"]["md_size_steps"]
+    assert all(_same_table(k, old[k], new[k]) for k in new)
+    changed = json.loads(json.dumps(new))
+    changed["active_learning"]["md_size_steps"] = 100
+    assert not _same_table("active_learning", old["active_learning"], changed["active_learning"])
+    old["active_learning"]["retired_key"] = 1
+    assert not _same_table("active_learning", old["active_learning"], new["active_learning"])
+    assert not _same_table("production", {**new["production"], "replicas": 9}, new["production"])

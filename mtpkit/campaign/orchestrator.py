@@ -62,10 +62,35 @@ def _check_folder(cfg: PipelineConfig, out: Path, resume: bool) -> None:
                         "another --output")
     old = json.loads(saved.read_text())
     new = json.loads(json.dumps(cfg.to_dict()))
-    diff = sorted(k for k in set(old) | set(new) if k != "source" and old.get(k) != new.get(k))
+    diff = sorted(k for k in set(old) | set(new) if k != "source" and not _same_table(k, old.get(k), new.get(k)))
     if diff:
         raise UserError(f"{out}: the campaign there was started with a different configuration "
                         f"({', '.join(diff)} differ); resume it with the same file and --scale")
+
+
+def _same_table(name: str, old: object, new: object) -> bool:
+    """Whether a table of a saved configuration means what the new one does: equal, or differing
+    only in keys the saved one lacks (added to the schema since the campaign started) that hold
+    their default now."""
+    if old == new:
+        return True
+    field = PipelineConfig.model_fields.get(name)
+    model = getattr(field, "annotation", None)
+    if not (isinstance(old, dict) and isinstance(new, dict) and isinstance(model, type)
+            and hasattr(model, "model_fields")):
+        return False
+    for key in set(old) | set(new):
+        if key in old:
+            if key not in new or old[key] != new[key]:
+                return False
+            continue
+        spec = model.model_fields.get(key)
+        if spec is None:
+            return False
+        default = json.loads(json.dumps(spec.get_default(call_default_factory=True), default=str))
+        if new[key] != default:
+            return False
+    return True
 
 
 def run_campaign(cfg: PipelineConfig, output: str | os.PathLike, *, resume: bool = False,
