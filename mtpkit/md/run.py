@@ -254,9 +254,10 @@ def run_md(structure, engine, species: Sequence[str], settings: MDSettings,
         run.setup(atoms)
         run.chunks(progress)
     except BlowUp as exc:
-        run.status, run.message = "failed", f"MD blow-up after step {run.steps_done}: {exc}"
+        run.status, run.message = "failed", f"MD blow-up after step {run.steps_done} (the last checkpoint): {exc}"
     except Exception as exc:  # noqa: BLE001  # LAMMPS errors arrive as generic exceptions; recorded as status
-        run.status, run.message = "failed", f"LAMMPS error after step {run.steps_done}: {exc}"
+        run.status, run.message = "failed", (f"LAMMPS error after step {run.steps_done} (the last checkpoint; "
+                                             f"the failed chunk's thermo and steps are dropped): {exc}")
     finally:
         run.close()
     return run.result()
