@@ -19,35 +19,11 @@ A cut that teaches the box's environment has centre forces close to the box's. U
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
-
-
-def windows(box, centre: int, matrix, composition) -> list:
-    """Every window shift with the tile's composition: (shift, cut cell, box indices)."""
-    from ase import Atoms
-
-    from mtpkit.active_learning.cut import SHIFTS
-
-    m = np.asarray(matrix, float)
-    tile_cell = np.linalg.solve(m, box.cell.array)
-    s = box.get_scaled_positions(wrap=True)
-    images = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=float)
-    t = (s[:, None, :] + images[None, :, :]) @ m
-    want = Counter(composition)
-    out = []
-    for shift in sorted(itertools.product(SHIFTS, repeat=3), key=lambda d: (np.abs(d).sum(), d)):
-        rel = t - (t[centre, 13] - 0.5 + np.asarray(shift))
-        atom, image = np.nonzero(np.all((rel >= 0.0) & (rel < 1.0), axis=2))
-        if len(atom) == sum(want.values()) and Counter(box.numbers[atom].tolist()) == want:
-            out.append((shift, Atoms(numbers=box.numbers[atom], scaled_positions=rel[atom, image], cell=tile_cell,
-                                     pbc=True), atom))
-    return out
 
 
 def main() -> int:
@@ -58,7 +34,7 @@ def main() -> int:
 
     from ase.io import read
 
-    from mtpkit.active_learning.cut import closest_pair, composition_of, supercell_matrix
+    from mtpkit.active_learning.cut import closest_pair, composition_of, supercell_matrix, windows
     from mtpkit.active_learning.fit import load_fitted
     from mtpkit.active_learning.grades import grade_images
     from mtpkit.active_learning.labellers import LabellerSpec, make_calculator
@@ -89,7 +65,7 @@ def main() -> int:
         for box, g in zip(frames, grades, strict=True):
             centre = int(g.argmax())
             box_cp = closest_pair(box)
-            found = windows(box, centre, matrix, composition)
+            found = list(windows(box, centre, matrix, composition))
             row = {"iteration": k, "centre": centre, "element": box.get_chemical_symbols()[centre],
                    "grade": float(g[centre]), "box_closest_pair": box_cp, "windows": len(found)}
             if found:

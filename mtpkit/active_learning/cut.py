@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +49,34 @@ def supercell_matrix(box_cell: npt.ArrayLike, tile_cell: npt.ArrayLike, tol: flo
     return r.astype(int)
 
 
+def windows(box: Atoms, centre: int, matrix: npt.ArrayLike,
+            composition: Mapping[int, int]) -> Iterator[tuple[tuple[float, float, float], Atoms, np.ndarray]]:
+    """Every tile-shaped window of ``box`` around atom ``centre`` that holds exactly
+    ``composition`` (atomic number → count), smallest shift first: (shift in tile fractions,
+    the window as a periodic cell of the tile's shape, index in ``box`` of each of its atoms).
+
+    ``matrix``: the integer supercell matrix of the box (:func:`supercell_matrix`). The cell is
+    the box's cell divided by it (it follows the box's deformation). Nothing is checked across
+    the window's faces: that is :func:`cut_tile`'s job."""
+    m = np.asarray(matrix, dtype=float)
+    tile_cell = np.linalg.solve(m, box.cell.array)
+    s = box.get_scaled_positions(wrap=True)
+    # each atom's 27 nearest box images in tile fractional coordinates: t = (s + n) @ M
+    images = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=float)
+    t = (s[:, None, :] + images[None, :, :]) @ m            # (N, 27, 3)
+    home = images.tolist().index([0.0, 0.0, 0.0])
+    want = Counter({int(z): int(c) for z, c in composition.items() if c})
+    n_tile = sum(want.values())
+    for shift in sorted(itertools.product(SHIFTS, repeat=3), key=lambda d: (np.abs(d).sum(), d)):
+        rel = t - (t[centre, home] - 0.5 + np.asarray(shift))  # window: 0 <= rel < 1 on every axis
+        inside = np.all((rel >= 0.0) & (rel < 1.0), axis=2)  # (N, 27): at most one image per atom
+        atom, image = np.nonzero(inside)
+        if len(atom) != n_tile or Counter(box.numbers[atom].tolist()) != want:
+            continue
+        cell = Atoms(numbers=box.numbers[atom], scaled_positions=rel[atom, image], cell=tile_cell, pbc=True)
+        yield tuple(float(x) for x in shift), cell, atom
+
+
 def cut_tile(box: Atoms, centre: int, matrix: npt.ArrayLike, composition: Mapping[int, int],
              min_distance: float) -> Atoms | None:
     """A periodic cell of the tile's shape holding the atoms of ``box`` in a tile-shaped
@@ -56,28 +84,10 @@ def cut_tile(box: Atoms, centre: int, matrix: npt.ArrayLike, composition: Mappin
     (atomic number → count) with all distances ≥ ``min_distance`` (Å).
 
     ``matrix``: the integer supercell matrix of the box (:func:`supercell_matrix`). The
-    cell is the box's cell divided by it (it follows the box's deformation). The
     returned atoms carry ``info["cut_centre"]`` (index of the centre atom among them),
     ``info["cut_shift"]`` (the window shift in tile fractions) and, per atom,
     ``arrays["box_index"]`` (index in ``box``)."""
-    m = np.asarray(matrix, dtype=float)
-    tile_cell = np.linalg.solve(m, box.cell.array)
-    s = box.get_scaled_positions(wrap=True)
-    # each atom's 27 nearest box images in tile fractional coordinates: t = (s + n) @ M
-    images = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=float)
-    t = (s[:, None, :] + images[None, :, :]) @ m            # (N, 27, 3)
-    want = Counter({int(z): int(c) for z, c in composition.items() if c})
-    n_tile = sum(want.values())
-    shifts = sorted(itertools.product(SHIFTS, repeat=3), key=lambda d: (np.abs(d).sum(), d))
-    for shift in shifts:
-        origin = t[centre, images.tolist().index([0.0, 0.0, 0.0])] - 0.5 + np.asarray(shift)
-        rel = t - origin                                     # window: 0 <= rel < 1 on every axis
-        inside = np.all((rel >= 0.0) & (rel < 1.0), axis=2)  # (N, 27): at most one image per atom
-        atom, image = np.nonzero(inside)
-        if len(atom) != n_tile or Counter(box.numbers[atom].tolist()) != want:
-            continue
-        frac = rel[atom, image]
-        cell = Atoms(numbers=box.numbers[atom], scaled_positions=frac, cell=tile_cell, pbc=True)
+    for shift, cell, atom in windows(box, centre, matrix, composition):
         if closest_pair(cell) < min_distance:
             continue
         cell.info.update(cut_centre=int(np.nonzero(atom == centre)[0][0]), cut_shift=np.array(shift, float))
