@@ -236,3 +236,29 @@ def test_campaign_waits_for_a_row_another_process_is_labelling(tmp_path):
     assert other.wait() == 0
     assert all(r.status == "ok" for r in rows.values())
     assert rows[ids[0]].keys["code"] == "other process"  # not labelled twice
+
+
+def test_label_follow_labels_rows_requested_while_it_waits(tmp_path):
+    """``mtpkit label --follow``: with nothing pending it waits, labels what a campaign requests
+    later, and keeps waiting until stopped; --follow with --limit is refused."""
+    store = LabelStore(tmp_path / "l.db")
+    emt = LabellerSpec("emt")
+    store.request(cu(0), emt, source="first", subset="al")
+    cmd = [sys.executable, "-m", "mtpkit.cli", "label", str(tmp_path / "l.db"), "--subset", "al", "--follow", "0.2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while not list(store.rows(status="ok")) and time.time() < deadline:
+            time.sleep(0.2)
+        store.request(cu(1), emt, source="later", subset="al")
+        store.request(cu(2), emt, source="other subset", subset="heldout")
+        while len(list(store.rows(status="ok"))) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None  # still waiting for more
+        assert {r.keys["source"] for r in store.rows(status="ok")} == {"first", "later"}
+        assert [r.keys["source"] for r in store.rows(status="pending")] == ["other subset"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    res = subprocess.run([*cmd, "--limit", "1"], capture_output=True, text=True, check=False)
+    assert res.returncode == 2 and "--follow" in res.stderr and "--limit" in res.stderr

@@ -25,6 +25,9 @@ def register(subparsers) -> None:
     p.add_argument("--snapshot", default=None, metavar="PATH",
                    help="after every label, write a consistent copy of the store to PATH (safe to commit)")
     p.add_argument("--status", action="store_true", help="print the counts and exit")
+    p.add_argument("--follow", type=float, default=0.0, metavar="SECONDS",
+                   help="when nothing is pending, look again every SECONDS for rows a running campaign "
+                        "requests, until stopped (a second labeller beside `mtpkit learn`)")
     p.set_defaults(func=run)
 
 
@@ -40,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.store}: no such label store")
     if args.workers < 1 or args.threads < 1:
         raise UserError("--workers and --threads must be at least 1")
+    if args.follow < 0 or (args.follow and args.limit is not None):
+        raise UserError("--follow takes a positive number of seconds, and not with --limit")
     store = LabelStore(args.store)
     if args.status:
         counts = Counter((r.keys["subset"], r.status) for r in store.rows())
@@ -47,11 +52,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"{subset:16s} " + "  ".join(f"{st} {counts[(subset, st)]}"
                                               for st in ("ok", "pending", "quarantined")))
         return 0
+    import time
+
     from mtpkit.active_learning.label_queue import label_pending
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    counts = label_pending(store, workers=args.workers, threads=args.threads, scheduler=args.scheduler,
-                           subset=args.subset, limit=args.limit,
-                           after_each=(lambda: store.snapshot(args.snapshot)) if args.snapshot else None)
-    print(f"label store {args.store}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    return 0
+    while True:
+        counts = label_pending(store, workers=args.workers, threads=args.threads, scheduler=args.scheduler,
+                               subset=args.subset, limit=args.limit,
+                               after_each=(lambda: store.snapshot(args.snapshot)) if args.snapshot else None)
+        print(f"label store {args.store}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
+        if not args.follow:
+            return 0
+        while not store.pending_by_priority(subset=args.subset):
+            time.sleep(args.follow)
