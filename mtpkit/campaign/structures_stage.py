@@ -44,7 +44,6 @@ def run_structures(cfg: PipelineConfig, folder: Path, say: Callable[[str], None]
     from mtpkit.structures.builders import bare, nyzc75_frame, to_atoms
     from mtpkit.structures.enumerate import enumerate_orderings
     from mtpkit.structures.representatives import box_matrix, md_box_frame, representative_structures
-    from mtpkit.structures.sro import warren_cowley
 
     orderings = enumerate_orderings()
     counts = Counter(o.tm_label for o in orderings)
@@ -75,23 +74,17 @@ def run_structures(cfg: PipelineConfig, folder: Path, say: Callable[[str], None]
                 write(fh, md_atoms, format="extxyz")
             md_extra = {"md_file": md_file_name(name), "md_supercell": box_matrix(rep.ordering.cell).tolist(),
                         "learn_n_atoms": len(atoms)}
-        sro = warren_cowley(st, SRO_SPECIES, SRO_CUTOFF)
-        sites, is_oct = _na_reference_sites(frame)
         o = rep.ordering
+        study = _study_fields(o, st, frame)
         out["structures"][name] = {
             "file": f"{name}.extxyz", "n_atoms": len(st),
             "formula": md_atoms.get_chemical_formula(),
-            **md_extra,
-            "tm_label": o.tm_label, "oct_occupancy_percent": o.oct_occupancy, "cell": o.cell,
-            "ordering": o.name, "ewald_eV_per_37_atoms": o.ewald,
-            "sro": {f"{a}-{b}": float(v) for (a, b), v in sro.items()},
-            "sro_species": list(SRO_SPECIES), "sro_cutoff_A": SRO_CUTOFF,
-            "na_sites_frac": sites, "na_sites_oct": is_oct,
+            **md_extra, **study,
             "volume_A3": float(st.volume),
         }
         where = f" (learning in its {len(atoms)}-atom cell)" if md_extra else ""
         say(f"structures: {name}: {len(st)} atoms{where}, {o.tm_label}, {o.oct_occupancy}% octahedral Na, "
-            f"SRO(Y-Y) = {sro[('Y', 'Y')]:+.3f}")
+            f"SRO(Y-Y) = {study['sro']['Y-Y']:+.3f}")
     atomic_write_json(folder / "structures.json", out)
     return out
 
@@ -157,10 +150,10 @@ def _study_reference(path, o, ref: str, md_atoms, matrix) -> dict:
     The MD structure must be the reference's 37-atom cell (no ``md_supercell``) or its MD box
     (``md_supercell`` = the study's box matrix), with the reference's composition and every Na
     within :data:`REFERENCE_SITE_TOLERANCE` Å of a Na site of the frame."""
+    from mtpkit.analysis.sites import classify_by_reference, octahedral_site_occupancy
     from mtpkit.errors import InputFileError
     from mtpkit.structures.builders import nyzc75_frame
     from mtpkit.structures.representatives import box_matrix, md_box_frame
-    from mtpkit.structures.sro import warren_cowley
 
     field = "structures.reference"
     if matrix is None:
@@ -174,24 +167,32 @@ def _study_reference(path, o, ref: str, md_atoms, matrix) -> dict:
     have = Counter(md_atoms.get_chemical_symbols())
     if have != want:
         raise InputFileError(path, f"composition {dict(have)} is not that of {ref} ({dict(want)})", field=field)
-    sites, is_oct = _na_reference_sites(frame)
-    na = np.array([a.index for a in md_atoms if a.symbol == "Na"])
-    d = np.asarray(md_atoms.get_scaled_positions(wrap=True))[na][:, None, :] - np.array(sites)[None, :, :]
-    d -= np.round(d)
-    dist = np.linalg.norm(d @ md_atoms.cell.array, axis=2).min(axis=1)
+    study = _study_fields(o, md_atoms, frame)
+    site_is_oct = np.array(study["na_sites_oct"], bool)
+    _, nearest, dist = classify_by_reference(md_atoms.positions, md_atoms.cell.array, md_atoms.get_chemical_symbols(),
+                                             np.array(study["na_sites_frac"]), site_is_oct)
     if dist.max() > REFERENCE_SITE_TOLERANCE:
-        raise InputFileError(path, f"Na atom {int(na[dist.argmax()])} is {dist.max():.2f} Å from every Na site of "
+        na = [a.index for a in md_atoms if a.symbol == "Na"]
+        raise InputFileError(path, f"Na atom {na[int(dist.argmax())]} is {dist.max():.2f} Å from every Na site of "
                              f"{ref}'s frame (at most {REFERENCE_SITE_TOLERANCE} Å): not a state of {ref} in its "
                              "cell", field=field)
-    sro = warren_cowley(md_atoms, SRO_SPECIES, SRO_CUTOFF)
-    nearest = np.linalg.norm(d @ md_atoms.cell.array, axis=2).argmin(axis=1)
-    occupied = np.bincount(nearest, minlength=len(sites))
-    o_oct = float(np.count_nonzero(occupied[np.array(is_oct, bool)]) / max(1, sum(is_oct)))
-    return {"reference": ref, "tm_label": o.tm_label, "oct_occupancy_percent": o.oct_occupancy, "cell": o.cell,
-            "ordering": o.name, "ewald_eV_per_37_atoms": o.ewald, "o_oct_of_file": o_oct,
+    return {"reference": ref, **study, "na_site_max_distance_A": float(dist.max()),
+            "o_oct_of_file": octahedral_site_occupancy(nearest, site_is_oct)}
+
+
+def _study_fields(o, sro_of, frame) -> dict:
+    """What a structure takes from its study ordering ``o``: TM class, octahedral occupancy (%),
+    cell, ordering name, Ewald energy (eV per 37 atoms), the Y/Zr Warren-Cowley SRO of
+    ``sro_of`` (the MD structure; 8.5 Å) and the Na reference sites of ``frame`` (fractional)."""
+    from mtpkit.structures.sro import warren_cowley
+
+    sro = warren_cowley(sro_of, SRO_SPECIES, SRO_CUTOFF)
+    sites, is_oct = _na_reference_sites(frame)
+    return {"tm_label": o.tm_label, "oct_occupancy_percent": o.oct_occupancy, "cell": o.cell,
+            "ordering": o.name, "ewald_eV_per_37_atoms": o.ewald,
             "sro": {f"{a}-{b}": float(v) for (a, b), v in sro.items()},
             "sro_species": list(SRO_SPECIES), "sro_cutoff_A": SRO_CUTOFF,
-            "na_sites_frac": sites, "na_sites_oct": is_oct, "na_site_max_distance_A": float(dist.max())}
+            "na_sites_frac": sites, "na_sites_oct": is_oct}
 
 
 def load_structures(folder: Path) -> dict:
