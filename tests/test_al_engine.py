@@ -343,22 +343,28 @@ def test_ase_and_lammps_exploration_engines(tmp_path, helpers_on_path):
             assert r["max_gamma"] > 0 and r["steps_done"] > 0
 
 
-def test_production_size_frames_are_cut_to_learning_cells(tmp_path, helpers_on_path):
-    """``md_size_labels = "tile"``: frames of the production-size rung become cells of the learning
-    structure's shape around their most extrapolating atom before selection and labelling."""
-    from ase.io import read
-
+def learned_with_md_size_rung(tmp_path, settings: str):
+    """A one-iteration campaign of 8-atom cells with 64-atom production boxes and a production-size
+    rung configured by ``settings`` (TOML lines of [active_learning]), learned; (folder, plan, engine)."""
     from mtpkit.active_learning.engine import ActiveLearner
     from mtpkit.campaign.orchestrator import learning_plan
 
     path = make_campaign(tmp_path, max_iterations=1)
     text = path.read_text().replace("supercell = [2, 1, 1]\n", "supercell = [2, 1, 1]\nmd_supercell = [2, 2, 2]\n")
-    path.write_text(text.replace("[active_learning]\n", '[active_learning]\nmd_size_rung = true\n'
-                                                        'md_size_labels = "tile"\n'))
+    path.write_text(text.replace("[active_learning]\n", f"[active_learning]\nmd_size_rung = true\n{settings}\n"))
     out = tmp_path / "run"
     assert learn(path, out) == 0
     plan = learning_plan(load_config(path, scale="tiny"), out.resolve())
-    engine = ActiveLearner(plan, out / "03_active_learning", LabelStore(out / "labels.db"))
+    return out, plan, ActiveLearner(plan, out / "03_active_learning", LabelStore(out / "labels.db"))
+
+
+def test_production_size_frames_are_cut_to_learning_cells(tmp_path, helpers_on_path):
+    """``md_size_labels = "tile"``: frames of the production-size rung become cells of the learning
+    structure's shape around their most extrapolating atom before selection and labelling."""
+    from ase.io import read
+
+
+    out, plan, engine = learned_with_md_size_rung(tmp_path, 'md_size_labels = "tile"')
     rung = engine.rungs[-1]
     assert rung.md_size and set(plan.md_structures) == {"cu"}
     tile, box = read(plan.structures["cu"]), read(plan.md_structures["cu"])
@@ -387,17 +393,8 @@ def test_production_size_rung_that_only_checks_labels_nothing(tmp_path, helpers_
     have their own length, ``md_size_steps``."""
     from ase.io import read
 
-    from mtpkit.active_learning.engine import ActiveLearner
-    from mtpkit.campaign.orchestrator import learning_plan
 
-    path = make_campaign(tmp_path, max_iterations=1)
-    text = path.read_text().replace("supercell = [2, 1, 1]\n", "supercell = [2, 1, 1]\nmd_supercell = [2, 2, 2]\n")
-    path.write_text(text.replace("[active_learning]\n", '[active_learning]\nmd_size_rung = true\n'
-                                                        'md_size_labels = "none"\nmd_size_steps = 30\n'))
-    out = tmp_path / "run"
-    assert learn(path, out) == 0
-    plan = learning_plan(load_config(path, scale="tiny"), out.resolve())
-    engine = ActiveLearner(plan, out / "03_active_learning", LabelStore(out / "labels.db"))
+    out, plan, engine = learned_with_md_size_rung(tmp_path, 'md_size_labels = "none"\nmd_size_steps = 30')
     rung = engine.rungs[-1]
     assert rung.md_size and not engine.rungs[0].md_size
     assert engine.steps_of(rung) == 30 and engine.steps_of(engine.rungs[0]) == plan.al.steps == 200
