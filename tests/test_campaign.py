@@ -366,6 +366,34 @@ def test_report_names_pbe_labels_as_such():
     assert "not from the PBE DFT" in note({"kind": "gpaw", "parameters": {"xc": "LDA"}})
 
 
+def test_resume_accepts_changes_only_later_stages_read(tmp_path):
+    """After `mtpkit learn` (stages up to active learning done) the production table may change;
+    what a finished stage read may not, and production.temperatures feeds active learning."""
+    from mtpkit.campaign.orchestrator import _check_folder
+    from mtpkit.campaign.state import CampaignState
+
+    base = build_config(TINY, "tiny")
+    (tmp_path / "campaign.json").write_text(json.dumps(base.to_dict(), default=str))
+    state = CampaignState(tmp_path)
+    for stage in ("structures", "relax", "starting_set", "active_learning"):
+        state.mark(stage, "done")
+
+    def changed(table: str, **values):
+        return build_config({**TINY, table: {**TINY.get(table, {}), **values}}, "tiny")
+
+    _check_folder(changed("production", replicas=3, steps=5000), tmp_path, resume=True)
+    _check_folder(changed("analysis", o_oct_frames=10), tmp_path, resume=True)
+    _check_folder(changed("campaign", workers=2), tmp_path, resume=True)
+    for table, values, key in (("production", {"temperatures": [500.0, 800.0]}, "production.temperatures"),
+                               ("potential", {"max_dist": 5.5}, "potential.max_dist"),
+                               ("campaign", {"seed": 8}, "campaign.seed")):
+        with pytest.raises(UserError, match=key.replace(".", r"\.")):
+            _check_folder(changed(table, **values), tmp_path, resume=True)
+    state.mark("production", "running")  # an interrupted production has read its table
+    with pytest.raises(UserError, match=r"production\.replicas"):
+        _check_folder(changed("production", replicas=3), tmp_path, resume=True)
+
+
 def test_resume_accepts_a_saved_configuration_that_predates_a_new_key():
     """A campaign saved before a key was added to the schema resumes when the new key holds its
     default (it means the same run); any other difference is still one."""

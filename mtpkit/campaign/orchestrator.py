@@ -27,8 +27,10 @@ same labeller settings is never computed twice, also across campaigns sharing a 
 
 ``state.json`` marks finished stages, which are never run again; a stage that was
 interrupted resumes from the files it already finished. ``campaign.json`` keeps the
-resolved configuration; resuming with a different one is refused (naming the tables
-that differ), so a campaign folder always holds one consistent run.
+resolved configuration; resuming with a different one is refused (naming the keys
+that differ) where a stage already started has read them, so a campaign folder always
+holds one consistent run; keys only later stages read may change (the production
+table after ``mtpkit learn``, say).
 """
 
 from __future__ import annotations
@@ -62,10 +64,49 @@ def _check_folder(cfg: PipelineConfig, out: Path, resume: bool) -> None:
                         "another --output")
     old = json.loads(saved.read_text())
     new = json.loads(json.dumps(cfg.to_dict()))
-    diff = sorted(k for k in set(old) | set(new) if k != "source" and not _same_table(k, old.get(k), new.get(k)))
+    started = {s for s, entry in CampaignState(out).data["stages"].items() if entry.get("status")}
+    diff = sorted(key for key in _differing_keys(old, new) if started & _readers(key))
     if diff:
         raise UserError(f"{out}: the campaign there was started with a different configuration "
-                        f"({', '.join(diff)} differ); resume it with the same file and --scale")
+                        f"({', '.join(diff)} differ, read by stages already run); resume it with the same "
+                        "file and --scale")
+
+
+#: which stages read a table (or one key of it, ``table.key``); a difference in a key that no started
+#: stage has read yet is accepted on resume: e.g. the production table after ``mtpkit learn``. The
+#: report reads every table. ``campaign.workers``/``scheduler`` only say where work runs.
+_READ_BY: dict[str, tuple[str, ...]] = {
+    "campaign": STAGES, "structures": STAGES, "campaign.workers": (), "campaign.scheduler": (),
+    "labeller": ("relax", "starting_set", "active_learning", "fidelity", "report"),
+    "relax": ("relax", "report"), "starting_set": ("starting_set", "report"),
+    "potential": ("active_learning", "report"), "active_learning": ("active_learning", "report"),
+    "production": ("production", "analysis", "fidelity", "report"),
+    "production.temperatures": ("active_learning", "production", "analysis", "fidelity", "report"),
+    "analysis": ("analysis", "report"), "fidelity": ("fidelity", "report"), "report": ("report",),
+    "scale": STAGES,
+}
+
+
+def _readers(key: str) -> set[str]:
+    """Stages that read configuration key ``table.key`` (or a whole table); unknown tables: all."""
+    table = key.split(".")[0]
+    return set(_READ_BY.get(key, _READ_BY.get(table, STAGES)))
+
+
+def _differing_keys(old: dict, new: dict) -> list[str]:
+    """``table.key`` (or ``table`` for a non-table value) of every difference between two saved
+    configurations, ignoring ``source`` and keys the old one lacks that hold their default now."""
+    out = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        if name == "source" or _same_table(name, a, b):
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{name}.{k}" for k in sorted(set(a) | set(b))
+                    if not _same_table(name, {k: a[k]} if k in a else {}, {k: b[k]} if k in b else {})]
+        else:
+            out.append(name)
+    return out
 
 
 def _same_table(name: str, old: object, new: object) -> bool:
