@@ -172,7 +172,7 @@ nb::dict configuration_dict(mtpkit::CfgConfiguration&& c) {
 }
 
 nb::tuple sums_tuple(const mtpkit::ErrorSums& s) {
-  return nb::make_tuple(s.count, s.sum_sq, s.sum_abs, s.max_abs);
+  return nb::make_tuple(s.count, s.sum_sq, s.sum_abs, s.max_abs, s.sum);
 }
 
 nb::dict report_dict(const mtpkit::EvaluationReport& r) {

@@ -88,6 +88,7 @@ ErrorSums error_sums(const std::vector<double>& d) {
   }
   s.sum_sq = pairwise_sum(sq.data(), sq.size());
   s.sum_abs = pairwise_sum(ab.data(), ab.size());
+  s.sum = pairwise_sum(d.data(), d.size());
   return s;
 }
 

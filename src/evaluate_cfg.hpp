@@ -41,9 +41,11 @@ class FileWriteError : public std::runtime_error {
 
 // Sums over the differences d = predicted - reference of one quantity, each
 // sum in NumPy's pairwise order: sqrt(sum_sq / count), sum_abs / count and
-// max_abs are mtpkit.potentials.metrics.error_metrics' RMSE, MAE and max.
+// max_abs are mtpkit.potentials.metrics.error_metrics' RMSE, MAE and max;
+// sum / count its mean error (metrics_text.centered: the RMSE without it).
 struct ErrorSums {
   int64_t count = 0;
+  double sum = 0.0;
   double sum_sq = 0.0;
   double sum_abs = 0.0;
   double max_abs = 0.0;

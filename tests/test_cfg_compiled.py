@@ -266,6 +266,31 @@ def test_metrics_equal_the_numpy_ones_to_the_bit(files, tmp_path):
         assert value == got[key] or (math.isnan(value) and math.isnan(got[key])), key
 
 
+def test_energy_offset_is_reported_apart_from_the_centered_rmse(files):
+    """A constant per-atom shift of every predicted energy (two codes' energy zeros) moves the mean
+    error by exactly that shift and leaves the RMSE about the mean as it was."""
+    cfg = files / "periodic.cfg"
+    images = read_cfg(cfg, SPECIES)
+    computed = evaluate.evaluate_images(read_mtp(files / "pot.mtp"), images,
+                                        [a.arrays["mtp_type"] for a in images], cfg)
+    natoms = np.array([len(c) for c in computed])
+    labels = extract_labels(images, cfg)
+
+    def metrics(shift_ev_per_atom: float) -> dict:
+        return error_metrics(Predictions(
+            energy=np.array([c.calc.results["energy"] for c in computed]) + shift_ev_per_atom * natoms,
+            forces=[c.calc.results["forces"] for c in computed],
+            virial=[-c.get_volume() * evaluate._full(c.calc.results["stress"]) for c in computed]), labels)
+
+    base, shifted = metrics(0.0), metrics(0.25)
+    assert shifted["energy_mean_error_mev_per_atom"] == pytest.approx(base["energy_mean_error_mev_per_atom"] + 250.0)
+    assert shifted["energy_rmse_centered_mev_per_atom"] == pytest.approx(base["energy_rmse_centered_mev_per_atom"],
+                                                                         abs=1e-6)
+    for m in (base, shifted):  # RMSE² = mean error² + centered RMSE²
+        assert m["energy_rmse_mev_per_atom"] ** 2 == pytest.approx(
+            m["energy_mean_error_mev_per_atom"] ** 2 + m["energy_rmse_centered_mev_per_atom"] ** 2, rel=1e-9)
+
+
 def test_output_does_not_depend_on_threads(files, tmp_path):
     before = core.max_threads()
     outputs = []

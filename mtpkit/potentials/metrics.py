@@ -20,6 +20,7 @@ import numpy as np
 
 from mtpkit.io_utils import atomic_open, atomic_write_json, atomic_write_text
 from mtpkit.potentials.labels import EV_PER_A3_IN_GPA, Labels, Predictions, full_to_voigt
+from mtpkit.potentials.metrics_text import centered
 from mtpkit.potentials.metrics_text import format_metrics as format_metrics  # NumPy-free, re-exported
 
 
@@ -65,6 +66,9 @@ def error_metrics(pred: Predictions, labels: Labels) -> dict[str, float]:
     Keys: ``n_configs``, ``n_atoms``, ``n_stress_configs``,
     ``energy_rmse_mev_per_atom``, ``energy_mae_mev_per_atom``,
     ``energy_max_mev_per_atom`` (per-atom energy errors, meV/atom),
+    ``energy_mean_error_mev_per_atom`` and ``energy_rmse_centered_mev_per_atom`` (the mean
+    per-atom error, and the RMSE after removing it: a constant offset between two codes'
+    energy zeros does not count),
     ``force_rmse``, ``force_mae``, ``force_max`` (force components, eV/Å),
     ``stress_rmse_gpa``, ``stress_mae_gpa`` (six stress components per
     configuration with a stress label, GPa; ``nan`` when none has one).
@@ -73,6 +77,7 @@ def error_metrics(pred: Predictions, labels: Labels) -> dict[str, float]:
     de = (pv["energy"][1] - pv["energy"][0]) * 1000.0
     df = pv["forces"][1] - pv["forces"][0]
     ds = pv["stress"][1] - pv["stress"][0]
+    e_mean, e_centered = centered(de.size, float(np.sum(de)), float(np.sum(de * de)))
     return {
         "n_configs": len(labels),
         "n_atoms": int(labels.natoms.sum()),
@@ -80,6 +85,8 @@ def error_metrics(pred: Predictions, labels: Labels) -> dict[str, float]:
         "energy_rmse_mev_per_atom": _rmse(de),
         "energy_mae_mev_per_atom": _mae(de),
         "energy_max_mev_per_atom": _maxabs(de),
+        "energy_mean_error_mev_per_atom": e_mean,
+        "energy_rmse_centered_mev_per_atom": e_centered,
         "force_rmse": _rmse(df),
         "force_mae": _mae(df),
         "force_max": _maxabs(df),
@@ -95,6 +102,8 @@ _ROWS = (
     ("energy RMSE (meV/atom)", "energy_rmse_mev_per_atom", "{:.4f}"),
     ("energy MAE (meV/atom)", "energy_mae_mev_per_atom", "{:.4f}"),
     ("energy max error (meV/atom)", "energy_max_mev_per_atom", "{:.4f}"),
+    ("energy mean error (meV/atom)", "energy_mean_error_mev_per_atom", "{:.4f}"),
+    ("energy RMSE, mean error removed (meV/atom)", "energy_rmse_centered_mev_per_atom", "{:.4f}"),
     ("force RMSE (eV/Å)", "force_rmse", "{:.5f}"),
     ("force MAE (eV/Å)", "force_mae", "{:.5f}"),
     ("force max error (eV/Å)", "force_max", "{:.5f}"),
