@@ -21,6 +21,10 @@ This script only decides *what* to label and reads the results back:
 ``export``       the training labels (production settings, every subset but ``convergence`` and
                  ``heldout``, or the subsets given) as extxyz with per-frame provenance, the stress
                  re-corrected with the measured dE/d ecut instead of GPAW's setup estimate.
+``ship``         the shipped potential folder (``mtpkit/data/nyzc75-pbe``): the campaign's final
+                 potential as ``pot.almtp``, ``training.extxyz`` and ``heldout.extxyz`` (``export``'s
+                 frames), ``manifest.json`` (counts, GPAW cost, errors, learning history, checksums)
+                 and a README whose every number is read from those.
 
 Usage (from the repository root)::
 
@@ -44,7 +48,7 @@ from ase.units import GPa
 
 from mtpkit.active_learning.labellers import LabellerSpec
 from mtpkit.active_learning.store import LabelStore
-from mtpkit.io_utils import atomic_open, atomic_write_json
+from mtpkit.io_utils import atomic_open, atomic_write_json, atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = HERE.parents[1].parent / "shared" / "reference" / "structures"
@@ -211,10 +215,31 @@ def _rows_by_source(store: LabelStore, subset: str, settings: LabellerSpec | Non
     return {r.keys["source"]: r for r in store.rows(subset=subset, status="ok", settings=settings)}
 
 
+def convergence_errors(rows: dict, sname: str, ref: str) -> tuple[list[float], list[float], list[float]]:
+    """Errors of the convergence study's settings ``sname`` against ``ref`` over its configurations:
+    relative energies to the relaxed cell (meV/atom), force RMS (eV/Å), largest stress component (GPa)."""
+    def get(c, s):
+        return rows.get(f"convergence:{c}:{s}")
+
+    errs_e, errs_f, errs_s = [], [], []
+    for c in PER_CONFIG:
+        a, r = get(c, sname), get(c, ref)
+        if a is None or r is None:
+            continue
+        fa, fr = a.atoms.get_forces(), r.atoms.get_forces()
+        errs_f.append(float(np.sqrt(((fa - fr) ** 2).mean())))
+        errs_s.append(float(np.abs(a.atoms.get_stress() - r.atoms.get_stress()).max() / GPa))
+        if c != "relaxed" and get("relaxed", sname) and get("relaxed", ref):
+            n = len(a.atoms)
+            de = (a.atoms.get_potential_energy() - get("relaxed", sname).atoms.get_potential_energy()) - \
+                 (r.atoms.get_potential_energy() - get("relaxed", ref).atoms.get_potential_energy())
+            errs_e.append(1000 * abs(de) / n)
+    return errs_e, errs_f, errs_s
+
+
 def cmd_table(args) -> None:
     store = LabelStore(args.store)
     rows = _rows_by_source(store, "convergence")
-    configs = list(PER_CONFIG)
 
     def get(c, s):
         return rows.get(f"convergence:{c}:{s}")
@@ -223,19 +248,7 @@ def cmd_table(args) -> None:
     print("|---|---:|---:|---:|---:|")
     for sname, _, _ in STUDY:
         ref = "pw400" if sname.startswith("pw400-") else "pw800"
-        errs_e, errs_f, errs_s = [], [], []
-        for c in configs:
-            a, r = get(c, sname), get(c, ref)
-            if a is None or r is None:
-                continue
-            fa, fr = a.atoms.get_forces(), r.atoms.get_forces()
-            errs_f.append(float(np.sqrt(((fa - fr) ** 2).mean())))
-            errs_s.append(float(np.abs(a.atoms.get_stress() - r.atoms.get_stress()).max() / GPa))
-            if c != "relaxed" and get("relaxed", sname) and get("relaxed", ref):
-                n = len(a.atoms)
-                de = (a.atoms.get_potential_energy() - get("relaxed", sname).atoms.get_potential_energy()) - \
-                     (r.atoms.get_potential_energy() - get("relaxed", ref).atoms.get_potential_energy())
-                errs_e.append(1000 * abs(de) / n)
+        errs_e, errs_f, errs_s = convergence_errors(rows, sname, ref)
         t = get("relaxed", sname)
         fmt = lambda v: f"{max(v):.3g}" if v else "–"  # noqa: E731
         print(f"| {sname} (vs {ref}) | {t.keys['wall_s']:.0f} | {fmt(errs_e)} | {fmt(errs_f)} | {fmt(errs_s)} |"
@@ -336,10 +349,181 @@ def cmd_export(args) -> None:
     print(f"{args.out}: {len(frames)} labels ({', '.join(f'{k} {v}' for k, v in sorted(by.items()))})")
 
 
+SPECIES = ["Na", "Y", "Zr", "Cl"]
+
+
+def potential_errors(potential: Path, frames: list[Atoms]) -> dict:
+    """:func:`mtpkit.potentials.metrics.error_metrics` of ``potential`` on ``frames`` (their stress
+    as given: re-corrected by :func:`export_rows`), plus the mean stress-diagonal error (GPa)."""
+    from mtpkit import load_potential
+    from mtpkit.potentials.labels import extract_labels, predict
+    from mtpkit.potentials.metrics import error_metrics
+    from mtpkit.potentials.species import atom_types
+
+    mtp = load_potential(potential, species=SPECIES).mtp
+    types = [atom_types(a, SPECIES, mtp.species_count, "frame") for a in frames]
+    pred = predict(mtp, frames, types)
+    out = error_metrics(pred, labels := extract_labels(frames))
+    diag = []
+    for k, a in enumerate(frames):  # ASE stress = -virial / V; diagonal errors, GPa
+        ours = -np.diag(pred.virial[k]) / a.get_volume() / GPa
+        diag.append(ours - np.asarray(a.calc.results["stress"][:3]) / GPa)
+    out["stress_diagonal_mean_error_gpa"] = float(np.mean(diag)) if diag else float("nan")
+    out["n_frames"] = len(labels)
+    return out
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _fmt(x: float, digits: int) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def cmd_ship(args) -> None:
+    """Assemble the shipped folder from the store and a finished (or, with --allow-unfinished, a
+    running) campaign; every number of its README comes from the manifest written beside it."""
+    import shutil
+    import subprocess
+
+    from mtpkit.active_learning.engine import final_potential, learning_history
+
+    learn = args.campaign / "03_active_learning"
+    history = learning_history(learn)
+    if not history.get("finished") and not args.allow_unfinished:
+        sys.exit(f"{learn}: active learning has not finished ({history.get('stop_reason') or 'running'}); "
+                 "ship a finished campaign (or pass --allow-unfinished for a trial folder)")
+    pot = final_potential(learn)
+    if pot.suffix != ".almtp":
+        sys.exit(f"{pot}: the final potential has no active set (.almtp); nothing to grade γ with")
+    store = LabelStore(args.store)
+    train, held = export_rows(store, None), export_rows(store, ["heldout"])
+    if not train:
+        sys.exit(f"{args.store}: no finished labels at production settings")
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(pot, out / "pot.almtp.tmp")
+    (out / "pot.almtp.tmp").replace(out / "pot.almtp")
+    for name, frames in (("training.extxyz", train), ("heldout.extxyz", held)):
+        if frames:
+            with atomic_open(out / name, "w") as fh:
+                write(fh, frames, format="extxyz")
+        elif (out / name).exists():
+            (out / name).unlink()
+    by_subset: dict[str, int] = {}
+    for f in train:
+        by_subset[f.info["subset"]] = by_subset.get(f.info["subset"], 0) + 1
+    walls = np.array([f.info["wall_s"] for f in train + held])
+    its = history["iterations"]
+    rungs: dict[str, int] = {}
+    for it in its:
+        for run in it.get("runs", []):
+            key = f"{run['temperature_K']:g} K" + (" (296-atom box)" if run.get("md_size") else "")
+            rungs[key] = max(rungs.get(key, 0), it["iteration"])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=HERE, check=False).stdout.strip()
+    e400, f400, _ = convergence_errors(_rows_by_source(store, "convergence"), "pw400", "pw800")
+    manifest = {
+        "potential": {"file": "pot.almtp", "species": SPECIES, "from": str(pot.relative_to(args.campaign)),
+                      "sha256": _sha256(out / "pot.almtp")},
+        "labeller": {"code": train[0].info["code"], "parameters": json.loads(train[0].info["labeller"]),
+                     "pulay_dedecut_per_atom": DEDECUT_400_PER_ATOM,
+                     "vs_800eV": {"relative_energy_max_mev_per_atom": max(e400, default=None),
+                                  "force_rms_max_eV_per_A": max(f400, default=None)}},
+        "training": {"file": "training.extxyz", "frames": len(train), "by_subset": by_subset,
+                     "sha256": _sha256(out / "training.extxyz"),
+                     "errors": potential_errors(out / "pot.almtp", train)},
+        "heldout": ({"file": "heldout.extxyz", "frames": len(held), "sha256": _sha256(out / "heldout.extxyz"),
+                     "errors": potential_errors(out / "pot.almtp", held)} if held else None),
+        "labelling_cost": {"labels": int(walls.size), "core_hours": float(walls.sum() / 3600),
+                           "median_s": float(np.median(walls))},
+        "active_learning": {"iterations": len(its) - 1, "finished": bool(history.get("finished")),
+                            "stop_reason": history.get("stop_reason") or "",
+                            "last_iteration_of_each_rung": rungs,
+                            "labels_added": history.get("labels_added")},
+        "commit": commit,
+    }
+    atomic_write_json(out / "manifest.json", manifest)
+    atomic_write_text(out / "README.md", ship_readme(manifest))
+    print(f"{out}: {len(train)} training and {len(held)} held-out frames; potential {pot}")
+
+
+def ship_readme(m: dict) -> str:
+    """The shipped folder's README from its manifest (no number is typed in by hand)."""
+    p = m["labeller"]["parameters"]
+    tr, ho, al, cost = m["training"], m["heldout"], m["active_learning"], m["labelling_cost"]
+    conv = m["labeller"]["vs_800eV"]
+
+    def errors(e: dict) -> str:
+        return (f"| {e['n_frames']} | {_fmt(e['energy_rmse_centered_mev_per_atom'], 2)} "
+                f"| {_fmt(e['energy_mean_error_mev_per_atom'], 2)} | {_fmt(e['force_rmse'], 3)} "
+                f"| {_fmt(e['stress_rmse_gpa'], 3)} | {_fmt(e['stress_diagonal_mean_error_gpa'], 3)} |")
+
+    lines = [
+        "# NYZC75 at PBE level: a Moment Tensor Potential and its training set",
+        "",
+        "Na2.25Y0.25Zr0.75Cl6 (layered-TM and mixed-TM Y/Zr orderings, 25 and 50 % octahedral Na), after",
+        "Sebti et al., J. Mater. Chem. A 10, 21565 (2022). Written by `benchmarks/nyzc75-pbe/pbe_labels.py ship`",
+        f"at commit {m['commit']} from the label store `benchmarks/nyzc75-pbe/labels.db` and the campaign",
+        "`benchmarks/nyzc75-pbe/campaign.toml`; the numbers below are `manifest.json`'s.",
+        "",
+        "## Files",
+        f"- `pot.almtp`: the campaign's final potential ({m['potential']['from']}), MLIP-3 format with its active",
+        f"  set (extrapolation grade γ); species order {', '.join(m['potential']['species'])} (types 0-3):",
+        "  `mtpkit.load_potential(path, species=['Na', 'Y', 'Zr', 'Cl'])`.",
+        f"- `training.extxyz`: the {tr['frames']} PBE labels it was trained on "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(tr['by_subset'].items()))});",
+        "  per frame: `source` (what asked for it), `subset`, `store_row`, `config_id`, `settings_id`, `code`,",
+        "  `wall_s`, `labeller` (the GPAW parameters).",
+        (f"- `heldout.extxyz`: {ho['frames']} PBE labels of MD snapshots never trained on." if ho else
+         "- no held-out set yet."),
+        "",
+        "## Labels",
+        f"{m['labeller']['code']}, {p.get('xc')}, plane waves {p.get('mode_ecut')} eV, k-point density "
+        f"{p.get('kpts', {}).get('density')} Å⁻¹ (2π included), Fermi-Dirac {p.get('smearing_eV')} eV;",
+        "settings from the convergence study in `benchmarks/RESULTS.md` (its rows are in the store: relative",
+        f"energies within {_fmt(conv['relative_energy_max_mev_per_atom'], 2)} meV/atom and forces within "
+        f"{_fmt(conv['force_rms_max_eV_per_A'], 4)} eV/Å RMS of 800 eV).",
+        "The stress in these files is corrected for the Pulay stress with the measured",
+        f"dE/d ecut ({m['labeller']['pulay_dedecut_per_atom']:.4g} eV/eV per atom); the potential was trained on the",
+        "store's stress, which carries GPAW's smaller setup estimate instead: the mean stress-diagonal error",
+        "below shows the offset (run NPT at that pressure offset, as the campaign's production does, or refit).",
+        f"Cost: {cost['labels']} labels, {cost['core_hours']:.1f} core-hours of GPAW (median {cost['median_s']:.0f} s",
+        "per 37-atom label on the shared 2-core machine of the campaign).",
+        "",
+        "## Errors of `pot.almtp`",
+        "| set | frames | E RMSE, mean removed (meV/atom) | E mean error (meV/atom) | F RMSE (eV/Å) "
+        "| S RMSE (GPa) | S diagonal mean error (GPa) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        "| training " + errors(tr["errors"]),
+    ]
+    if ho:
+        lines.append("| held-out " + errors(ho["errors"]))
+    lines += [
+        "",
+        "## Active learning",
+        f"{al['iterations']} iterations; finished: {al['finished']}; stop reason: {al['stop_reason'] or 'n/a'}.",
+        "Last iteration at each exploration rung: "
+        + ", ".join(f"{k}: {v}" for k, v in al["last_iteration_of_each_rung"].items()) + ".",
+        "",
+        "## Reproduce",
+        "```",
+        "mkdir -p runs/pbe && cp benchmarks/nyzc75-pbe/labels.db runs/pbe/labels.db",
+        "mtpkit learn benchmarks/nyzc75-pbe/campaign.toml --output runs/pbe/campaign   # reuses every stored label",
+        "python benchmarks/nyzc75-pbe/pbe_labels.py ship --store runs/pbe/labels.db --campaign runs/pbe/campaign",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("convergence", "anneal", "kmesh", "table", "ranking", "export", "heldout"):
+    for name in ("convergence", "anneal", "kmesh", "table", "ranking", "export", "heldout", "ship"):
         p = sub.add_parser(name)
         p.add_argument("--store", required=True, type=Path)
         if name == "ranking":
@@ -355,6 +539,11 @@ def main() -> None:
         if name == "export":
             p.add_argument("--out", required=True, type=Path, help="extxyz file to write")
             p.add_argument("--subsets", nargs="*", help="subsets to export (default: all but convergence, heldout)")
+        if name == "ship":
+            p.add_argument("--campaign", required=True, type=Path, help="the campaign folder (runs/pbe/campaign)")
+            p.add_argument("--out", type=Path, default=HERE.parents[1] / "mtpkit" / "data" / "nyzc75-pbe")
+            p.add_argument("--allow-unfinished", action="store_true",
+                           help="ship a campaign whose learning has not finished (trial folders only)")
         if name == "anneal":
             p.add_argument("--temperature", type=float, default=300.0, help="anneal temperature (K)")
             p.add_argument("--steps", type=int, default=1500, help="MTK NPT steps of 2 fs per seed")
@@ -362,7 +551,8 @@ def main() -> None:
             p.add_argument("--only", nargs="*", help="structure names (default: all 8)")
     args = ap.parse_args()
     commands = {"convergence": cmd_convergence, "anneal": cmd_anneal, "kmesh": cmd_kmesh, "table": cmd_table,
-                "ranking": cmd_ranking, "export": cmd_export, "heldout": cmd_heldout}
+                "ranking": cmd_ranking, "export": cmd_export, "heldout": cmd_heldout,
+                "ship": cmd_ship}
     commands[args.cmd](args)
 
 
