@@ -130,3 +130,20 @@ def test_production_engine_torch_sim_reaches_the_sweep(tmp_path):
     plain = production_runs(build_config({}, "tiny"), tmp_path / "p", tmp_path / "t.mtp", tmp_path / "s",
                             ["mixed-TM_oct50"])
     assert all(r.engine == "plugin" for r in plain)
+
+
+def test_package_paths_name_the_package_data_folder(tmp_path, monkeypatch):
+    """``package:REL`` resolves inside mtpkit's data folder wherever mtpkit is installed; a missing
+    file is an error naming the key and the folder looked in."""
+    import mtpkit.config.load as load
+
+    with pytest.raises(InputFileError, match=r"potential\.initial.*no-such-folder/pot\.almtp.*package data"):
+        build_config({"potential": {"initial": "package:no-such-folder/pot.almtp"}}, "tiny")
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "pot.almtp").write_text("x")
+    (tmp_path / "set" / "train.extxyz").write_text("x")
+    monkeypatch.setattr(load, "package_data", lambda rel: tmp_path / rel)
+    cfg = build_config({"potential": {"initial": "package:set/pot.almtp"},
+                        "starting_set": {"initial_training": "package:set/train.extxyz"}}, "tiny")
+    assert cfg.potential.initial == tmp_path / "set" / "pot.almtp"
+    assert cfg.starting_set.initial_training == tmp_path / "set" / "train.extxyz"

@@ -12,7 +12,8 @@ Every error is an :class:`~mtpkit.errors.InputFileError` naming the file and the
 dotted key (``active_learning.gamma_stop: ...``). Relative paths in the file
 (``structures.files``, ``potential.initial``, ``labeller.store``,
 ``starting_set.initial_training``, ``active_learning.heldout``) are taken relative
-to the file's folder.
+to the file's folder; ``package:REL`` names ``REL`` inside mtpkit's data folder
+(``mtpkit/data``, e.g. the shipped PBE potential), wherever mtpkit is installed.
 """
 
 from __future__ import annotations
@@ -56,19 +57,39 @@ def _merge(base: dict, over: dict, where: tuple = ()) -> dict:
     return out
 
 
-def _resolve_paths(doc: dict, folder: Path) -> None:
+#: a path that starts with this names a file of the package's data folder (``mtpkit/data``), e.g.
+#: ``potential.initial = "package:nyzc75-pbe/pot.almtp"``: the shipped PBE potential, wherever mtpkit is installed
+PACKAGE_PREFIX = "package:"
+
+
+def package_data(relative: str) -> Path:
+    """Path of ``relative`` inside the package's data folder (it may not exist)."""
+    from importlib.resources import files
+
+    return Path(str(files("mtpkit"))) / "data" / relative
+
+
+def _one_path(value: str, folder: Path, source: Path | None, field: str) -> str:
+    if value.startswith(PACKAGE_PREFIX):
+        target = package_data(value[len(PACKAGE_PREFIX):])
+        if not target.exists():
+            raise InputFileError(source, f"{value!r}: no such file in mtpkit's package data ({target})", field=field)
+        return str(target)
+    return str((folder / value).resolve()) if not Path(value).is_absolute() else value
+
+
+def _resolve_paths(doc: dict, folder: Path, source: Path | None = None) -> None:
     for table, key in _PATHS:
         section = doc.get(table)
         if not isinstance(section, dict) or key not in section:
             continue
-        value = section[key]
+        value, field = section[key], f"{table}.{key}"
         if isinstance(value, str) and value:
-            section[key] = str((folder / value).resolve()) if not Path(value).is_absolute() else value
+            section[key] = _one_path(value, folder, source, field)
         elif isinstance(value, str):
             section[key] = None  # "" means: none
         elif isinstance(value, list):
-            section[key] = [str((folder / v).resolve()) if isinstance(v, str) and not Path(v).is_absolute()
-                            else v for v in value]
+            section[key] = [_one_path(v, folder, source, field) if isinstance(v, str) else v for v in value]
 
 
 def build_config(doc: dict | None = None, scale: str = "default",
@@ -89,7 +110,7 @@ def build_config(doc: dict | None = None, scale: str = "default",
             raise InputFileError(path, "set by the command line, not in the file", field=key)
     folder = path.parent if path is not None else Path.cwd()
     own = _merge(doc, scales.get(scale, {}))
-    _resolve_paths(own, folder)
+    _resolve_paths(own, folder, path)
     preset = copy.deepcopy(scale_presets()[scale])
     if own.get("structures", {}).get("files"):
         preset.pop("structures", None)  # a file that brings its own structures replaces the preset's choice
