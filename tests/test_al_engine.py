@@ -142,6 +142,24 @@ def test_nothing_new_to_learn_stops_instead_of_refitting(tmp_path, helpers_on_pa
     assert not (out / "03_active_learning" / "iter_001" / "fit.json").exists()  # no refit
 
 
+def _labelled_as_on_disk(out: Path) -> None:
+    """What was labelled is what the iterations' candidates files hold, so a resumed iteration (which
+    reads the file) requests the same rows instead of twins that differ by the file's precision."""
+    from ase.io import read
+
+    def key(a) -> bytes:
+        return a.positions.tobytes() + a.cell.array.tobytes()
+
+    stored = {key(r.atoms) for r in LabelStore(out / "labels.db").rows(subset="al")}
+    selected = set()
+    for it_dir in sorted((out / "03_active_learning").glob("iter_*")):
+        sel = it_dir / "selection.json"
+        if sel.is_file() and json.loads(sel.read_text())["selected"]:
+            cands = read(it_dir / "candidates.extxyz", ":")
+            selected |= {key(cands[i]) for i in json.loads(sel.read_text())["selected"]}
+    assert selected and selected == stored  # to the bit
+
+
 def test_label_budget_stops(tmp_path, helpers_on_path):
     path = make_campaign(tmp_path, max_iterations=30, gamma_select=1.0, gamma_stop=1.0, max_labels=6)
     out = tmp_path / "run"
@@ -149,6 +167,7 @@ def test_label_budget_stops(tmp_path, helpers_on_path):
     hist = learning_history(out / "03_active_learning")
     assert hist["stop_reason"].startswith("label budget spent")
     assert sum(it["n_labelled"] for it in hist["iterations"]) == 6
+    _labelled_as_on_disk(out)
 
 
 def test_failed_labels_are_quarantined_then_retried(tmp_path, helpers_on_path):

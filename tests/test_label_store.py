@@ -45,6 +45,26 @@ def test_request_is_idempotent_per_configuration_and_settings(tmp_path):
         store.request(b, emt, source="1e3")
 
 
+def test_a_frame_requested_again_from_the_same_source_is_the_stored_one(tmp_path):
+    """An extxyz round trip moves coordinates by up to 5e-9 Å; where one sits on a 1e-6 rounding
+    boundary the config_id changes. The same source then still finds its row; another source
+    (a different request that happens to be this close) gets its own only when it differs more."""
+    store = LabelStore(tmp_path / "l.db")
+    emt = LabellerSpec("emt")
+    a = cu(0)
+    a.positions[0, 0] = 1.2345665  # on a rounding boundary of config_id (rint(1234566.5) = 1234566)
+    row = store.request(a, emt, source="al:it001:run0:step5")
+    twin = a.copy()
+    twin.positions[0, 0] += 4e-9
+    assert config_id(twin) != config_id(a)
+    assert store.request(twin, emt, source="al:it001:run0:step5") == row
+    assert store.request(twin, emt, source="al:it001:run1:step5") != row
+    moved = a.copy()
+    moved.positions[3, 1] += 1e-4
+    assert store.request(moved, emt, source="al:it001:run0:step5") not in (row, None)
+    assert len(store) == 3
+
+
 def test_keys_never_read_as_numbers():
     """ase.db refuses text that reads as a number; such digests get an 'x' prefix."""
     from mtpkit.active_learning.store import _key

@@ -411,6 +411,10 @@ class ActiveLearner:
         atomic_write_json(sel_path, info)
         log.info("iteration %d: %d candidates, %d unique, %d selected", k, len(picked), len(cands),
                  len(info["selected"]))
+        # label what the file holds (positions to 1e-8 Å), as a resumed iteration does: requesting the
+        # in-memory frames gave another config_id to 5 of 8 frames re-requested on resume (1e-6 rounding
+        # boundaries), and the store labelled them twice
+        cands = _read_frames(cand_path)
         return [cands[i] for i in info["selected"]], info
 
     def _cut_tiles(self, prev: Path, boxes: list[Atoms], names: list[str]) -> list[Atoms]:

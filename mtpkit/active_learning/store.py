@@ -50,6 +50,9 @@ from ase import Atoms
 __all__ = ["LabelStore", "StoredLabel", "config_id", "settings_id"]
 
 STATUSES = ("pending", "ok", "quarantined")
+#: positions and cell (Å) within which a configuration requested again from the same source is the
+#: stored one (an extxyz round trip changes them by up to 5e-9 Å)
+TWIN_TOLERANCE = 1e-6
 
 
 def _key(digest: str, n: int) -> str:
@@ -116,8 +119,9 @@ class LabelStore:
         """Add ``atoms`` as a pending label under ``settings``; returns the row id.
 
         A configuration already stored under the same settings (pending, done or
-        quarantined) is not added again: its row id is returned. Pending rows are
-        labelled lowest ``priority`` first.
+        quarantined) is not added again: its row id is returned; the first row of the
+        same ``source`` within :data:`TWIN_TOLERANCE` counts as the same configuration
+        (a frame re-read from a file). Pending rows are labelled lowest ``priority`` first.
         """
         for key, text in (("source", source), ("subset", subset)):
             try:
@@ -127,7 +131,9 @@ class LabelStore:
             raise ValueError(f"{key} {text!r}: ase.db keeps text that reads as a number as a number; "
                              f"give a name with letters")
         cid, sid = config_id(atoms), settings_id(settings)
-        existing = self.find(cid, sid)
+        existing = self._same_source_twin(atoms, sid, source)
+        if existing is None:
+            existing = self.find(cid, sid)
         if existing is not None:
             return existing
         bare = atoms.copy()
@@ -211,6 +217,18 @@ class LabelStore:
         return rid
 
     # ------------------------------------------------------------------ reading
+
+    def _same_source_twin(self, atoms: Atoms, sid: str, source: str) -> int | None:
+        """First row of the same ``source`` under ``sid`` holding ``atoms`` to within
+        :data:`TWIN_TOLERANCE` (a frame re-read from a file at another precision: its ``config_id``
+        may differ where a coordinate sits on a rounding boundary), or ``None``."""
+        for row in self._db.select(settings_id=sid, source=source, sort="id"):
+            other = row.toatoms()
+            if (len(other) == len(atoms) and np.array_equal(other.numbers, atoms.numbers)
+                    and np.abs(other.positions - atoms.positions).max() <= TWIN_TOLERANCE
+                    and np.abs(other.cell.array - atoms.cell.array).max() <= TWIN_TOLERANCE):
+                return int(row.id)
+        return None
 
     def find(self, cid: str, sid: str) -> int | None:
         """Row id of configuration ``cid`` under settings ``sid``, or ``None``."""
