@@ -147,3 +147,27 @@ def test_package_paths_name_the_package_data_folder(tmp_path, monkeypatch):
                         "starting_set": {"initial_training": "package:set/train.extxyz"}}, "tiny")
     assert cfg.potential.initial == tmp_path / "set" / "pot.almtp"
     assert cfg.starting_set.initial_training == tmp_path / "set" / "train.extxyz"
+
+
+def test_production_structures_chooses_runs_without_changing_their_seeds(tmp_path):
+    """production.structures runs some of the learnt structures; each run's seed is the one it has
+    when all are run, and a name that is not a campaign structure is refused, naming the key."""
+    from mtpkit.campaign.production import production_runs
+    from mtpkit.potentials.mtp_io import write_mtp
+    from mtpkit.potentials.templates import make_template
+
+    write_mtp(tmp_path / "t.mtp", make_template(2, 4, 4, 1.5, 5.0))
+    (tmp_path / "s").mkdir()
+    names = ["layered-TM_oct25", "layered-TM_oct50", "mixed-TM_oct25"]
+
+    def runs(**production):
+        cfg = build_config({"structures": {"names": names}, "production": production}, "tiny")
+        return {r.run_id: r.seed for r in production_runs(cfg, tmp_path / "p", tmp_path / "t.mtp",
+                                                          tmp_path / "s", names)}
+
+    everything = runs()
+    chosen = runs(structures=["mixed-TM_oct25", "layered-TM_oct25"])
+    assert {k.split("/")[0] for k in chosen} == {"mixed-TM_oct25", "layered-TM_oct25"}
+    assert chosen == {k: v for k, v in everything.items() if k in chosen}
+    with pytest.raises(InputFileError, match=r"production\.structures.*'mixed-TM_oct75'"):
+        build_config({"structures": {"names": names}, "production": {"structures": ["mixed-TM_oct75"]}}, "tiny")

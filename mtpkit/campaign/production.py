@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mtpkit.config import PipelineConfig
+from mtpkit.errors import UserError
 from mtpkit.seeds import PRODUCTION, seed_for
 
 Log = Callable[[str], None]
@@ -42,8 +43,14 @@ def production_runs(cfg: PipelineConfig, folder: Path, potential: Path, structur
         watch = {"every": int(pr.thermo_every),
                  "select_threshold": float(cfg.active_learning.gamma_break),
                  "break_threshold": NO_BREAK, "save": "extrapolative.extxyz"}
+    chosen = set(pr.structures) or set(names)
+    if missing := sorted(chosen - set(names)):
+        raise UserError(f"production.structures: {', '.join(missing)} not among the campaign's structures "
+                        f"({', '.join(names)})")
     runs = []
-    for i_s, name in enumerate(names):
+    for i_s, name in enumerate(names):  # i_s over every structure: seeds do not depend on the choice
+        if name not in chosen:
+            continue
         for i_t, T in enumerate(pr.temperatures):
             for r in range(int(pr.replicas)):
                 run_id = f"{name}/T{float(T):g}K/r{r}"
@@ -73,7 +80,8 @@ def run_production(cfg: PipelineConfig, folder: Path, potential: Path, structure
 
     runs = production_runs(cfg, folder, potential, structures_dir, names)
     pr = cfg.production
-    say(f"production: {len(names)} structure(s) × {len(pr.temperatures)} temperatures × "
+    produced = sorted({r.run_id.split("/")[0] for r in runs})
+    say(f"production: {len(produced)} structure(s) ({', '.join(produced)}) × {len(pr.temperatures)} temperatures × "
         f"{pr.replicas} replica(s), {pr.steps} steps of {pr.timestep:g} fs "
         f"({pr.steps * pr.timestep / 1000:g} ps) each")
     spec = SweepSpec(source=folder / "sweep", output=folder, runs=runs,

@@ -109,6 +109,8 @@ def run_transport(cfg: PipelineConfig, folder: Path, manifest: dict, structures:
     summary: dict = {"species": "Na", "breakpoint_K": bp or None, "extrapolate_T_K": an.extrapolate_T_K,
                      "frame_interval_fs": frame_fs, "structures": {}}
     for name, info in structures["structures"].items():
+        if pr.structures and name not in pr.structures:
+            continue  # learnt on, not produced (production.structures)
         runs = [(rid, e) for rid, e in manifest["runs"].items() if rid.split("/")[0] == name]
         done = [(rid, e) for rid, e in runs if e.get("status") == "done"]
         entry: dict = {"runs_total": len(runs), "runs_done": len(done), "notes": []}

@@ -328,6 +328,9 @@ class ActiveLearningCfg(Section):
 class ProductionCfg(Section):
     temperatures: Temperatures = Field(default_factory=lambda: [450.0, 500.0, 550.0, 600.0, 650.0, 700.0])
     replicas: PositiveInt = 2
+    # names of the campaign's structures to run (empty: all); learning still covers all of them, and
+    # a structure's seeds do not depend on which others are chosen
+    structures: list[str] = Field(default_factory=list)
     steps: PositiveInt = 25000
     timestep: PositiveFloat = 2.0
     pressure: Number = 0.0
@@ -394,6 +397,11 @@ class PipelineConfig(Section):
         st, fid = self.structures, self.fidelity
         if fid.structure and st.names and fid.structure not in st.names:
             raise ValueError(f"fidelity.structure: {fid.structure!r} is not one of structures.names")
+        known = list(st.names) or [Path(f).stem for f in st.files]
+        unknown = [n for n in self.production.structures if known and n not in known]
+        if unknown:
+            raise ValueError(f"production.structures: {', '.join(map(repr, unknown))} not among the campaign's "
+                             f"structures ({', '.join(known)})")
         if st.files and (st.size != "box" or st.learn_size):
             raise ValueError("structures.size: size and learn_size apply to the study structures (names), not to files")
         return self
