@@ -242,6 +242,37 @@ def test_initial_potential_species_count_is_checked(tmp_path, helpers_on_path):
         main_raise(["learn", str(path), "--output", str(tmp_path / "run")])
 
 
+def test_initial_potential_taken_as_it_is(tmp_path, helpers_on_path):
+    """potential.refit_initial = false: iteration 0 is the given trained potential, unchanged (its
+    errors on the training set reported, a parity plot written); labels added later refit it."""
+    import numpy as np
+
+    from mtpkit.potentials.mtp_io import read_mtp
+
+    first = make_campaign(tmp_path / "a", max_iterations=2, gamma_select=1.0, gamma_stop=1.0)
+    assert learn(first, tmp_path / "a" / "run") == 0
+    given = tmp_path / "a" / "run" / "03_active_learning" / learning_history(
+        tmp_path / "a" / "run" / "03_active_learning")["final_potential"] / "pot.almtp"
+    path = make_campaign(tmp_path / "b", max_iterations=1, gamma_select=1.0, gamma_stop=1.0)
+    path.write_text(path.read_text().replace("level = 4", f'initial = "{given}"\nrefit_initial = false'))
+    out = tmp_path / "b" / "run"
+    assert learn(path, out) == 0
+    it0 = out / "03_active_learning" / "iter_000"
+    fit = json.loads((it0 / "fit.json").read_text())
+    assert fit["iterations"] == 0 and "refit_initial = false" in fit["stop_reason"]
+    assert fit["train"]["n_configs"] == 5 and fit["heldout"]["force_rmse"] > 0
+    assert (it0 / "train.png").is_file()
+    ours, theirs = read_mtp(it0 / "pot.mtp"), read_mtp(given)
+    assert np.array_equal(ours.species_coeffs, theirs.species_coeffs)
+    assert np.array_equal(ours.moment_coeffs, theirs.moment_coeffs)
+    hist = learning_history(out / "03_active_learning")
+    if hist["iterations"][-1]["n_labelled"]:  # labels added: the next potential is a fit
+        assert json.loads((out / "03_active_learning" / "iter_001" / "fit.json").read_text())["iterations"] > 0
+    path.write_text(path.read_text().replace(f'initial = "{given}"\n', ""))
+    with pytest.raises(UserError, match=r"field 'potential\.refit_initial': false takes potential\.initial"):
+        load_config(path, "tiny")
+
+
 def main_raise(argv):
     from mtpkit.cli import build_parser
 

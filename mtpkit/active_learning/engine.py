@@ -247,7 +247,18 @@ class ActiveLearner:
             if init.species_count != len(self.plan.species):
                 raise UserError(f"potential.initial: {self.plan.potential.initial} has species_count = "
                                 f"{init.species_count}, but campaign.species has {len(self.plan.species)}")
-        metrics = self._fit(images, init, 0)
+        if init is not None and not self.plan.potential.refit_initial:
+            from mtpkit.active_learning.fit import adopt_potential
+
+            metrics = adopt_potential(init, images, self.plan.species, folder=self.it_dir(0),
+                                      mode=self.plan.al.mode, basis=self.plan.al.basis)
+            metrics.update(self._heldout_errors(self.it_dir(0)))
+            atomic_write_json(self.it_dir(0) / "fit.json", metrics)
+            log.info("first potential: %s as it is; E %.2f meV/atom, F %.3f eV/Å on %d training configurations",
+                     self.plan.potential.initial, metrics["train"]["energy_rmse_mev_per_atom"],
+                     metrics["train"]["force_rmse"], len(images))
+        else:
+            metrics = self._fit(images, init, 0)
         self._report(0, None, [], {"n_train": len(images), "errors": metrics,
                                    "wall_s": {"fit": time.perf_counter() - t0}})
 
@@ -258,15 +269,7 @@ class ActiveLearner:
                                 template=Template(p.level, p.radial_basis_size, p.min_dist, p.max_dist),
                                 training=p.training, seed=seed_for(self.plan.seed, FIT, k), folder=d,
                                 mode=al.mode, basis=al.basis)
-        held = self.heldout()
-        if held:
-            from mtpkit.potentials.labels import extract_labels, predict
-            from mtpkit.potentials.metrics import error_metrics
-            from mtpkit.potentials.species import atom_types
-
-            mtp, _ = load_fitted(d, self.plan.species)
-            types = [atom_types(a, self.plan.species, mtp.species_count, "held-out configuration") for a in held]
-            metrics["heldout"] = error_metrics(predict(mtp, held, types), extract_labels(held))
+        metrics.update(self._heldout_errors(d))
         atomic_write_json(d / "fit.json", metrics)
         m = metrics["train"]
         log.info("fit: %d configurations, %d parameters, %s; train RMSE E %.2f meV/atom, F %.3f eV/Å",
@@ -444,6 +447,19 @@ class ActiveLearner:
                             MV_grade=float(g[centre]), cut_atom=centre, structure=name)
             tiles.append(cut)
         return tiles
+
+    def _heldout_errors(self, d: Path) -> dict:
+        """``{"heldout": metrics}`` of the potential in ``d`` on the held-out labels, or ``{}``."""
+        held = self.heldout()
+        if not held:
+            return {}
+        from mtpkit.potentials.labels import extract_labels, predict
+        from mtpkit.potentials.metrics import error_metrics
+        from mtpkit.potentials.species import atom_types
+
+        mtp, _ = load_fitted(d, self.plan.species)
+        types = [atom_types(a, self.plan.species, mtp.species_count, "held-out configuration") for a in held]
+        return {"heldout": error_metrics(predict(mtp, held, types), extract_labels(held))}
 
     def _report(self, k: int, rung: Rung | None, records: list[dict], entry: dict) -> None:
         d = self.it_dir(k)

@@ -81,6 +81,44 @@ def fit_potential(images: list[Atoms], init: Any, species: list[str], *, templat
             "active_set_filled": int(aset.filled), "active_set_size": int(aset.size)}
 
 
+def adopt_potential(mtp: Any, images: list[Atoms], species: list[str], *, folder: Path,
+                    mode: str = "neighborhood", basis: str = "all") -> dict:
+    """Write ``mtp`` (a trained potential, e.g. a shipped one) to ``folder`` as :func:`fit_potential`
+    would have, without training: its own active set when it carries one in ``mode``, else one built
+    from ``images``; the metrics are its errors on ``images`` (same keys as a fit's)."""
+    from mtpkit.active_learning.active_set import save_npz, to_mlip
+    from mtpkit.active_learning.selection import active_set_for
+    from mtpkit.potentials.labels import extract_labels, predict
+    from mtpkit.potentials.metrics import error_metrics, write_metrics
+    from mtpkit.potentials.mtp_io import write_mtp
+    from mtpkit.potentials.species import atom_types
+
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    bare = mtp.copy()
+    bare.active_set = None
+    aset = None
+    if getattr(mtp, "active_set", None) is not None and basis == "all":
+        stored = active_set_for(mtp, species, source="potential.initial")
+        aset = stored if stored.mode == mode else None
+    if aset is None:
+        aset = active_set_for(bare, species, train_images=images, mode=mode, basis=basis)
+    write_mtp(folder / POTENTIAL, bare)
+    save_npz(folder / ACTIVE_SET, aset)
+    if basis == "all":
+        with_as = bare.copy()
+        with_as.active_set = to_mlip(aset, species)
+        write_mtp(folder / ALMTP, with_as)
+    types = [atom_types(a, species, bare.species_count, "training configuration") for a in images]
+    pred, labels = predict(bare, images, types), extract_labels(images)
+    write_metrics(folder / "train", {"train": (pred, labels)}, extra={"adopted": True},
+                  title="MTP errors (potential.initial as it is)")
+    return {"train": error_metrics(pred, labels), "validation": None, "iterations": 0,
+            "stop_reason": "potential.initial taken as it is (potential.refit_initial = false)",
+            "n_params": bare.n_params, "fit_wall_s": time.perf_counter() - t0, "n_train": len(images),
+            "active_set_filled": int(aset.filled), "active_set_size": int(aset.size)}
+
+
 def load_fitted(folder: Path, species: list[str]):
     """(MTP, ActiveSet) of a folder written by :func:`fit_potential`."""
     from mtpkit.active_learning.active_set import load_npz

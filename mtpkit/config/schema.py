@@ -250,6 +250,9 @@ class PotentialCfg(Section):
     max_dist: PositiveFloat = 5.0
     min_dist: PositiveFloat = 1.5
     initial: Path | None = None
+    # false: the first potential of active learning is ``initial`` as it is (a trained potential, e.g. the
+    # shipped PBE one, with the training set it came with), graded and refitted only once labels are added
+    refit_initial: StrictBool = True
     training: TrainConfig = Field(default_factory=TrainConfig)
 
     @field_serializer("training")
@@ -261,6 +264,8 @@ class PotentialCfg(Section):
     def _dists(self) -> PotentialCfg:
         if self.min_dist >= self.max_dist:
             raise ValueError("min_dist: must be below max_dist")
+        if not self.refit_initial and self.initial is None:
+            raise ValueError("refit_initial: false takes potential.initial as it is, and none is given")
         return self
 
 
