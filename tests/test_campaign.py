@@ -409,3 +409,34 @@ def test_resume_accepts_a_saved_configuration_that_predates_a_new_key():
     old["active_learning"]["retired_key"] = 1
     assert not _same_table("active_learning", old["active_learning"], new["active_learning"])
     assert not _same_table("production", {**new["production"], "replicas": 9}, new["production"])
+
+
+def test_energy_ranking_names_the_lowest_occupancy_of_each_class(tiny_campaign):
+    """Section 1 ranks structures of one composition by the labeller's energy per TM class; the
+    campaign's own energies come from its relaxation (or, for structures used as given, the stored
+    label of that configuration)."""
+    from ase.io import read
+
+    from mtpkit.campaign.orchestrator import gather_report_data
+    from mtpkit.campaign.report import _energy_ranking
+
+    out, cfg, *_ = tiny_campaign
+    energies = gather_report_data(cfg, out)["energies"]
+    assert energies
+    relax = json.loads((out / "01_relax" / "relax.json").read_text())["structures"]
+    for name, e in energies.items():
+        n = len(read(out / "01_relax" / f"{name}.extxyz", format="extxyz"))
+        assert e["source"] == "relaxation"
+        assert e["energy_per_atom_eV"] == pytest.approx(relax[name]["after"]["energy_eV"] / n)
+    assert _energy_ranking({"structures": {}}, energies) == []  # one structure: nothing to rank
+
+    st = {"structures": {f"{tm}_oct{o}": {"tm_label": tm, "oct_occupancy_percent": o}
+                         for tm in ("layered-TM", "mixed-TM") for o in (25, 50)}}
+    e = {"layered-TM_oct25": -4.0970, "layered-TM_oct50": -4.0832, "mixed-TM_oct25": -4.0810,
+         "mixed-TM_oct50": -4.0895}
+    blocks = _energy_ranking(st, {n: {"energy_per_atom_eV": v, "formula": "Cl24Na9YZr3", "source": "x"}
+                                  for n, v in e.items()})
+    assert "layered-TM: 25 % (layered-TM_oct25); mixed-TM: 50 % (mixed-TM_oct50)" in blocks[0][1]
+    rows = {r[0]: r for r in blocks[1][2]}
+    assert rows["mixed-TM_oct25"][3] == "8.50" and rows["mixed-TM_oct25"][4] == "16.00"
+    assert rows["layered-TM_oct50"][3] == "13.80"

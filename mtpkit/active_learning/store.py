@@ -241,10 +241,11 @@ class LabelStore:
         """Rows in insertion order, filtered by status, settings (spec or id), subset, labeller."""
         query = _query(status, settings, subset, labeller)
         for row in self._db.select(sort="id", **query):
-            atoms = row.toatoms(add_additional_information=False)
-            keys = dict(row.key_value_pairs)
-            atoms.info.update({"label_id": int(row.id), **keys})
-            yield StoredLabel(int(row.id), atoms, keys["status"], keys, dict(row.data))
+            yield _stored(row)
+
+    def row(self, row_id: int) -> StoredLabel:
+        """Row ``row_id`` (KeyError if there is none)."""
+        return _stored(self._db.get(id=int(row_id)))
 
     def pending_by_priority(self, subset: str | None = None) -> list[StoredLabel]:
         """Pending rows, lowest ``priority`` first, then in request order."""
@@ -282,6 +283,13 @@ class LabelStore:
             dst.close()
         os.replace(tmp, target)
         return target
+
+
+def _stored(row: Any) -> StoredLabel:
+    atoms = row.toatoms(add_additional_information=False)
+    keys = dict(row.key_value_pairs)
+    atoms.info.update({"label_id": int(row.id), **keys})
+    return StoredLabel(int(row.id), atoms, keys["status"], keys, dict(row.data))
 
 
 def _query(status: str | None, settings: Any, subset: str | None, labeller: str | None) -> dict[str, Any]:

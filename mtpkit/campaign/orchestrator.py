@@ -374,7 +374,42 @@ def gather_report_data(cfg: PipelineConfig, out: Path) -> dict:
         "al_cfg": plain["active_learning"], "production_cfg": plain["production"],
         "transport": load(FOLDERS["analysis"], "summary.json"), "fidelity": fid,
         "production_gamma": load(FOLDERS["production"], "gamma.json"),
+        "energies": structure_energies(cfg, out, load(FOLDERS["relax"], "relax.json")),
     }
+
+
+def structure_energies(cfg: PipelineConfig, out: Path, relax: dict | None) -> dict[str, dict]:
+    """Labeller energy (eV/atom) of each structure as learning starts from it: the relax stage's
+    final energy, or, for a structure used as given, the stored label of that very configuration
+    under the campaign's labeller (e.g. the PBE single points of annealed minima); structures with
+    neither are left out. Keys: ``energy_per_atom_eV``, ``formula``, ``source``."""
+    from ase.io import read
+
+    from mtpkit.active_learning.labellers import LabellerSpec
+    from mtpkit.active_learning.store import config_id, settings_id
+
+    folder = out / FOLDERS["relax"]
+    if not (out / FOLDERS["structures"] / "structures.json").is_file():
+        return {}
+    store, sid, energies = None, settings_id(LabellerSpec.from_table(cfg.labeller)), {}
+    for name in _names(out):
+        path = folder / f"{name}.extxyz"
+        if not path.is_file():
+            continue
+        atoms = read(path, format="extxyz")
+        after = ((relax or {}).get("structures", {}).get(name) or {}).get("after") or {}
+        if after.get("energy_eV") is not None:
+            energy, source = float(after["energy_eV"]), "relaxation"
+        else:
+            store = store or label_store(cfg, out)
+            rid = store.find(config_id(atoms), sid)
+            row = store.row(rid) if rid is not None else None
+            if row is None or row.status != "ok":
+                continue
+            energy, source = float(row.atoms.get_potential_energy()), f"label row {rid} ({row.keys['source']})"
+        energies[name] = {"energy_per_atom_eV": energy / len(atoms), "formula": atoms.get_chemical_formula(),
+                          "source": source}
+    return energies
 
 
 _RUNNERS: dict[str, Callable] = {
