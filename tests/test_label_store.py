@@ -260,11 +260,13 @@ def test_campaign_waits_for_a_row_another_process_is_labelling(tmp_path):
 
 def test_label_follow_labels_rows_requested_while_it_waits(tmp_path):
     """``mtpkit label --follow``: with nothing pending it waits, labels what a campaign requests
-    later, and keeps waiting until stopped; --follow with --limit is refused."""
+    later, and keeps waiting until stopped; ``--max-priority`` leaves lower-priority rows alone;
+    --follow with --limit is refused."""
     store = LabelStore(tmp_path / "l.db")
     emt = LabellerSpec("emt")
     store.request(cu(0), emt, source="first", subset="al")
-    cmd = [sys.executable, "-m", "mtpkit.cli", "label", str(tmp_path / "l.db"), "--subset", "al", "--follow", "0.2"]
+    cmd = [sys.executable, "-m", "mtpkit.cli", "label", str(tmp_path / "l.db"), "--subset", "al", "--follow", "0.2",
+           "--max-priority", "100"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 120
@@ -272,11 +274,13 @@ def test_label_follow_labels_rows_requested_while_it_waits(tmp_path):
             time.sleep(0.2)
         store.request(cu(1), emt, source="later", subset="al")
         store.request(cu(2), emt, source="other subset", subset="heldout")
+        store.request(cu(3), emt, source="older run", subset="al", priority=150)
         while len(list(store.rows(status="ok"))) < 2 and time.time() < deadline:
             time.sleep(0.2)
+        time.sleep(1.0)  # several polls: the priority-150 row is not taken
         assert proc.poll() is None  # still waiting for more
         assert {r.keys["source"] for r in store.rows(status="ok")} == {"first", "later"}
-        assert [r.keys["source"] for r in store.rows(status="pending")] == ["other subset"]
+        assert [r.keys["source"] for r in store.rows(status="pending")] == ["other subset", "older run"]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)

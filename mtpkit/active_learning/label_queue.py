@@ -48,9 +48,10 @@ def _label_job(settings: dict, atoms: Atoms, threads: int) -> LabelOutcome:
 
 def label_pending(store: LabelStore, *, workers: int = 1, threads: int = 1, scheduler=None,
                   subset: str | None = None, limit: int | None = None, rows: set[int] | None = None,
-                  after_each: Callable[[], None] | None = None, in_process: bool = False) -> dict[str, int]:
-    """Label the pending rows of ``store`` (optionally only ``rows`` (ids), of one ``subset``;
-    at most ``limit`` rows).
+                  after_each: Callable[[], None] | None = None, in_process: bool = False,
+                  max_priority: int | None = None) -> dict[str, int]:
+    """Label the pending rows of ``store`` (optionally only ``rows`` (ids), of one ``subset``, of
+    ``priority <= max_priority``; at most ``limit`` rows).
 
     Returns the store's counts per status afterwards. Progress (row, result, seconds,
     rows left) goes to the ``mtpkit.active_learning.label_queue`` logger. A row whose
@@ -68,7 +69,7 @@ def label_pending(store: LabelStore, *, workers: int = 1, threads: int = 1, sche
         if limit is not None and started >= limit:
             return None
         busy = {r.id for r in in_flight.values()} | skip
-        for row in store.pending_by_priority(subset=subset):
+        for row in store.pending_by_priority(subset=subset, max_priority=max_priority):
             # a row another live process has claimed is that process's to label
             if row.id not in busy and (rows is None or row.id in rows) and store.claim(row.id):
                 break

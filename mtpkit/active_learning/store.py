@@ -247,9 +247,11 @@ class LabelStore:
         """Row ``row_id`` (KeyError if there is none)."""
         return _stored(self._db.get(id=int(row_id)))
 
-    def pending_by_priority(self, subset: str | None = None) -> list[StoredLabel]:
-        """Pending rows, lowest ``priority`` first, then in request order."""
-        rows = list(self.rows(status="pending", subset=subset))
+    def pending_by_priority(self, subset: str | None = None, max_priority: int | None = None) -> list[StoredLabel]:
+        """Pending rows (of ``priority <= max_priority`` when given), lowest ``priority`` first, then in
+        request order."""
+        rows = [r for r in self.rows(status="pending", subset=subset)
+                if max_priority is None or int(r.keys.get("priority", 100)) <= max_priority]
         return sorted(rows, key=lambda r: (int(r.keys.get("priority", 100)), r.id))
 
     def labelled(self, **filters: Any) -> list[Atoms]:

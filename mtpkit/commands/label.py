@@ -28,6 +28,10 @@ def register(subparsers) -> None:
     p.add_argument("--follow", type=float, default=0.0, metavar="SECONDS",
                    help="when nothing is pending, look again every SECONDS for rows a running campaign "
                         "requests, until stopped (a second labeller beside `mtpkit learn`)")
+    p.add_argument("--max-priority", type=int, default=None, metavar="N",
+                   help="label only rows of priority <= N (a campaign requests its labels at 100): with "
+                        "--follow, a second labeller waits for the campaign's next requests instead of "
+                        "starting a lower-priority row when an iteration's labels run out")
     p.set_defaults(func=run)
 
 
@@ -59,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     while True:
         counts = label_pending(store, workers=args.workers, threads=args.threads, scheduler=args.scheduler,
-                               subset=args.subset, limit=args.limit,
+                               subset=args.subset, limit=args.limit, max_priority=args.max_priority,
                                after_each=(lambda: store.snapshot(args.snapshot)) if args.snapshot else None)
         print(f"label store {args.store}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
         if not args.follow:
             return 0
-        while not store.pending_by_priority(subset=args.subset):
+        while not store.pending_by_priority(subset=args.subset, max_priority=args.max_priority):
             time.sleep(args.follow)
