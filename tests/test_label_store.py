@@ -281,8 +281,21 @@ def test_label_follow_labels_rows_requested_while_it_waits(tmp_path):
         assert proc.poll() is None  # still waiting for more
         assert {r.keys["source"] for r in store.rows(status="ok")} == {"first", "later"}
         assert [r.keys["source"] for r in store.rows(status="pending")] == ["other subset", "older run"]
+        # a row another live process labels (here: this one) is waited for, not spun on
+        from mtpkit.active_learning.store import process_owner
+
+        busy = store.request(cu(4), emt, source="the campaign's own", subset="al")
+        assert store.claim(busy, owner=process_owner())
+        time.sleep(2.0)
+        assert proc.poll() is None
+        store.unclaim(busy)
+        while [r.keys["source"] for r in store.rows(status="ok")][-1:] != ["the campaign's own"] \
+                and time.time() < deadline:
+            time.sleep(0.2)
+        assert "the campaign's own" in {r.keys["source"] for r in store.rows(status="ok")}
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        out, _ = proc.communicate(timeout=60)
+    assert out.count("label store") < 20, out[-2000:]  # one line per pass, not a spin over the busy row
     res = subprocess.run([*cmd, "--limit", "1"], capture_output=True, text=True, check=False)
     assert res.returncode == 2 and "--follow" in res.stderr and "--limit" in res.stderr

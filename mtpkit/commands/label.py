@@ -68,5 +68,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"label store {args.store}: " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
         if not args.follow:
             return 0
-        while not store.pending_by_priority(subset=args.subset, max_priority=args.max_priority):
+        # wait for a row this process may take: a pending row another live process is labelling (the
+        # campaign's own worker) is not one, or this loop would spin on it
+        while not [r for r in store.pending_by_priority(subset=args.subset, max_priority=args.max_priority)
+                   if not store.claimed_elsewhere(r)]:
             time.sleep(args.follow)
