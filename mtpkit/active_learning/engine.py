@@ -49,7 +49,15 @@ from ase import Atoms
 
 from mtpkit.active_learning.candidates import deduplicate, pick
 from mtpkit.active_learning.explore import ExploreSettings, choose_engine, explore_ase_all, explore_lammps
-from mtpkit.active_learning.fit import ACTIVE_SET, ALMTP, POTENTIAL, Template, fit_potential, load_fitted
+from mtpkit.active_learning.fit import (
+    ACTIVE_SET,
+    ALMTP,
+    POTENTIAL,
+    Template,
+    adopt_potential,
+    fit_potential,
+    load_fitted,
+)
 from mtpkit.active_learning.labellers import BatchLabeller, LabellerSpec
 from mtpkit.active_learning.store import LabelStore
 from mtpkit.errors import UserError
@@ -247,28 +255,21 @@ class ActiveLearner:
             if init.species_count != len(self.plan.species):
                 raise UserError(f"potential.initial: {self.plan.potential.initial} has species_count = "
                                 f"{init.species_count}, but campaign.species has {len(self.plan.species)}")
-        if init is not None and not self.plan.potential.refit_initial:
-            from mtpkit.active_learning.fit import adopt_potential
-
-            metrics = adopt_potential(init, images, self.plan.species, folder=self.it_dir(0),
-                                      mode=self.plan.al.mode, basis=self.plan.al.basis)
-            metrics.update(self._heldout_errors(self.it_dir(0)))
-            atomic_write_json(self.it_dir(0) / "fit.json", metrics)
-            log.info("first potential: %s as it is; E %.2f meV/atom, F %.3f eV/Å on %d training configurations",
-                     self.plan.potential.initial, metrics["train"]["energy_rmse_mev_per_atom"],
-                     metrics["train"]["force_rmse"], len(images))
-        else:
-            metrics = self._fit(images, init, 0)
+        metrics = self._fit(images, init, 0, adopt=init is not None and not self.plan.potential.refit_initial)
         self._report(0, None, [], {"n_train": len(images), "errors": metrics,
                                    "wall_s": {"fit": time.perf_counter() - t0}})
 
-    def _fit(self, images: list[Atoms], init, k: int) -> dict:
+    def _fit(self, images: list[Atoms], init, k: int, adopt: bool = False) -> dict:
+        """Fit iteration ``k``'s potential (``adopt``: take ``init`` as it is, potential.refit_initial = false)."""
         d = self.it_dir(k)
         p, al = self.plan.potential, self.plan.al
-        metrics = fit_potential(images, init, self.plan.species,
-                                template=Template(p.level, p.radial_basis_size, p.min_dist, p.max_dist),
-                                training=p.training, seed=seed_for(self.plan.seed, FIT, k), folder=d,
-                                mode=al.mode, basis=al.basis)
+        if adopt:
+            metrics = adopt_potential(init, images, self.plan.species, folder=d, mode=al.mode, basis=al.basis)
+        else:
+            metrics = fit_potential(images, init, self.plan.species,
+                                    template=Template(p.level, p.radial_basis_size, p.min_dist, p.max_dist),
+                                    training=p.training, seed=seed_for(self.plan.seed, FIT, k), folder=d,
+                                    mode=al.mode, basis=al.basis)
         metrics.update(self._heldout_errors(d))
         atomic_write_json(d / "fit.json", metrics)
         m = metrics["train"]

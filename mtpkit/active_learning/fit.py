@@ -46,9 +46,7 @@ def fit_potential(images: list[Atoms], init: Any, species: list[str], *, templat
     ``n_params``, ``fit_wall_s`` s, ``n_train``, ``active_set_filled``) also written as
     ``fit.json`` by the caller.
     """
-    from mtpkit.active_learning.active_set import save_npz, to_mlip
     from mtpkit.active_learning.selection import active_set_for
-    from mtpkit.potentials.mtp_io import write_mtp
     from mtpkit.potentials.templates import make_template
     from mtpkit.potentials.train_config import TrainConfig
     from mtpkit.potentials.training import train
@@ -68,17 +66,26 @@ def fit_potential(images: list[Atoms], init: Any, species: list[str], *, templat
     result.write_metrics(folder / "train")
     mtp = result.mtp
     mtp.active_set = None
-    write_mtp(folder / POTENTIAL, mtp)
     aset = active_set_for(mtp, species, train_images=images, mode=mode, basis=basis)
+    _write_fitted(folder, mtp, aset, species, basis)
+    return {"train": result.train_metrics, "validation": result.valid_metrics,
+            "iterations": result.iterations, "stop_reason": result.stop_reason,
+            "n_params": mtp.n_params, "fit_wall_s": time.perf_counter() - t0, "n_train": len(images),
+            "active_set_filled": int(aset.filled), "active_set_size": int(aset.size)}
+
+
+def _write_fitted(folder: Path, mtp: Any, aset: Any, species: list[str], basis: str) -> None:
+    """``pot.mtp`` (``mtp``, no active set), ``active_set.npz`` and, over all parameters, ``pot.almtp``
+    (the two together in MLIP-3's format, what the LAMMPS plugin reads)."""
+    from mtpkit.active_learning.active_set import save_npz, to_mlip
+    from mtpkit.potentials.mtp_io import write_mtp
+
+    write_mtp(folder / POTENTIAL, mtp)
     save_npz(folder / ACTIVE_SET, aset)
     if basis == "all":
         with_as = mtp.copy()
         with_as.active_set = to_mlip(aset, species)
         write_mtp(folder / ALMTP, with_as)
-    return {"train": result.train_metrics, "validation": result.valid_metrics,
-            "iterations": result.iterations, "stop_reason": result.stop_reason,
-            "n_params": mtp.n_params, "fit_wall_s": time.perf_counter() - t0, "n_train": len(images),
-            "active_set_filled": int(aset.filled), "active_set_size": int(aset.size)}
 
 
 def adopt_potential(mtp: Any, images: list[Atoms], species: list[str], *, folder: Path,
@@ -86,11 +93,9 @@ def adopt_potential(mtp: Any, images: list[Atoms], species: list[str], *, folder
     """Write ``mtp`` (a trained potential, e.g. a shipped one) to ``folder`` as :func:`fit_potential`
     would have, without training: its own active set when it carries one in ``mode``, else one built
     from ``images``; the metrics are its errors on ``images`` (same keys as a fit's)."""
-    from mtpkit.active_learning.active_set import save_npz, to_mlip
     from mtpkit.active_learning.selection import active_set_for
     from mtpkit.potentials.labels import extract_labels, predict
     from mtpkit.potentials.metrics import error_metrics, write_metrics
-    from mtpkit.potentials.mtp_io import write_mtp
     from mtpkit.potentials.species import atom_types
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -103,12 +108,7 @@ def adopt_potential(mtp: Any, images: list[Atoms], species: list[str], *, folder
         aset = stored if stored.mode == mode else None
     if aset is None:
         aset = active_set_for(bare, species, train_images=images, mode=mode, basis=basis)
-    write_mtp(folder / POTENTIAL, bare)
-    save_npz(folder / ACTIVE_SET, aset)
-    if basis == "all":
-        with_as = bare.copy()
-        with_as.active_set = to_mlip(aset, species)
-        write_mtp(folder / ALMTP, with_as)
+    _write_fitted(folder, bare, aset, species, basis)
     types = [atom_types(a, species, bare.species_count, "training configuration") for a in images]
     pred, labels = predict(bare, images, types), extract_labels(images)
     write_metrics(folder / "train", {"train": (pred, labels)}, extra={"adopted": True},
