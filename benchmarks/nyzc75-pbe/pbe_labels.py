@@ -343,10 +343,15 @@ def cmd_export(args) -> None:
         sys.exit("no finished labels at production settings to export")
     with atomic_open(args.out, "w") as fh:
         write(fh, frames, format="extxyz")
-    by = {}
-    for f in frames:
-        by[f.info["subset"]] = by.get(f.info["subset"], 0) + 1
+    by = _by_subset(frames)
     print(f"{args.out}: {len(frames)} labels ({', '.join(f'{k} {v}' for k, v in sorted(by.items()))})")
+
+
+def _by_subset(frames: list[Atoms]) -> dict[str, int]:
+    """Exported frames per store subset."""
+    from collections import Counter
+
+    return dict(Counter(f.info["subset"] for f in frames))
 
 
 SPECIES = ["Na", "Y", "Zr", "Cl"]
@@ -386,7 +391,6 @@ def _fmt(x: float, digits: int) -> str:
 def cmd_ship(args) -> None:
     """Assemble the shipped folder from the store and a finished (or, with --allow-unfinished, a
     running) campaign; every number of its README comes from the manifest written beside it."""
-    import shutil
     import subprocess
 
     from mtpkit.active_learning.engine import final_potential, learning_history
@@ -405,17 +409,15 @@ def cmd_ship(args) -> None:
         sys.exit(f"{args.store}: no finished labels at production settings")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(pot, out / "pot.almtp.tmp")
-    (out / "pot.almtp.tmp").replace(out / "pot.almtp")
+    with atomic_open(out / "pot.almtp", "wb") as fh:
+        fh.write(pot.read_bytes())
     for name, frames in (("training.extxyz", train), ("heldout.extxyz", held)):
         if frames:
             with atomic_open(out / name, "w") as fh:
                 write(fh, frames, format="extxyz")
         elif (out / name).exists():
             (out / name).unlink()
-    by_subset: dict[str, int] = {}
-    for f in train:
-        by_subset[f.info["subset"]] = by_subset.get(f.info["subset"], 0) + 1
+    by_subset = _by_subset(train)
     walls = np.array([f.info["wall_s"] for f in train + held])
     its = history["iterations"]
     rungs: dict[str, int] = {}
