@@ -1,0 +1,305 @@
+"""Diagnostics of the PBE active-learning campaign: why the exploration breaks, what a potential
+does in NPT, and whether a stored label is reproduced.
+
+    python benchmarks/nyzc75-pbe/al_diagnostics.py grades --campaign runs/pbe/campaign --store runs/pbe/labels.db
+    python benchmarks/nyzc75-pbe/al_diagnostics.py npt --potential P.almtp \
+        --structure benchmarks/nyzc75-pbe/minima/layered-TM_oct50_annealed.extxyz --supercell 4,0,0,0,2,0,0,0,1
+    python benchmarks/nyzc75-pbe/al_diagnostics.py relabel --store runs/pbe/labels.db --row 156
+
+``grades``: each iteration's candidates graded against the potential and active set that explored
+them (the previous iteration's fit): the species of the most extrapolative atom of each candidate,
+and the atoms above γ = 5; then, for the newest fit, how many training sites each species has
+against the parameters only that species' sites touch (the active set must span those from that
+species' sites alone).
+
+``npt``: an NPT run (LAMMPS with the mtp plugin, triclinic barostat at 0 bar as in the campaign's
+exploration) with the extrapolation grade computed every 5 steps and no break: volume, pressure
+diagonal (bar), temperature and the largest γ per 0.2 ps block, and when γ first passes 5 and 10.
+
+``refit``: fit the training labels of the store (rows up to ``--upto``) from a campaign potential with
+other training settings (``--max-iter``, ``--stress-weight``), into ``--out``; ``errors``: a potential's
+errors on those labels: centred energy RMSE (meV/atom), the mean of PBE − MTP pressure (GPa; all
+labels, and cells larger than ``--large`` Å^3) and the least-squares slope of MTP against PBE for the
+deviatoric stress diagonal and the shear stress.
+
+``relabel``: recompute one stored GPAW label with the settings stored with it; prints the CPU time
+and the largest differences in energy (eV), force (eV/Å) and stress (GPa) from the stored label.
+Units: K, ps, Å^3, bar, GPa.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+SPECIES = ["Na", "Y", "Zr", "Cl"]
+
+
+def _iteration_dirs(campaign: Path) -> list[Path]:
+    return sorted((campaign / "03_active_learning").glob("iter_[0-9][0-9][0-9]"))
+
+
+def cmd_grades(args) -> None:
+    from ase.io import read
+
+    from mtpkit.active_learning.active_set import load_npz
+    from mtpkit.active_learning.grades import grade_images
+    from mtpkit.potentials.mtp_io import read_mtp
+
+    dirs = _iteration_dirs(args.campaign)
+    print("| iteration | candidates | species of the max-γ atom | atoms with γ > 5 | max γ |")
+    print("|---:|---:|---|---|---:|")
+    for prev, cur in itertools.pairwise(dirs):
+        cand = cur / "candidates.extxyz"
+        if not cand.exists() or not (prev / "pot.mtp").exists():
+            continue
+        images = read(cand, ":")
+        g = grade_images(read_mtp(prev / "pot.mtp"), load_npz(prev / "active_set.npz"), images, SPECIES)
+        top, high = Counter(), Counter()
+        for atoms, per_atom in zip(images, g.per_atom):
+            sym = np.array(atoms.get_chemical_symbols())
+            top[str(sym[int(np.argmax(per_atom))])] += 1
+            high.update(str(s) for s in sym[per_atom > 5.0])
+        fmt = lambda c: ", ".join(f"{s} {c[s]}" for s in SPECIES if c[s]) or "none"  # noqa: E731
+        number = int(cur.name.split("_")[1])
+        print(f"| {number} | {len(images)} | {fmt(top)} | {fmt(high)} | {g.config.max():.1f} |")
+    newest = next((d for d in reversed(dirs) if (d / "pot.mtp").exists()), None)
+    if newest is not None and args.store is not None:
+        _species_blocks(newest, args.store)
+
+
+def _species_blocks(folder: Path, store_path: Path) -> None:
+    """Training sites per species against the parameters only that species' sites touch."""
+    from mtpkit.active_learning.engine import NOT_TRAINED
+    from mtpkit.active_learning.grades import site_rows
+    from mtpkit.active_learning.store import LabelStore
+    from mtpkit.potentials import core
+    from mtpkit.potentials.mtp_io import read_mtp
+
+    mtp = read_mtp(folder / "pot.mtp")
+    compiled = core.compile_mtp(mtp)
+    n_train = json.loads((folder / "fit.json").read_text()).get("n_train")
+    store = LabelStore(store_path)
+    settings = {r.keys["settings_id"] for r in store.rows(status="ok", subset="al")}
+    rows: dict[int, list[np.ndarray]] = {k: [] for k in range(len(SPECIES))}
+    for r in store.rows(status="ok"):
+        if r.keys["subset"] in NOT_TRAINED or r.keys["settings_id"] not in settings:
+            continue
+        types = np.array([SPECIES.index(s) for s in r.atoms.get_chemical_symbols()], dtype=np.int32)
+        block = site_rows(compiled, r.atoms, types)
+        for k in rows:
+            rows[k].append(block[types == k])
+    stacked = {k: np.vstack(v) for k, v in rows.items()}
+    touched = {k: np.abs(v).max(axis=0) > 0 for k, v in stacked.items()}
+    print(f"\n{folder.name} ({mtp.n_params} parameters, fit on {n_train} configurations); "
+          "sites of the store's training labels now:")
+    print("| species | training sites | parameters only its sites touch | rank of that block | sites per parameter |")
+    print("|---|---:|---:|---:|---:|")
+    for k, s in enumerate(SPECIES):
+        others = np.zeros(mtp.n_params, bool)
+        for j in rows:
+            if j != k:
+                others |= touched[j]
+        own = touched[k] & ~others
+        rank = int(np.linalg.matrix_rank(stacked[k][:, own])) if own.any() else 0
+        n = stacked[k].shape[0]
+        print(f"| {s} | {n} | {int(own.sum())} | {rank} | {n / max(int(own.sum()), 1):.1f} |")
+
+
+def _parse_matrix(text: str | None) -> np.ndarray | None:
+    if not text:
+        return None
+    values = [int(v) for v in text.split(",")]
+    if len(values) != 9:
+        raise SystemExit(f"--supercell: 9 integers (row-major 3x3), got {len(values)}")
+    return np.array(values).reshape(3, 3)
+
+
+def cmd_npt(args) -> None:
+    from ase.build import make_supercell
+    from ase.io import read
+    from ase.io.lammpsdata import write_lammps_data
+
+    from mtpkit.md.lammps_env import load_plugin, new_lammps
+
+    atoms = read(args.structure)
+    matrix = _parse_matrix(args.supercell)
+    if matrix is not None:
+        atoms = make_supercell(atoms, matrix)
+    steps = round(args.ps * 500)  # 2 fs
+    block = 100  # 0.2 ps
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "structure.data"
+        write_lammps_data(data, atoms, specorder=SPECIES, masses=True)
+        lmp = new_lammps()
+        load_plugin(lmp)
+        for c in ["units metal", "atom_style atomic", "atom_modify map array", "boundary p p p",
+                  f"read_data {data}", "timestep 0.002", "neighbor 1.0 bin",
+                  f"pair_style mtp {args.potential} extrapolation_control every 5 break_threshold 1e12",
+                  "pair_coeff * * " + " ".join(SPECIES), "compute g all pair mtp", "variable g equal c_g[1]",
+                  f"fix f all npt temp {args.temperature} {args.temperature} 0.2 tri 0.0 0.0 2.0",
+                  f"velocity all create {args.temperature} {args.seed} mom yes rot no dist gaussian loop geom",
+                  "compute pr all pressure thermo_temp", "variable v equal vol",
+                  "variable pxx equal c_pr[1]", "variable pyy equal c_pr[2]", "variable pzz equal c_pr[3]",
+                  "variable t equal temp", "thermo_style custom step pe temp press vol", f"thermo {block}",
+                  f"fix av all ave/time 5 {block // 5} {block} v_v v_pxx v_pyy v_pzz v_t"]:
+            lmp.command(c)
+        print(f"{len(atoms)} atoms, V0 {atoms.get_volume():.1f} Å^3, {args.temperature:g} K, {args.ps:g} ps")
+        print("| t (ps) | V / V0 | pxx, pyy, pzz (bar) | T (K) | max γ |")
+        print("|---:|---:|---|---:|---:|")
+        first: dict[float, float | None] = {5.0: None, 10.0: None}
+        v0 = atoms.get_volume()
+        for k in range(steps // block):
+            gmax = 0.0
+            for _ in range(block // 5):
+                lmp.command("run 5 post no")
+                gmax = max(gmax, float(lmp.extract_variable("g")))
+            t = (k + 1) * block * 0.002
+            for thr in first:
+                if first[thr] is None and gmax > thr:
+                    first[thr] = t
+            av = [lmp.extract_fix("av", 0, 1, i) for i in range(5)]
+            if k % args.every == 0 or k == steps // block - 1:
+                pressure = f"{av[1]:.0f}, {av[2]:.0f}, {av[3]:.0f}"
+                print(f"| {t:.1f} | {av[0] / v0:.3f} | {pressure} | {av[4]:.0f} | {gmax:.2f} |")
+        lmp.close()
+    when = {thr: "never" if t is None else f"{t:.1f} ps" for thr, t in first.items()}
+    print(f"γ first above 5: {when[5.0]}; above 10: {when[10.0]}")
+
+
+def _training_labels(store_path: Path, upto: int | None) -> list:
+    from mtpkit.active_learning.engine import NOT_TRAINED
+    from mtpkit.active_learning.store import LabelStore
+
+    store = LabelStore(store_path)
+    settings = {r.keys["settings_id"] for r in store.rows(status="ok", subset="al")}
+    return [r.atoms for r in store.rows(status="ok")
+            if r.keys["subset"] not in NOT_TRAINED and r.keys["settings_id"] in settings
+            and (upto is None or r.id <= upto)]
+
+
+def cmd_refit(args) -> None:
+    from mtpkit.active_learning.fit import Template, fit_potential
+    from mtpkit.potentials.mtp_io import read_mtp
+    from mtpkit.potentials.train_config import TrainConfig
+
+    images = _training_labels(args.store, args.upto)
+    m = fit_potential(images, read_mtp(args.init), SPECIES, template=Template(10, 8, 1.9, 5.0),
+                      training=TrainConfig(max_iter=args.max_iter, stress_weight=args.stress_weight),
+                      seed=2026, folder=args.out)
+    t = m["train"]
+    print(f"{len(images)} labels, {m['iterations']} iterations ({m['stop_reason']}), {m['fit_wall_s']:.0f} s: "
+          f"E RMSE {t['energy_rmse_mev_per_atom']:.3f} meV/atom, F RMSE {t['force_rmse']:.4f} eV/Å, "
+          f"S RMSE {t['stress_rmse_gpa']:.3f} GPa -> {args.out}")
+
+
+def cmd_errors(args) -> None:
+    from ase.units import GPa
+
+    from mtpkit import load_potential
+
+    images = _training_labels(args.store, args.upto)
+    calc = load_potential(args.potential).calculator(SPECIES)
+    ref_s, mtp_s, de, vol = [], [], [], []
+    for atoms in images:
+        work = atoms.copy()
+        work.calc = calc
+        ref_s.append(atoms.get_stress() / GPa)
+        mtp_s.append(work.get_stress() / GPa)
+        de.append((work.get_potential_energy() - atoms.get_potential_energy()) / len(atoms) * 1e3)
+        vol.append(atoms.get_volume())
+    ref_s, mtp_s, de, vol = map(np.array, (ref_s, mtp_s, de, vol))
+    bias = -(ref_s - mtp_s)[:, :3].mean(axis=1)  # PBE − MTP pressure per label
+    large = vol > args.large
+    out = {"labels": len(images),
+           "energy_rmse_centred_mev_per_atom": float(np.sqrt(((de - de.mean()) ** 2).mean())),
+           "pressure_bias_GPa": float(bias.mean()),
+           f"pressure_bias_GPa_V_above_{args.large:g}": float(bias[large].mean()) if large.any() else None,
+           "labels_V_above": int(large.sum())}
+    for name, cols in (("deviatoric_diagonal", slice(0, 3)), ("shear", slice(3, 6))):
+        p, m = ref_s[:, cols], mtp_s[:, cols]
+        if name == "deviatoric_diagonal":
+            p, m = p - p.mean(axis=1, keepdims=True), m - m.mean(axis=1, keepdims=True)
+        p, m = p.ravel(), m.ravel()
+        out[f"{name}_slope"] = float(p @ m / (p @ p))
+        out[f"{name}_rmse_GPa"] = float(np.sqrt(((p - m) ** 2).mean()))
+    print(json.dumps(out, indent=1))
+
+
+def cmd_relabel(args) -> None:
+    from ase.units import GPa
+
+    from mtpkit.active_learning.labellers import LabellerSpec, code_version, label_with_provenance
+    from mtpkit.active_learning.store import LabelStore
+
+    row = LabelStore(args.store).row(args.row)
+    if row.status != "ok":
+        raise SystemExit(f"row {args.row} of {args.store} has status {row.status!r}, not 'ok'")
+    settings = row.data["settings"]
+    spec = LabellerSpec(kind=settings["kind"], parameters=settings["parameters"], stress=settings.get("stress", True))
+    ref = row.atoms
+    work = ref.copy()
+    work.calc = None
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    out = label_with_provenance(spec, work)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    if out.atoms is None:
+        raise SystemExit(f"row {args.row}: the label failed again: {out.reason}")
+    new = out.atoms
+    print(json.dumps({
+        "row": row.id, "source": row.keys["source"], "code_now": code_version(spec.kind),
+        "code_stored": row.keys.get("code"), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+        "stored_wall_s": row.keys.get("wall_s"),
+        "max_abs_dE_eV": abs(new.get_potential_energy() - ref.get_potential_energy()),
+        "max_abs_dF_eV_per_A": float(np.abs(new.get_forces() - ref.get_forces()).max()),
+        "max_abs_dS_GPa": float(np.abs(new.get_stress() - ref.get_stress()).max() / GPa),
+    }, indent=1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("grades", help="which atoms extrapolate, iteration by iteration")
+    p.add_argument("--campaign", required=True, type=Path, help="the campaign folder (runs/pbe/campaign)")
+    p.add_argument("--store", type=Path, help="label store: also tabulate training sites per species")
+    p.set_defaults(func=cmd_grades)
+    p = sub.add_parser("npt", help="volume, pressure and γ of an NPT run of a potential")
+    p.add_argument("--potential", required=True, help=".almtp with an active set")
+    p.add_argument("--structure", required=True, help="a structure file ASE reads")
+    p.add_argument("--supercell", help="9 integers, row-major: the box from the cell")
+    p.add_argument("--temperature", type=float, default=500.0)
+    p.add_argument("--ps", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--every", type=int, default=5, help="print every this many 0.2 ps blocks")
+    p.set_defaults(func=cmd_npt)
+    p = sub.add_parser("refit", help="refit the store's training labels with other training settings")
+    p.add_argument("--store", required=True, type=Path)
+    p.add_argument("--init", required=True, help="the potential to start from (.mtp)")
+    p.add_argument("--upto", type=int, help="only rows with id <= this (the labels a campaign fit saw)")
+    p.add_argument("--max-iter", type=int, default=400)
+    p.add_argument("--stress-weight", type=float, default=0.001)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_refit)
+    p = sub.add_parser("errors", help="energy and stress errors of a potential on the training labels")
+    p.add_argument("--store", required=True, type=Path)
+    p.add_argument("--potential", required=True)
+    p.add_argument("--upto", type=int)
+    p.add_argument("--large", type=float, default=1110.0, help="volume (Å^3) above which a cell counts as expanded")
+    p.set_defaults(func=cmd_errors)
+    p = sub.add_parser("relabel", help="recompute one stored label and compare")
+    p.add_argument("--store", required=True, type=Path)
+    p.add_argument("--row", required=True, type=int)
+    p.set_defaults(func=cmd_relabel)
+    args = ap.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
