@@ -13,11 +13,13 @@ against the parameters only that species' sites touch (the active set must span 
 species' sites alone).
 
 ``npt``: an NPT run (LAMMPS with the mtp plugin, triclinic barostat at 0 bar as in the campaign's
-exploration) with the extrapolation grade computed every 5 steps and no break: volume, pressure
-diagonal (bar), temperature and the largest γ per 0.2 ps block, and when γ first passes 5 and 10.
+exploration; ``--ensemble`` iso/aniso/nvt for other barostats or a fixed cell) with the extrapolation
+grade computed every 5 steps and no break: volume, pressure diagonal (bar), temperature and the
+largest γ per 0.2 ps block, and when γ first passes 5 and 10.
 
-``refit``: fit the training labels of the store (rows up to ``--upto``) from a campaign potential with
-other training settings (``--max-iter``, ``--stress-weight``), into ``--out``; ``errors``: a potential's
+``refit``: fit the training labels of the store (rows up to ``--upto``) from a campaign potential, or
+from a fresh one of another ``--level``/``--radial-basis-size``, with other training settings
+(``--max-iter``, ``--stress-weight``), into ``--out``; ``errors``: a potential's
 errors on those labels: centred energy RMSE (meV/atom), the mean of PBE − MTP pressure (GPa; all
 labels, and cells larger than ``--large`` Å^3) and the least-squares slope of MTP against PBE for the
 deviatoric stress diagonal and the shear stress.
@@ -144,7 +146,8 @@ def cmd_npt(args) -> None:
                   f"read_data {data}", "timestep 0.002", "neighbor 1.0 bin",
                   f"pair_style mtp {args.potential} extrapolation_control every 5 break_threshold 1e12",
                   "pair_coeff * * " + " ".join(SPECIES), "compute g all pair mtp", "variable g equal c_g[1]",
-                  f"fix f all npt temp {args.temperature} {args.temperature} 0.2 tri 0.0 0.0 2.0",
+                  (f"fix f all nvt temp {args.temperature} {args.temperature} 0.2" if args.ensemble == "nvt" else
+                   f"fix f all npt temp {args.temperature} {args.temperature} 0.2 {args.ensemble} 0.0 0.0 2.0"),
                   f"velocity all create {args.temperature} {args.seed} mom yes rot no dist gaussian loop geom",
                   "compute pr all pressure thermo_temp", "variable v equal vol",
                   "variable pxx equal c_pr[1]", "variable pyy equal c_pr[2]", "variable pzz equal c_pr[3]",
@@ -156,11 +159,16 @@ def cmd_npt(args) -> None:
         print("|---:|---:|---|---:|---:|")
         first: dict[float, float | None] = {5.0: None, 10.0: None}
         v0 = atoms.get_volume()
+        stopped = None
         for k in range(steps // block):
             gmax = 0.0
-            for _ in range(block // 5):
-                lmp.command("run 5 post no")
-                gmax = max(gmax, float(lmp.extract_variable("g")))
+            try:
+                for _ in range(block // 5):
+                    lmp.command("run 5 post no")
+                    gmax = max(gmax, float(lmp.extract_variable("g")))
+            except Exception as exc:  # noqa: BLE001  # e.g. the barostat tilting the box too far
+                stopped = f"LAMMPS stopped in the block ending at {(k + 1) * block * 0.002:.1f} ps: {exc}"
+                break
             t = (k + 1) * block * 0.002
             for thr in first:
                 if first[thr] is None and gmax > thr:
@@ -171,7 +179,8 @@ def cmd_npt(args) -> None:
                 print(f"| {t:.1f} | {av[0] / v0:.3f} | {pressure} | {av[4]:.0f} | {gmax:.2f} |")
         lmp.close()
     when = {thr: "never" if t is None else f"{t:.1f} ps" for thr, t in first.items()}
-    print(f"γ first above 5: {when[5.0]}; above 10: {when[10.0]}")
+    tail = f" ({stopped.splitlines()[0]})" if stopped else ""
+    print(f"γ first above 5: {when[5.0]}; above 10: {when[10.0]}{tail}")
 
 
 def _training_labels(store_path: Path, upto: int | None) -> list:
@@ -191,7 +200,9 @@ def cmd_refit(args) -> None:
     from mtpkit.potentials.train_config import TrainConfig
 
     images = _training_labels(args.store, args.upto)
-    m = fit_potential(images, read_mtp(args.init), SPECIES, template=Template(10, 8, 1.9, 5.0),
+    init = read_mtp(args.init) if args.init else None
+    template = Template(args.level, args.radial_basis_size, 1.9, 5.0)
+    m = fit_potential(images, init, SPECIES, template=template,
                       training=TrainConfig(max_iter=args.max_iter, stress_weight=args.stress_weight),
                       seed=2026, folder=args.out)
     t = m["train"]
@@ -277,11 +288,15 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=500.0)
     p.add_argument("--ps", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--ensemble", choices=["tri", "aniso", "iso", "nvt"], default="tri",
+                   help="NPT with this barostat at 0 bar (the campaign's: tri), or NVT at the structure's cell")
     p.add_argument("--every", type=int, default=5, help="print every this many 0.2 ps blocks")
     p.set_defaults(func=cmd_npt)
     p = sub.add_parser("refit", help="refit the store's training labels with other training settings")
     p.add_argument("--store", required=True, type=Path)
-    p.add_argument("--init", required=True, help="the potential to start from (.mtp)")
+    p.add_argument("--init", help="the potential to start from (.mtp); none: fresh (--level, --radial-basis-size)")
+    p.add_argument("--level", type=int, default=10)
+    p.add_argument("--radial-basis-size", type=int, default=8)
     p.add_argument("--upto", type=int, help="only rows with id <= this (the labels a campaign fit saw)")
     p.add_argument("--max-iter", type=int, default=400)
     p.add_argument("--stress-weight", type=float, default=0.001)
