@@ -1,10 +1,15 @@
 """Diagnostics of the PBE active-learning campaign: why the exploration breaks, what a potential
 does in NPT, and whether a stored label is reproduced.
 
+    python benchmarks/nyzc75-pbe/al_diagnostics.py history --campaign runs/pbe/campaign
     python benchmarks/nyzc75-pbe/al_diagnostics.py grades --campaign runs/pbe/campaign --store runs/pbe/labels.db
     python benchmarks/nyzc75-pbe/al_diagnostics.py npt --potential P.almtp \
         --structure benchmarks/nyzc75-pbe/minima/layered-TM_oct50_annealed.extxyz --supercell 4,0,0,0,2,0,0,0,1
     python benchmarks/nyzc75-pbe/al_diagnostics.py relabel --store runs/pbe/labels.db --row 156
+
+``history``: the campaign's iterations as a table: temperature, the largest grade of the exploration
+runs, the median and longest time a run lasted before γ passed the break threshold, the labels added
+and the fit made after them (configurations, training RMSE).
 
 ``grades``: each iteration's candidates graded against the potential and active set that explored
 them (the previous iteration's fit): the species of the most extrapolative atom of each candidate,
@@ -46,6 +51,25 @@ SPECIES = ["Na", "Y", "Zr", "Cl"]
 
 def _iteration_dirs(campaign: Path) -> list[Path]:
     return sorted((campaign / "03_active_learning").glob("iter_[0-9][0-9][0-9]"))
+
+
+def cmd_history(args) -> None:
+    from mtpkit.active_learning.engine import learning_history
+
+    history = learning_history(args.campaign / "03_active_learning")
+    print("| iteration | T (K) | max γ of the runs | run time before γ > break (ps): median / longest "
+          "| labels added | fit after: configurations | train RMSE E (meV/atom) / F (eV/Å) |")
+    print("|---:|---:|---:|---|---:|---:|---|")
+    for it in history["iterations"]:
+        times = [r["time_ps"] for r in it.get("runs") or []]
+        errors = it.get("errors") or {}
+        train = errors.get("train") or {}
+        span = f"{np.median(times):.2f} / {max(times):.2f}" if times else "–"
+        fit = (f"{train['energy_rmse_mev_per_atom']:.2f} / {train['force_rmse']:.3f}" if train else "–")
+        print(f"| {it['iteration']} | {it.get('temperature_K') or '–'} | {it.get('max_gamma') or 0:.3g} | {span} "
+              f"| {it.get('n_labelled') or 0} | {errors.get('n_train') or '–'} | {fit} |")
+    if history.get("finished"):
+        print(f"\nfinished: {history.get('stop_reason')}")
 
 
 def cmd_grades(args) -> None:
@@ -277,6 +301,9 @@ def cmd_relabel(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("history", help="the campaign's iterations as a table")
+    p.add_argument("--campaign", required=True, type=Path, help="the campaign folder (runs/pbe/campaign)")
+    p.set_defaults(func=cmd_history)
     p = sub.add_parser("grades", help="which atoms extrapolate, iteration by iteration")
     p.add_argument("--campaign", required=True, type=Path, help="the campaign folder (runs/pbe/campaign)")
     p.add_argument("--store", type=Path, help="label store: also tabulate training sites per species")
