@@ -101,33 +101,23 @@ def cmd_grades(args) -> None:
         _species_blocks(newest, args.store)
 
 
-def _species_blocks(folder: Path, store_path: Path) -> None:
-    """Training sites per species against the parameters only that species' sites touch."""
-    from mtpkit.active_learning.engine import NOT_TRAINED
+def species_blocks(mtp, images: list) -> dict[str, dict[str, int]]:
+    """For each species: its ``sites`` in ``images``, the number of ``parameters`` of ``mtp`` that only
+    sites of that species touch (nonzero site-energy derivative), and the ``rank`` of those columns
+    over its sites. The active set must span those directions from that species' sites alone."""
     from mtpkit.active_learning.grades import site_rows
-    from mtpkit.active_learning.store import LabelStore
     from mtpkit.potentials import core
-    from mtpkit.potentials.mtp_io import read_mtp
 
-    mtp = read_mtp(folder / "pot.mtp")
     compiled = core.compile_mtp(mtp)
-    n_train = json.loads((folder / "fit.json").read_text()).get("n_train")
-    store = LabelStore(store_path)
-    settings = {r.keys["settings_id"] for r in store.rows(status="ok", subset="al")}
     rows: dict[int, list[np.ndarray]] = {k: [] for k in range(len(SPECIES))}
-    for r in store.rows(status="ok"):
-        if r.keys["subset"] in NOT_TRAINED or r.keys["settings_id"] not in settings:
-            continue
-        types = np.array([SPECIES.index(s) for s in r.atoms.get_chemical_symbols()], dtype=np.int32)
-        block = site_rows(compiled, r.atoms, types)
+    for atoms in images:
+        types = np.array([SPECIES.index(s) for s in atoms.get_chemical_symbols()], dtype=np.int32)
+        block = site_rows(compiled, atoms, types)
         for k in rows:
             rows[k].append(block[types == k])
     stacked = {k: np.vstack(v) for k, v in rows.items()}
     touched = {k: np.abs(v).max(axis=0) > 0 for k, v in stacked.items()}
-    print(f"\n{folder.name} ({mtp.n_params} parameters, fit on {n_train} configurations); "
-          "sites of the store's training labels now:")
-    print("| species | training sites | parameters only its sites touch | rank of that block | sites per parameter |")
-    print("|---|---:|---:|---:|---:|")
+    out = {}
     for k, s in enumerate(SPECIES):
         others = np.zeros(mtp.n_params, bool)
         for j in rows:
@@ -135,8 +125,21 @@ def _species_blocks(folder: Path, store_path: Path) -> None:
                 others |= touched[j]
         own = touched[k] & ~others
         rank = int(np.linalg.matrix_rank(stacked[k][:, own])) if own.any() else 0
-        n = stacked[k].shape[0]
-        print(f"| {s} | {n} | {int(own.sum())} | {rank} | {n / max(int(own.sum()), 1):.1f} |")
+        out[s] = {"sites": int(stacked[k].shape[0]), "parameters": int(own.sum()), "rank": rank}
+    return out
+
+
+def _species_blocks(folder: Path, store_path: Path) -> None:
+    """The table of :func:`species_blocks` for the fit in ``folder`` on the store's training labels."""
+    from mtpkit.potentials.mtp_io import read_mtp
+
+    n_train = json.loads((folder / "fit.json").read_text()).get("n_train")
+    blocks = species_blocks(read_mtp(folder / "pot.mtp"), _training_labels(store_path, None))
+    print(f"\n{folder.name} (fit on {n_train} configurations); sites of the store's training labels now:")
+    print("| species | training sites | parameters only its sites touch | rank of that block | sites per parameter |")
+    print("|---|---:|---:|---:|---:|")
+    for s, b in blocks.items():
+        print(f"| {s} | {b['sites']} | {b['parameters']} | {b['rank']} | {b['sites'] / max(b['parameters'], 1):.1f} |")
 
 
 def _parse_matrix(text: str | None) -> np.ndarray | None:
