@@ -7,42 +7,26 @@ those columns over its sites is capped by the number of sites. Checked against a
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
-from ase.io import read
 from ase.neighborlist import neighbor_list
+from benchmark_scripts import load_script, rattled_cells
 
 from mtpkit.potentials.mtp_io import read_mtp
 
 HERE = Path(__file__).resolve().parent
-SCRIPT = HERE.parent / "benchmarks" / "nyzc75-pbe" / "al_diagnostics.py"
 
 
 @pytest.fixture(scope="module")
 def diagnostics():
-    spec = importlib.util.spec_from_file_location("al_diagnostics_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _frames(n: int, seed: int) -> list:
-    base = read(HERE / "data" / "NYZC75_P21n_37atoms_CHGNet-relaxed.cif")
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        a = base.copy()
-        a.positions += rng.normal(0.0, 0.08, a.positions.shape)
-        out.append(a)
-    return out
+    return load_script("al_diagnostics")
 
 
 def test_species_blocks_match_the_neighbour_species_of_each_central_species(diagnostics):
     mtp = read_mtp(HERE / "data" / "nyzc75_ionic_l08.mtp")
-    frames = _frames(6, 3)
+    frames = rattled_cells(6, 3, 0.08)
     blocks = diagnostics.species_blocks(mtp, frames)
 
     per_pair = mtp.radial_funcs_count * mtp.radial_basis_size

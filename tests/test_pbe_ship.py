@@ -7,7 +7,6 @@ each with the setup estimate of the Pulay stress GPAW would record).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -24,32 +23,24 @@ from mtpkit.potentials.mtp_io import read_mtp
 from mtpkit.potentials.train_config import TrainConfig
 
 HERE = Path(__file__).resolve().parent
-SCRIPT = HERE.parent / "benchmarks" / "nyzc75-pbe" / "pbe_labels.py"
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
+
+from benchmark_scripts import load_script, rattled_cells  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def pbe_labels():
-    spec = importlib.util.spec_from_file_location("pbe_labels_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("pbe_labels")
 
 
 def _frames(n: int, seed: int) -> list:
     from ionic_calc import IonicNYZC
 
-    base = read(HERE / "data" / "NYZC75_P21n_37atoms_CHGNet-relaxed.cif")
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        a = base.copy()
-        a.positions += rng.normal(0.0, 0.05, a.positions.shape)
-        a.set_cell(a.cell * (1.0 + rng.uniform(-0.01, 0.01)), scale_atoms=True)
+    out = rattled_cells(n, seed, 0.05, strain=0.01)
+    for a in out:
         a.calc = IonicNYZC()
         a.get_potential_energy(), a.get_forces(), a.get_stress()
-        out.append(a)
     return out
 
 
