@@ -181,22 +181,22 @@ def cmd_npt(args) -> None:
                   "variable t equal temp", "thermo_style custom step pe temp press vol", f"thermo {block}",
                   f"fix av all ave/time 5 {block // 5} {block} v_v v_pxx v_pyy v_pzz v_t"]:
             lmp.command(c)
-        print(f"{len(atoms)} atoms, V0 {atoms.get_volume():.1f} Å^3, {args.temperature:g} K, {args.ps:g} ps")
+        v0 = atoms.get_volume()
+        print(f"{len(atoms)} atoms, V0 {v0:.1f} Å^3, {args.temperature:g} K, {args.ps:g} ps")
         print("| t (ps) | V / V0 | pxx, pyy, pzz (bar) | T (K) | max γ |")
         print("|---:|---:|---|---:|---:|")
         first: dict[float, float | None] = {5.0: None, 10.0: None}
-        v0 = atoms.get_volume()
         stopped = None
         for k in range(steps // block):
+            t = (k + 1) * block * 0.002  # ps at the end of this block
             gmax = 0.0
             try:
                 for _ in range(block // 5):
                     lmp.command("run 5 post no")
                     gmax = max(gmax, float(lmp.extract_variable("g")))
             except Exception as exc:  # noqa: BLE001  # e.g. the barostat tilting the box too far
-                stopped = f"LAMMPS stopped in the block ending at {(k + 1) * block * 0.002:.1f} ps: {exc}"
+                stopped = f"LAMMPS stopped in the block ending at {t:.1f} ps: {exc}"
                 break
-            t = (k + 1) * block * 0.002
             for thr in first:
                 if first[thr] is None and gmax > thr:
                     first[thr] = t
@@ -239,25 +239,22 @@ def cmd_refit(args) -> None:
 
 
 def cmd_errors(args) -> None:
-    from ase.units import GPa
-
-    from mtpkit import load_potential
+    from mtpkit.potentials.labels import extract_labels, predict
+    from mtpkit.potentials.metrics import error_metrics, paired_values
+    from mtpkit.potentials.mtp_io import read_mtp
+    from mtpkit.potentials.species import atom_types
 
     images = _training_labels(args.store, args.upto)
-    calc = load_potential(args.potential).calculator(SPECIES)
-    ref_s, mtp_s, de, vol = [], [], [], []
-    for atoms in images:
-        work = atoms.copy()
-        work.calc = calc
-        ref_s.append(atoms.get_stress() / GPa)
-        mtp_s.append(work.get_stress() / GPa)
-        de.append((work.get_potential_energy() - atoms.get_potential_energy()) / len(atoms) * 1e3)
-        vol.append(atoms.get_volume())
-    ref_s, mtp_s, de, vol = map(np.array, (ref_s, mtp_s, de, vol))
+    mtp = read_mtp(args.potential)
+    types = [atom_types(a, SPECIES, mtp.species_count, "training label") for a in images]
+    pred, labels = predict(mtp, images, types), extract_labels(images)
+    metrics = error_metrics(pred, labels)  # the fit's own definitions (energy RMSE without the mean error)
+    ref_s, mtp_s = (v.reshape(-1, 6) for v in paired_values(pred, labels)["stress"])  # GPa, Voigt
+    vol = labels.volume[labels.has_stress]
     bias = -(ref_s - mtp_s)[:, :3].mean(axis=1)  # PBE − MTP pressure per label
     large = vol > args.large
     out = {"labels": len(images),
-           "energy_rmse_centred_mev_per_atom": float(np.sqrt(((de - de.mean()) ** 2).mean())),
+           "energy_rmse_centred_mev_per_atom": metrics["energy_rmse_centered_mev_per_atom"],
            "pressure_bias_GPa": float(bias.mean()),
            f"pressure_bias_GPa_V_above_{args.large:g}": float(bias[large].mean()) if large.any() else None,
            "labels_V_above": int(large.sum())}
