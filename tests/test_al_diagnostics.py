@@ -130,3 +130,36 @@ def test_request_takes_the_campaign_settings_and_names_missing_times(diagnostics
     with pytest.raises(SystemExit, match=r"no frame at 0\.5 ps"):
         diagnostics.main(["request", "--store", str(tmp_path / "labels.db"), "--frames", str(tmp_path / "run.extxyz"),
                           "--times", "0.5"])
+
+
+def test_probe_draws_from_every_run_but_never_a_starting_frame(diagnostics, tmp_path, capsys):
+    """Frames are drawn from all exploration dumps of the iteration, each run's first frame (its start,
+    not a state the potential visited) excluded, and requested with their run and step as source."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from mtpkit.active_learning.labellers import LabellerSpec
+    from mtpkit.active_learning.store import LabelStore
+    from mtpkit.analysis.trajectory import write_lammps_dump
+
+    explore = tmp_path / "camp" / "03_active_learning" / "iter_002" / "explore"
+    from ase.geometry import cellpar_to_cell
+
+    cells = rattled_cells(6, 4, 0.05)
+    for a in cells:  # LAMMPS's restricted triclinic orientation
+        a.set_cell(cellpar_to_cell(a.cell.cellpar()), scale_atoms=True)
+    for run, frames in (("a/T500K/r0", cells[:3]), ("b/T500K/r1", cells[3:])):
+        (explore / run).mkdir(parents=True)
+        write_lammps_dump(explore / run / "traj.dump", frames[0].get_chemical_symbols(),
+                          np.array([f.cell[:] for f in frames]),
+                          np.array([f.positions for f in frames]), timesteps=[0, 500, 1000],
+                          type_map=diagnostics.SPECIES)
+    store = LabelStore(tmp_path / "labels.db")
+    done = cells[0].copy()
+    rid = store.request(done, LabellerSpec("emt", parameters={"x": 1}), source="al:it001:x", subset="al")
+    done.calc = SinglePointCalculator(done, energy=-1.0, forces=np.zeros((len(done), 3)), stress=np.zeros(6))
+    store.complete(rid, done, wall_s=1.0, code="test")
+    diagnostics.main(["probe", "--campaign", str(tmp_path / "camp"), "--iteration", "2", "--n", "10",
+                      "--store", str(tmp_path / "labels.db")])
+    assert "4 frames in 2 runs of iteration 2; 4 picked" in capsys.readouterr().out
+    sources = sorted(r.keys["source"] for r in store.rows(subset="probe"))
+    assert sources == [f"probe:it002:{run}:step{s}" for run in ("a/T500K/r0", "b/T500K/r1") for s in (1000, 500)]

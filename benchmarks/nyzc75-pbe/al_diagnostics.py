@@ -29,6 +29,12 @@ errors on those labels: centred energy RMSE (meV/atom), the mean of PBE − MTP 
 labels, and cells larger than ``--large`` Å^3) and the least-squares slope of MTP against PBE for the
 deviatoric stress diagonal and the shear stress.
 
+``probe``: frames drawn at random (seeded, every dumped frame equally likely, no run's starting frame)
+from an iteration's exploration runs, requested as labels of subset ``probe`` at the campaign's settings:
+the error of the exploring potential on the states it visits, whatever their grade (``errors --subset
+probe --per-frame`` with the previous iteration's potential). ``request``: chosen frames of an ``npt
+--dump`` the same way. The campaign trains on both subsets, like any label.
+
 ``relabel``: recompute one stored GPAW label with the settings stored with it; prints the CPU time
 and the largest differences in energy (eV), force (eV/Å) and stress (GPa) from the stored label.
 Units: K, ps, Å^3, bar, GPa.
@@ -259,19 +265,57 @@ def _training_labels(store_path: Path, upto: int | None, subset: str | None = No
             and (upto is None or r.id <= upto)]
 
 
+def _campaign_spec(store):
+    """The labeller settings of the store's finished ``al`` rows (the campaign's)."""
+    from mtpkit.active_learning.labellers import LabellerSpec
+
+    done = next(store.rows(status="ok", subset="al"), None)
+    if done is None:
+        raise SystemExit(f"{store.path}: no finished 'al' row to take the campaign's labeller settings from")
+    st = done.data["settings"]
+    return LabellerSpec(kind=st["kind"], parameters=st["parameters"], stress=st.get("stress", True))
+
+
+def cmd_probe(args) -> None:
+    from mtpkit.active_learning.store import LabelStore
+    from mtpkit.analysis.trajectory import frame_to_atoms, open_trajectory
+
+    explore = args.campaign / "03_active_learning" / f"iter_{args.iteration:03d}" / "explore"
+    dumps = sorted(explore.glob("*/T*/r*/traj.dump"))
+    if not dumps:
+        raise SystemExit(f"{explore}: no exploration trajectories (traj.dump)")
+    pool = []  # (run, frame) of every dumped frame but each run's first (its starting structure)
+    for path in dumps:
+        traj = open_trajectory(path, type_map=SPECIES)
+        run = "/".join(path.parent.relative_to(explore).parts)
+        pool += [(run, f, traj) for f in traj.frames(start=1)]
+    rng = np.random.default_rng(args.seed)
+    picked = sorted(rng.choice(len(pool), size=min(args.n, len(pool)), replace=False))
+    store = LabelStore(args.store) if args.store else None
+    spec = _campaign_spec(store) if store else None
+    print(f"{len(pool)} frames in {len(dumps)} runs of iteration {args.iteration}; "
+          f"{len(picked)} picked (seed {args.seed})")
+    for k in picked:
+        run, f, traj = pool[k]
+        a = frame_to_atoms(traj, f)
+        a.wrap()
+        where = f"{run}:step{f.timestep}"
+        if store is None:
+            print(f"{where}: V {a.get_volume():.1f} Å^3")
+            continue
+        rid = store.request(a, spec, source=f"probe:it{args.iteration:03d}:{where}", subset=args.subset,
+                            priority=args.priority)
+        print(f"row {rid}: {where} (V {a.get_volume():.1f} Å^3)")
+
+
 def cmd_request(args) -> None:
     from ase import Atoms
     from ase.io import read
 
-    from mtpkit.active_learning.labellers import LabellerSpec
     from mtpkit.active_learning.store import LabelStore
 
     store = LabelStore(args.store)
-    done = next(store.rows(status="ok", subset="al"), None)
-    if done is None:
-        raise SystemExit(f"{args.store}: no finished 'al' row to take the campaign's labeller settings from")
-    st = done.data["settings"]
-    spec = LabellerSpec(kind=st["kind"], parameters=st["parameters"], stress=st.get("stress", True))
+    spec = _campaign_spec(store)
     frames = {round(float(a.info["time_ps"]), 6): a for a in read(args.frames, index=":")}
     for t in (round(float(x), 6) for x in args.times.split(",")):
         if t not in frames:
@@ -424,6 +468,15 @@ def main(argv: list[str] | None = None) -> None:
                    help="store subset (not 'heldout' or 'convergence': the campaign trains on it)")
     p.add_argument("--priority", type=int, default=100)
     p.set_defaults(func=cmd_request)
+    p = sub.add_parser("probe", help="request frames drawn at random from an iteration's exploration runs")
+    p.add_argument("--campaign", required=True, type=Path)
+    p.add_argument("--iteration", required=True, type=int)
+    p.add_argument("--n", type=int, default=4, help="frames to draw (over all runs, each frame equally likely)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--store", type=Path, help="request them here (subset --subset); none: only list them")
+    p.add_argument("--subset", default="probe")
+    p.add_argument("--priority", type=int, default=100)
+    p.set_defaults(func=cmd_probe)
     p = sub.add_parser("relabel", help="recompute one stored label and compare")
     p.add_argument("--store", required=True, type=Path)
     p.add_argument("--row", required=True, type=int)
