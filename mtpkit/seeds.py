@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 #: first key of each use, so that different uses never share a stream
-FIT, STARTING_MD, STARTING_COPIES, EXPLORATION, PRODUCTION, FIDELITY, ANNEAL = range(7)
+FIT, STARTING_MD, STARTING_COPIES, EXPLORATION, PRODUCTION, FIDELITY, ANNEAL, PROBES = range(8)
 
 
 def seed_for(seed: int, *key: int) -> int:

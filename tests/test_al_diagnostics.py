@@ -160,6 +160,6 @@ def test_probe_draws_from_every_run_but_never_a_starting_frame(diagnostics, tmp_
     store.complete(rid, done, wall_s=1.0, code="test")
     diagnostics.main(["probe", "--campaign", str(tmp_path / "camp"), "--iteration", "2", "--n", "10",
                       "--store", str(tmp_path / "labels.db")])
-    assert "4 frames in 2 runs of iteration 2; 4 picked" in capsys.readouterr().out
+    assert "4 frames drawn from 2 runs of iteration 2" in capsys.readouterr().out
     sources = sorted(r.keys["source"] for r in store.rows(subset="probe"))
     assert sources == [f"probe:it002:{run}:step{s}" for run in ("a/T500K/r0", "b/T500K/r1") for s in (1000, 500)]

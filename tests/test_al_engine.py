@@ -3,6 +3,7 @@ stop rules, quarantine and retries, bad input, kill -9 + resume, both exploratio
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -220,6 +221,7 @@ def test_retries_relabel_before_quarantine(tmp_path, helpers_on_path, retries):
     (("gamma_stop = 5.0", "gamma_stop = 1.5"), "active_learning.gamma_stop"),
     (("gamma_select = 2.0", "gamma_select = 20.0"), "active_learning.gamma_select"),
     (("steps = 200", 'steps = "many"'), "active_learning.steps"),
+    (("[active_learning]", "[active_learning]\nprobe_force_rmse = 0.1"), "probe_force_rmse"),
     (('calculator = "al_helpers:SlowEMT"', 'calculator = "no_such_module:Calc"'), "labeller.calculator"),
 ])
 def test_bad_input_names_the_key_before_any_work(tmp_path, helpers_on_path, capsys, edit, key):
@@ -460,3 +462,43 @@ def test_production_size_rung_that_only_checks_labels_nothing(tmp_path, helpers_
                                   [{"run": "cu/T1200K-md/r0", "structure": "cu"}])
     assert chosen == [] and info["selected"] == [] and "md_size_labels = 'none'" in info["why_empty"]
     assert len(list(LabelStore(out / "labels.db").rows())) == n_rows
+
+
+@pytest.mark.parametrize("bound, reliable", [(1e6, True), (1e-9, False)])
+def test_probes_are_labelled_reported_and_can_withhold_reliability(tmp_path, helpers_on_path, bound, reliable):
+    """Every iteration labels frames drawn from its runs' trajectories (subset "probe", never a run's
+    first frame), reports the exploring potential's errors on them and trains on them. Grades that say
+    reliable (gamma_stop = gamma_break = 1000) finish the ladder in two iterations when the probes are
+    within the bound; an energy bound no potential meets withholds reliability to max_iterations."""
+    from mtpkit.active_learning.explore import choose_engine
+
+    try:
+        choose_engine("lammps", "all")
+    except UserError:
+        pytest.skip("LAMMPS plugin not built")
+    path = make_campaign(tmp_path, max_iterations=3, engine="lammps", gamma_stop=1000.0, schedule="ladder")
+    path.write_text(path.read_text().replace(
+        "[active_learning]", f"[active_learning]\ngamma_break = 1000.0\nprobes_per_iteration = 2\n"
+                             f"probe_energy_rmse = {bound}"))
+    out = tmp_path / "run"
+    assert learn(path, out) == 0
+    hist = learning_history(out / "03_active_learning")
+    its = hist["iterations"][1:]
+    assert len(its) == (2 if reliable else 3), hist["stop_reason"]
+    assert hist["stop_reason"].startswith("reliable" if reliable else "max_iterations")
+    store = LabelStore(out / "labels.db")
+    probes = list(store.rows(subset="probe", status="ok"))
+    assert len(probes) == 2 * len(its)
+    for it in its:
+        assert it["converged"] is reliable
+        p = it["probes"]
+        # the exploring potential: a reliable rung refits nothing, so iteration 0's throughout
+        assert p["n"] == p["n_labelled"] == 2
+        assert p["potential"] == ("iter_000" if reliable else f"iter_{it['iteration'] - 1:03d}")
+        assert p["errors"]["energy_rmse_mev_per_atom"] > 0 and p["errors"]["force_rmse"] > 0
+        mine = [r.keys["source"] for r in probes if r.keys["source"].startswith(f"probe:it{it['iteration']:03d}:")]
+        assert len(mine) == 2 and all(int(s.rsplit(":step", 1)[1]) > 0 for s in mine)
+    if not reliable:  # not reliable: the probes are trained on, with nothing selected beside them
+        for a, b in itertools.pairwise(hist["iterations"]):
+            assert b["n_train"] == a["n_train"] + b["n_labelled"]
+        assert all(it["n_labelled"] >= 2 for it in its)

@@ -277,29 +277,19 @@ def _campaign_spec(store):
 
 
 def cmd_probe(args) -> None:
+    from mtpkit.active_learning.candidates import draw_probes
     from mtpkit.active_learning.store import LabelStore
-    from mtpkit.analysis.trajectory import frame_to_atoms, open_trajectory
 
     explore = args.campaign / "03_active_learning" / f"iter_{args.iteration:03d}" / "explore"
-    dumps = sorted(explore.glob("*/T*/r*/traj.dump"))
+    dumps = [("/".join(p.parent.relative_to(explore).parts), p) for p in sorted(explore.glob("*/T*/r*/traj.dump"))]
     if not dumps:
         raise SystemExit(f"{explore}: no exploration trajectories (traj.dump)")
-    pool = []  # (run, frame) of every dumped frame but each run's first (its starting structure)
-    for path in dumps:
-        traj = open_trajectory(path, type_map=SPECIES)
-        run = "/".join(path.parent.relative_to(explore).parts)
-        pool += [(run, f, traj) for f in traj.frames(start=1)]
-    rng = np.random.default_rng(args.seed)
-    picked = sorted(rng.choice(len(pool), size=min(args.n, len(pool)), replace=False))
+    picked = draw_probes(dumps, args.n, args.seed, SPECIES)
     store = LabelStore(args.store) if args.store else None
     spec = _campaign_spec(store) if store else None
-    print(f"{len(pool)} frames in {len(dumps)} runs of iteration {args.iteration}; "
-          f"{len(picked)} picked (seed {args.seed})")
-    for k in picked:
-        run, f, traj = pool[k]
-        a = frame_to_atoms(traj, f)
-        a.wrap()
-        where = f"{run}:step{f.timestep}"
+    print(f"{len(picked)} frames drawn from {len(dumps)} runs of iteration {args.iteration} (seed {args.seed})")
+    for a in picked:
+        where = f"{a.info['run']}:step{a.info['md_step']}"
         if store is None:
             print(f"{where}: V {a.get_volume():.1f} Å^3")
             continue

@@ -7,6 +7,10 @@ Policies (``active_learning.candidate_policy``), applied to the frames one run s
 ``even``  frames evenly spaced over the run (consecutive saved frames are correlated,
           so spreading them out covers more of the run's path).
 
+Probes (``active_learning.probes_per_iteration``) are the opposite of candidates: frames drawn
+at random from the runs' trajectories whatever their grade (:func:`draw_probes`), to measure the
+potential's error on the states its MD visits.
+
 Two configurations are duplicates when :func:`max_shift` between them is at most
 ``dedup_distance`` Å; that works across NPT cells (the comparison includes the cell).
 """
@@ -14,6 +18,7 @@ Two configurations are duplicates when :func:`max_shift` between them is at most
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
@@ -31,6 +36,26 @@ def pick(frames: Sequence[Atoms], limit: int, policy: str) -> list[Atoms]:
     else:
         raise ValueError(f"candidate policy must be 'top' or 'even', got {policy!r}")
     return [frames[int(k)] for k in keep]
+
+
+def draw_probes(dumps: Sequence[tuple[str, Path]], n: int, seed: int, species: Sequence[str]) -> list[Atoms]:
+    """``n`` frames drawn without replacement from the LAMMPS text dumps ``(run id, path)``, every
+    frame but each run's first (its starting structure) equally likely, in draw-pool order; each
+    wrapped into its cell and tagged with ``info["run"]`` and ``info["md_step"]``. Fewer when the
+    dumps hold fewer. ``species``: element of each LAMMPS type (type 1 first)."""
+    from ase.io import read
+
+    pool: list[Atoms] = []
+    for run, path in dumps:
+        for f in read(path, index="1:", format="lammps-dump-text", specorder=list(species)):
+            a = Atoms(f.numbers, positions=f.positions, cell=f.cell, pbc=True)
+            a.wrap()
+            a.info = {"run": run, "md_step": int(f.info.get("timestep", -1))}
+            pool.append(a)
+    if not pool or n <= 0:
+        return []
+    rng = np.random.default_rng(seed)
+    return [pool[int(i)] for i in np.sort(rng.choice(len(pool), size=min(n, len(pool)), replace=False))]
 
 
 def max_shift(a: Atoms, b: Atoms) -> float:

@@ -13,24 +13,29 @@ settings. Each later iteration ``k``:
    box frames, cells cut from them, or nothing). The LAMMPS plugin runs them
    in parallel (:mod:`mtpkit.active_learning.explore`), ASE in this process otherwise.
 2. **reliable?** — every run reached its length with max γ < ``gamma_stop``: move to the
-   next rung (the potential is unchanged); after the last rung the learning is done.
+   next rung (the potential is unchanged); after the last rung the learning is done. With
+   ``probes_per_iteration``, frames drawn at random from the runs' trajectories whatever their
+   grade (:func:`~mtpkit.active_learning.candidates.draw_probes`) are labelled (store subset
+   ``probe``) and the exploring potential's errors on them reported; with ``probe_energy_rmse``
+   / ``probe_force_rmse`` set, the rung is reliable only if those errors are within them too.
 3. **candidates** — the frames each run saved above ``gamma_select`` (``candidate_policy``
    ``top`` or ``even``, at most ``candidates_per_run``; a failed run that saved none gives
    its last good configuration), deduplicated against each other and the training set
    (``dedup_distance`` Å, across NPT cells).
 4. **select** — a D-optimal subset (MaxVol, :func:`~mtpkit.active_learning.selection.select_add`)
    of at most ``labels_per_iteration`` and of what is left of the label budget ``max_labels``.
-5. **label** — through the label store (:class:`~mtpkit.active_learning.store.LabelStore`):
-   in-process labellers one per worker, VASP/QE through job folders; failed labels are
-   retried ``labeller.retries`` times, then stay quarantined with their reason.
+5. **label** — the selection and the probes, through the label store
+   (:class:`~mtpkit.active_learning.store.LabelStore`): in-process labellers one per worker,
+   VASP/QE through job folders; failed labels are retried ``labeller.retries`` times, then stay
+   quarantined with their reason.
 6. **fit** — warm start from the previous potential on every label; the active set is rebuilt
    over the whole training set.
 
 Stop rules, one set: reliable at every rung; the label budget spent; ``max_iterations``
-reached; nothing left to learn from (no candidate, or an empty selection).
+reached; nothing left to learn from (no candidate, or an empty selection, and no probe).
 
 Files (``folder/``): ``state.json`` (iteration, rung, stop reason, final potential),
-``iter_NNN/`` with ``explore.json``, ``candidates.extxyz``, ``selection.json``,
+``iter_NNN/`` with ``explore.json``, ``candidates.extxyz``, ``selection.json``, ``probes.extxyz``,
 ``fit.json`` and the potential files of :mod:`mtpkit.active_learning.fit`, ``report.json``
 (one per iteration: what :func:`learning_history` gathers). Every phase first looks for its
 own output, and labels live in the store, so a kill at any moment loses only work in flight.
@@ -41,13 +46,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ase import Atoms
 
-from mtpkit.active_learning.candidates import deduplicate, pick
+from mtpkit.active_learning.candidates import deduplicate, draw_probes, pick
 from mtpkit.active_learning.explore import ExploreSettings, choose_engine, explore_ase_all, explore_lammps
 from mtpkit.active_learning.fit import (
     ACTIVE_SET,
@@ -62,7 +68,7 @@ from mtpkit.active_learning.labellers import BatchLabeller, LabellerSpec
 from mtpkit.active_learning.store import LabelStore
 from mtpkit.errors import UserError
 from mtpkit.io_utils import atomic_open, atomic_write_json
-from mtpkit.seeds import EXPLORATION, FIT, seed_for
+from mtpkit.seeds import EXPLORATION, FIT, PROBES, seed_for
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +122,15 @@ class LearningPlan:
 
 
 def label_configurations(store: LabelStore, plan: LearningPlan, images: list[Atoms], sources: list[str],
-                         subset: str, jobs_dir: Path) -> tuple[list[int], list[int]]:
+                         subset: str | Sequence[str], jobs_dir: Path) -> tuple[list[int], list[int]]:
     """Label ``images`` into ``store`` under the plan's labeller (reusing any finished label of the
-    same configuration and settings); returns (ok row ids, quarantined row ids)."""
+    same configuration and settings), as store subset ``subset`` (one for all, or one per image);
+    returns (ok row ids, quarantined row ids)."""
     from mtpkit.active_learning.label_queue import label_batch
 
     spec = plan.spec()
-    ids = [store.request(a, spec, source=src, subset=subset) for a, src in zip(images, sources)]
+    subsets = [subset] * len(images) if isinstance(subset, str) else list(subset)
+    ids = [store.request(a, spec, source=src, subset=sub) for a, src, sub in zip(images, sources, subsets, strict=True)]
     wanted = set(ids)
     lab = plan.labeller
     for attempt in range(1 + int(lab.retries)):
@@ -294,6 +302,14 @@ class ActiveLearner:
                                  "n_train": json.loads((prev / "fit.json").read_text())["n_train"]}
         log.info("iteration %d at %s: max γ %.3g; %s", k, rung.name, max_g,
                  ", ".join(f"{r['run']}: {r['status']} after {r['time_ps']:.2f} ps" for r in records))
+        probes = self._probes(k, rung, records, d)
+        if reliable and probes:  # the grades say reliable: do the probes' errors agree?
+            t1 = time.perf_counter()
+            label_configurations(self.store, self.plan, probes, self._probe_sources(k, probes), "probe",
+                                 self.folder / "jobs")
+            wall["label_probes"] = time.perf_counter() - t1
+            entry["probes"] = self._probe_errors(k, probes, prev)
+            reliable = entry["converged"] = self._probes_within(entry["probes"])
         if reliable:
             state["rung"] += 1
             if state["rung"] >= len(self.rungs):
@@ -307,7 +323,7 @@ class ActiveLearner:
         chosen, info = self._select(k, prev, frames, state, rung, records)
         wall["select"] = time.perf_counter() - t1
         entry.update(n_candidates=info["candidates"], n_unique=info["unique"], n_selected=len(chosen))
-        if not chosen:
+        if not chosen and not probes:
             state.update(finished=True, stop_reason=f"iteration {k}: not reliable at {rung.name}, but "
                                                     f"{info['why_empty']}")
             self._report(k, rung, records, entry)
@@ -315,8 +331,13 @@ class ActiveLearner:
         t2 = time.perf_counter()
         sources = [f"al:it{k:03d}:{a.info.get('run', '')}:step{a.info.get('md_step', -1)}"
                    + (f":cut{a.info['cut_atom']}" if "cut_atom" in a.info else "") for a in chosen]
-        ok, bad = label_configurations(self.store, self.plan, chosen, sources, "al", self.folder / "jobs")
+        # the probes are labelled with the selection (already labelled ones are reused), and trained on
+        ok, bad = label_configurations(self.store, self.plan, chosen + probes,
+                                       sources + self._probe_sources(k, probes),
+                                       ["al"] * len(chosen) + ["probe"] * len(probes), self.folder / "jobs")
         wall["label"] = time.perf_counter() - t2
+        if probes and "probes" not in entry:
+            entry["probes"] = self._probe_errors(k, probes, prev)
         state["labels_added"] = int(state.get("labels_added", 0)) + len(ok)
         t3 = time.perf_counter()
         images = self.training_set()
@@ -454,13 +475,62 @@ class ActiveLearner:
         held = self.heldout()
         if not held:
             return {}
+        return {"heldout": self._errors(d, held, "held-out configuration")}
+
+    def _errors(self, d: Path, images: list[Atoms], what: str) -> dict:
+        """Error metrics (:func:`~mtpkit.potentials.metrics.error_metrics`) of the potential in ``d``
+        on the labelled ``images``."""
         from mtpkit.potentials.labels import extract_labels, predict
         from mtpkit.potentials.metrics import error_metrics
         from mtpkit.potentials.species import atom_types
 
         mtp, _ = load_fitted(d, self.plan.species)
-        types = [atom_types(a, self.plan.species, mtp.species_count, "held-out configuration") for a in held]
-        return {"heldout": error_metrics(predict(mtp, held, types), extract_labels(held))}
+        types = [atom_types(a, self.plan.species, mtp.species_count, what) for a in images]
+        return error_metrics(predict(mtp, images, types), extract_labels(images))
+
+    # ------------------------------------------------------------------ probes
+    def _probes(self, k: int, rung: Rung, records: list[dict], d: Path) -> list[Atoms]:
+        """Iteration ``k``'s probe frames (drawn once, then read back from ``probes.extxyz``): none
+        without ``probes_per_iteration`` or in the production-size rung (no labels there)."""
+        n = int(self.plan.al.probes_per_iteration)
+        if not n or rung.md_size:
+            return []
+        path = d / "probes.extxyz"
+        if not path.is_file():
+            dumps = [(r["run"], d / "explore" / r["run"] / "traj.dump") for r in records]
+            dumps = [(run, p) for run, p in dumps if p.is_file()]
+            if not dumps:
+                log.warning("iteration %d: no exploration trajectory to draw probes from (the ASE engine "
+                            "keeps none): no probes", k)
+            _write_frames(path, draw_probes(dumps, n, seed_for(self.plan.seed, PROBES, k), self.plan.species))
+        return _read_frames(path)  # label what the file holds, as a resumed iteration does
+
+    @staticmethod
+    def _probe_sources(k: int, probes: list[Atoms]) -> list[str]:
+        return [f"probe:it{k:03d}:{a.info.get('run', '')}:step{a.info.get('md_step', -1)}" for a in probes]
+
+    def _probe_errors(self, k: int, probes: list[Atoms], prev: Path) -> dict:
+        """The exploring potential's (``prev``) errors on the labelled probes of iteration ``k``."""
+        spec = self.spec
+        rows = [self.store.row(self.store.request(a, spec, source=src, subset="probe"))
+                for a, src in zip(probes, self._probe_sources(k, probes), strict=True)]
+        labelled = [r.atoms for r in rows if r.status == "ok"]
+        out: dict[str, Any] = {"n": len(probes), "n_labelled": len(labelled), "potential": prev.name,
+                               "errors": self._errors(prev, labelled, "probe") if labelled else None}
+        if labelled:
+            m = out["errors"]
+            log.info("iteration %d: %d probes, errors of %s: E RMSE %.2f meV/atom, F RMSE %.3f eV/Å", k,
+                     len(labelled), prev.name, m["energy_rmse_mev_per_atom"], m["force_rmse"])
+        return out
+
+    def _probes_within(self, probes: dict) -> bool:
+        """Whether the probes' errors are within ``probe_energy_rmse`` / ``probe_force_rmse`` (those
+        that are set); with a bound set and no probe labelled, nothing shows it holds."""
+        al, m = self.plan.al, probes["errors"]
+        if m is None:
+            return not (al.probe_energy_rmse or al.probe_force_rmse)
+        return not ((al.probe_energy_rmse and m["energy_rmse_mev_per_atom"] > al.probe_energy_rmse)
+                    or (al.probe_force_rmse and m["force_rmse"] > al.probe_force_rmse))
 
     def _report(self, k: int, rung: Rung | None, records: list[dict], entry: dict) -> None:
         d = self.it_dir(k)

@@ -310,6 +310,15 @@ class ActiveLearningCfg(Section):
     max_labels: NonNegInt = 0
     # validation
     heldout: Path | None = None
+    # probes: frames drawn at random from each iteration's exploration trajectories (every dumped
+    # frame but a run's first equally likely), whatever their grade, labelled beside the selection
+    # (store subset "probe") and trained on from then on. The exploring potential's errors on them
+    # are the iteration's measured accuracy on the states its MD visits, which a low grade does not
+    # promise. With a threshold above 0, a rung counts as reliable only when this iteration's probes
+    # are within it too (meV/atom for the energy RMSE, eV/Å for the force RMSE, both uncentred).
+    probes_per_iteration: NonNegInt = 0
+    probe_energy_rmse: NonNegFloat = 0.0
+    probe_force_rmse: NonNegFloat = 0.0
 
     @model_validator(mode="after")
     def _gammas(self) -> ActiveLearningCfg:
@@ -324,6 +333,9 @@ class ActiveLearningCfg(Section):
         if self.gamma_stop > self.gamma_break:
             raise ValueError(f"gamma_stop: {self.gamma_stop:g} must not exceed gamma_break "
                              f"({self.gamma_break:g})")
+        if (self.probe_energy_rmse or self.probe_force_rmse) and not self.probes_per_iteration:
+            raise ValueError("probe_energy_rmse / probe_force_rmse: set probes_per_iteration, the frames "
+                             "whose errors they bound")
         if self.md_size_labels == "tile" and self.mode != "neighborhood":
             raise ValueError("md_size_labels: 'tile' cuts around the atom with the highest neighbourhood "
                              "grade and needs mode = 'neighborhood'")
