@@ -64,16 +64,19 @@ def cmd_history(args) -> None:
 
     history = learning_history(args.campaign / "03_active_learning")
     print("| iteration | T (K) | max γ of the runs | run time before γ > break (ps): median / longest "
+          "| probes: exploring potential's RMSE E (meV/atom) / F (eV/Å) "
           "| labels added | fit after: configurations | train RMSE E (meV/atom) / F (eV/Å) |")
-    print("|---:|---:|---:|---|---:|---:|---|")
+    print("|---:|---:|---:|---|---|---:|---:|---|")
     for it in history["iterations"]:
         times = [r["time_ps"] for r in it.get("runs") or []]
         errors = it.get("errors") or {}
         train = errors.get("train") or {}
         span = f"{np.median(times):.2f} / {max(times):.2f}" if times else "–"
         fit = (f"{train['energy_rmse_mev_per_atom']:.2f} / {train['force_rmse']:.3f}" if train else "–")
+        pe = (it.get("probes") or {}).get("errors")
+        probes = f"{pe['energy_rmse_mev_per_atom']:.2f} / {pe['force_rmse']:.3f}" if pe else "–"
         print(f"| {it['iteration']} | {it.get('temperature_K') or '–'} | {it.get('max_gamma') or 0:.3g} | {span} "
-              f"| {it.get('n_labelled') or 0} | {errors.get('n_train') or '–'} | {fit} |")
+              f"| {probes} | {it.get('n_labelled') or 0} | {errors.get('n_train') or '–'} | {fit} |")
     if history.get("finished"):
         print(f"\nfinished: {history.get('stop_reason')}")
 
