@@ -498,6 +498,7 @@ def test_probes_are_labelled_reported_and_can_withhold_reliability(tmp_path, hel
         assert p["errors"]["energy_rmse_mev_per_atom"] > 0 and p["errors"]["force_rmse"] > 0
         mine = [r.keys["source"] for r in probes if r.keys["source"].startswith(f"probe:it{it['iteration']:03d}:")]
         assert len(mine) == 2 and all(int(s.rsplit(":step", 1)[1]) > 0 for s in mine)
+    assert hist["labels_added"] == sum(it["n_labelled"] for it in its) >= 2 * len(its)
     if not reliable:  # not reliable: the probes are trained on, with nothing selected beside them
         for a, b in itertools.pairwise(hist["iterations"]):
             assert b["n_train"] == a["n_train"] + b["n_labelled"]

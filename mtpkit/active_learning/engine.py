@@ -305,11 +305,14 @@ class ActiveLearner:
         probes = self._probes(k, rung, records, d)
         if reliable and probes:  # the grades say reliable: do the probes' errors agree?
             t1 = time.perf_counter()
-            label_configurations(self.store, self.plan, probes, self._probe_sources(k, probes), "probe",
-                                 self.folder / "jobs")
+            ok_p, bad_p = label_configurations(self.store, self.plan, probes, self._probe_sources(k, probes),
+                                               "probe", self.folder / "jobs")
             wall["label_probes"] = time.perf_counter() - t1
             entry["probes"] = self._probe_errors(k, probes, prev)
             reliable = entry["converged"] = self._probes_within(entry["probes"])
+            if reliable:  # otherwise the labelling below takes them again, and counts them
+                entry.update(n_labelled=len(ok_p), n_quarantined=len(bad_p))
+                state["labels_added"] = int(state.get("labels_added", 0)) + len(ok_p)
         if reliable:
             state["rung"] += 1
             if state["rung"] >= len(self.rungs):
