@@ -440,3 +440,28 @@ def test_energy_ranking_names_the_lowest_occupancy_of_each_class(tiny_campaign):
     rows = {r[0]: r for r in blocks[1][2]}
     assert rows["mixed-TM_oct25"][3] == "8.50" and rows["mixed-TM_oct25"][4] == "16.00"
     assert rows["layered-TM_oct50"][3] == "13.80"
+
+
+def test_report_shows_the_probes_and_their_bounds():
+    """The active-learning table gives the exploring potential's errors on each iteration's probes, and
+    the stop paragraph states the bounds that made a rung reliable."""
+    from mtpkit.campaign.report import _active_learning
+
+    it = {"iteration": 3, "temperature_K": 500.0, "runs": [{"status": "done", "time_ps": 20.0}], "max_gamma": 4.2,
+          "converged": False, "n_candidates": 5, "n_selected": 4, "n_labelled": 6, "n_train": 140,
+          "errors": {"train": {"energy_rmse_mev_per_atom": 2.31, "force_rmse": 0.076}},
+          "probes": {"n": 2, "n_labelled": 2, "potential": "iter_002",
+                     "errors": {"energy_rmse_mev_per_atom": 7.25, "force_rmse": 0.121}}}
+    cfg = {"gamma_select": 2.0, "gamma_break": 10.0, "gamma_stop": 5.0, "steps": 10000, "timestep": 2.0,
+           "probes_per_iteration": 2, "probe_energy_rmse": 3.0, "probe_force_rmse": 0.1}
+    blocks = _active_learning({"learning": {"iterations": [it], "stop_reason": ""}, "al_cfg": cfg})
+    para = next(b[1] for b in blocks if b[0] == "p")
+    assert "energy RMSE ≤ 3 meV/atom and force RMSE ≤ 0.1 eV/Å on 2 probe(s)" in para
+    header, rows = next((b[1], b[2]) for b in blocks if b[0] == "table")
+    assert header[-2:] == ["E RMSE probes (meV/atom)", "F RMSE probes (eV/Å)"]
+    assert rows[0][-2:] == ["7.25", "0.121"]
+    no_probes = _active_learning({"learning": {"iterations": [{**it, "probes": None}], "stop_reason": ""},
+                                  "al_cfg": {**cfg, "probes_per_iteration": 0, "probe_energy_rmse": 0,
+                                             "probe_force_rmse": 0}})
+    assert "probe" not in next(b[1] for b in no_probes if b[0] == "p")
+    assert next(b[2] for b in no_probes if b[0] == "table")[0][-2:] == ["—", "—"]

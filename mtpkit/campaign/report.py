@@ -260,6 +260,7 @@ def _starting_set(data: dict) -> list[Block]:
 def _iteration_row(it: dict) -> list:
     err = it.get("errors") or {}
     tr, va = err.get("train") or {}, err.get("validation") or {}
+    pe = (it.get("probes") or {}).get("errors") or {}  # the exploring potential on this iteration's probes
     runs = it.get("runs") or []
     where = " (MD box)" if it.get("md_size") else ""
     return [it["iteration"], _num(it.get("temperature_K"), "{:g}") + where,
@@ -267,7 +268,21 @@ def _iteration_row(it: dict) -> list:
             _num(it.get("max_gamma"), "{:.3g}"), {True: "yes", False: "no"}.get(it.get("converged"), "—"),
             it.get("n_candidates", 0), it.get("n_selected", 0), it.get("n_labelled", 0), it.get("n_train", ""),
             _num(tr.get("energy_rmse_mev_per_atom"), "{:.2f}"), _num(tr.get("force_rmse"), "{:.3f}"),
-            _num(va.get("energy_rmse_mev_per_atom"), "{:.2f}"), _num(va.get("force_rmse"), "{:.3f}")]
+            _num(va.get("energy_rmse_mev_per_atom"), "{:.2f}"), _num(va.get("force_rmse"), "{:.3f}"),
+            _num(pe.get("energy_rmse_mev_per_atom"), "{:.2f}"), _num(pe.get("force_rmse"), "{:.3f}")]
+
+
+def _probe_rule(ac: dict) -> str:
+    """The probes' part of the reliability rule, in words ("" without probes)."""
+    n = ac.get("probes_per_iteration") or 0
+    if not n:
+        return ""
+    bounds = [f"{name} RMSE ≤ {v:g} {unit}" for name, v, unit in
+              (("energy", ac.get("probe_energy_rmse") or 0, "meV/atom"), ("force", ac.get("probe_force_rmse") or 0,
+                                                                          "eV/Å")) if v]
+    rule = f", and {' and '.join(bounds)}" if bounds else ""
+    return (f"{rule} on {n} probe(s) an iteration (frames drawn at random from the runs whatever their grade, "
+            f"labelled and trained on; the last two columns are the exploring potential's errors on them)")
 
 
 def _active_learning(data: dict) -> list[Block]:
@@ -277,10 +292,12 @@ def _active_learning(data: dict) -> list[Block]:
         ("h", 2, "3. Active learning"),
         ("p", f"Stop: {al.get('stop_reason') or 'not finished'}. γ_select = {ac['gamma_select']}, "
               f"γ_break = {ac['gamma_break']}, reliable when every run finishes "
-              f"{ac['steps'] * ac['timestep'] / 1000:g} ps with max γ < {ac['gamma_stop']}."),
+              f"{ac['steps'] * ac['timestep'] / 1000:g} ps with max γ < {ac['gamma_stop']}"
+              + _probe_rule(ac) + "."),
         ("table", ["iter", "T (K)", "exploration runs", "max γ", "reliable", "candidates", "selected",
                    "labelled", "training set", "E RMSE train (meV/atom)", "F RMSE train (eV/Å)",
-                   "E RMSE valid (meV/atom)", "F RMSE valid (eV/Å)"],
+                   "E RMSE valid (meV/atom)", "F RMSE valid (eV/Å)", "E RMSE probes (meV/atom)",
+                   "F RMSE probes (eV/Å)"],
          [_iteration_row(it) for it in al["iterations"]]),
     ]
     fits = [it for it in al["iterations"] if it.get("parity_plot")]
