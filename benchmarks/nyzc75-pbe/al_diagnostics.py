@@ -166,6 +166,7 @@ def cmd_npt(args) -> None:
     from ase.io.lammpsdata import write_lammps_data
 
     from mtpkit.md.lammps_env import load_plugin, new_lammps
+    from mtpkit.md.structure import box_from_lammps
 
     atoms = read(args.structure)
     matrix = _parse_matrix(args.supercell)
@@ -214,7 +215,7 @@ def cmd_npt(args) -> None:
             av = [lmp.extract_fix("av", 0, 1, i) for i in range(5)]
             order = np.argsort(lmp.numpy.extract_atom("id")[:len(atoms)])  # LAMMPS sorts atoms in memory
             xs.append(np.array(lmp.numpy.extract_compute("xu", 1, 2), dtype=float)[order])
-            cells.append(_lammps_cell(lmp))
+            cells.append(box_from_lammps(lmp))
             grades.append(gmax)
             if k % args.every == 0 or k == steps // block - 1:
                 pressure = f"{av[1]:.0f}, {av[2]:.0f}, {av[3]:.0f}"
@@ -232,13 +233,6 @@ def cmd_npt(args) -> None:
               f"{fc.same_centre:.3f}; volume {fc.volume_change:+.3f})")
     if args.dump:
         _write_blocks(args.dump, atoms, xs, cells, grades, block * 0.002)
-
-
-def _lammps_cell(lmp) -> np.ndarray:
-    """The LAMMPS box as cell rows (Å): a, b, c of the restricted triclinic box."""
-    lo, hi, xy, yz, xz, *_ = lmp.extract_box()
-    lx, ly, lz = (h - low for h, low in zip(hi, lo))
-    return np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
 
 
 def _write_blocks(path: Path, atoms, xs: list, cells: list, grades: list, block_ps: float) -> None:
@@ -270,17 +264,17 @@ def _training_labels(store_path: Path, upto: int | None, subset: str | None = No
 
 def _campaign_spec(store):
     """The labeller settings of the store's finished ``al`` rows (the campaign's)."""
-    from mtpkit.active_learning.labellers import LabellerSpec
+    from mtpkit.active_learning.label_queue import spec_from_settings
 
     done = next(store.rows(status="ok", subset="al"), None)
     if done is None:
         raise SystemExit(f"{store.path}: no finished 'al' row to take the campaign's labeller settings from")
-    st = done.data["settings"]
-    return LabellerSpec(kind=st["kind"], parameters=st["parameters"], stress=st.get("stress", True))
+    return spec_from_settings(done.data["settings"])
 
 
 def cmd_probe(args) -> None:
     from mtpkit.active_learning.candidates import draw_probes
+    from mtpkit.active_learning.engine import probe_sources
     from mtpkit.active_learning.store import LabelStore
 
     explore = args.campaign / "03_active_learning" / f"iter_{args.iteration:03d}" / "explore"
@@ -291,14 +285,12 @@ def cmd_probe(args) -> None:
     store = LabelStore(args.store) if args.store else None
     spec = _campaign_spec(store) if store else None
     print(f"{len(picked)} frames drawn from {len(dumps)} runs of iteration {args.iteration} (seed {args.seed})")
-    for a in picked:
-        where = f"{a.info['run']}:step{a.info['md_step']}"
+    for a, source in zip(picked, probe_sources(args.iteration, picked), strict=True):
         if store is None:
-            print(f"{where}: V {a.get_volume():.1f} Å^3")
+            print(f"{source}: V {a.get_volume():.1f} Å^3")
             continue
-        rid = store.request(a, spec, source=f"probe:it{args.iteration:03d}:{where}", subset=args.subset,
-                            priority=args.priority)
-        print(f"row {rid}: {where} (V {a.get_volume():.1f} Å^3)")
+        rid = store.request(a, spec, source=source, subset=args.subset, priority=args.priority)
+        print(f"row {rid}: {source} (V {a.get_volume():.1f} Å^3)")
 
 
 def cmd_request(args) -> None:
@@ -384,14 +376,15 @@ def cmd_errors(args) -> None:
 def cmd_relabel(args) -> None:
     from ase.units import GPa
 
-    from mtpkit.active_learning.labellers import LabellerSpec, code_version, label_with_provenance
+    from mtpkit.active_learning.label_queue import spec_from_settings
+    from mtpkit.active_learning.labellers import code_version, label_with_provenance
     from mtpkit.active_learning.store import LabelStore
 
     row = LabelStore(args.store).row(args.row)
     if row.status != "ok":
         raise SystemExit(f"row {args.row} of {args.store} has status {row.status!r}, not 'ok'")
     settings = row.data["settings"]
-    spec = LabellerSpec(kind=settings["kind"], parameters=settings["parameters"], stress=settings.get("stress", True))
+    spec = spec_from_settings(settings)
     ref = row.atoms
     work = ref.copy()
     work.calc = None

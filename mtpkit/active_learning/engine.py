@@ -305,7 +305,7 @@ class ActiveLearner:
         probes = self._probes(k, rung, records, d)
         if reliable and probes:  # the grades say reliable: do the probes' errors agree?
             t1 = time.perf_counter()
-            ok_p, bad_p = label_configurations(self.store, self.plan, probes, self._probe_sources(k, probes),
+            ok_p, bad_p = label_configurations(self.store, self.plan, probes, probe_sources(k, probes),
                                                "probe", self.folder / "jobs")
             wall["label_probes"] = time.perf_counter() - t1
             entry["probes"] = self._probe_errors(k, probes, prev)
@@ -336,7 +336,7 @@ class ActiveLearner:
                    + (f":cut{a.info['cut_atom']}" if "cut_atom" in a.info else "") for a in chosen]
         # the probes are labelled with the selection (already labelled ones are reused), and trained on
         ok, bad = label_configurations(self.store, self.plan, chosen + probes,
-                                       sources + self._probe_sources(k, probes),
+                                       sources + probe_sources(k, probes),
                                        ["al"] * len(chosen) + ["probe"] * len(probes), self.folder / "jobs")
         wall["label"] = time.perf_counter() - t2
         if probes and "probes" not in entry:
@@ -508,15 +508,11 @@ class ActiveLearner:
             _write_frames(path, draw_probes(dumps, n, seed_for(self.plan.seed, PROBES, k), self.plan.species))
         return _read_frames(path)  # label what the file holds, as a resumed iteration does
 
-    @staticmethod
-    def _probe_sources(k: int, probes: list[Atoms]) -> list[str]:
-        return [f"probe:it{k:03d}:{a.info.get('run', '')}:step{a.info.get('md_step', -1)}" for a in probes]
-
     def _probe_errors(self, k: int, probes: list[Atoms], prev: Path) -> dict:
         """The exploring potential's (``prev``) errors on the labelled probes of iteration ``k``."""
         spec = self.spec
         rows = [self.store.row(self.store.request(a, spec, source=src, subset="probe"))
-                for a, src in zip(probes, self._probe_sources(k, probes), strict=True)]
+                for a, src in zip(probes, probe_sources(k, probes), strict=True)]
         labelled = [r.atoms for r in rows if r.status == "ok"]
         out: dict[str, Any] = {"n": len(probes), "n_labelled": len(labelled), "potential": prev.name,
                                "errors": self._errors(prev, labelled, "probe") if labelled else None}
@@ -563,6 +559,11 @@ def _read_frames(path: Path) -> list[Atoms]:
     return list(read(path, index=":", format="extxyz"))
 
 
+def probe_sources(k: int, probes: list[Atoms]) -> list[str]:
+    """The store ``source`` of iteration ``k``'s probes: ``probe:itNNN:<run>:step<S>``."""
+    return [f"probe:it{k:03d}:{a.info.get('run', '')}:step{a.info.get('md_step', -1)}" for a in probes]
+
+
 def learning_history(folder: Path) -> dict:
     """The state and every iteration's report of a learning folder, as one dict:
     ``{"iterations": [...], "stop_reason", "finished", "final_potential", "labels_added"}``."""
@@ -581,4 +582,4 @@ def final_potential(folder: Path) -> Path:
 
 
 __all__ = ["ACTIVE_SET", "ActiveLearner", "LearningPlan", "Rung", "final_potential", "label_configurations",
-           "learning_history"]
+           "learning_history", "probe_sources"]
