@@ -103,19 +103,25 @@ def test_npt_dump_keeps_atom_identity_and_the_box(diagnostics, almtp, tmp_path, 
     assert float(rows[0].split("|")[2]) == pytest.approx(frames[-1].get_volume() / cell.get_volume(), abs=0.02)
 
 
-def test_request_takes_the_campaign_settings_and_names_missing_times(diagnostics, tmp_path):
+def store_with_a_campaign_label(path: Path, atoms):
+    """A label store holding one finished ``al`` row (the campaign's settings); (store, row id)."""
     from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io import write
 
     from mtpkit.active_learning.labellers import LabellerSpec
     from mtpkit.active_learning.store import LabelStore
 
-    spec = LabellerSpec("emt", parameters={"x": 1})
-    store = LabelStore(tmp_path / "labels.db")
-    done = rattled_cells(1, 1, 0.05)[0]
-    rid = store.request(done, spec, source="al:it001:x", subset="al")
+    store = LabelStore(path)
+    done = atoms.copy()
+    rid = store.request(done, LabellerSpec("emt", parameters={"x": 1}), source="al:it001:x", subset="al")
     done.calc = SinglePointCalculator(done, energy=-1.0, forces=np.zeros((len(done), 3)), stress=np.zeros(6))
     store.complete(rid, done, wall_s=1.0, code="test")
+    return store, rid
+
+
+def test_request_takes_the_campaign_settings_and_names_missing_times(diagnostics, tmp_path):
+    from ase.io import write
+
+    store, rid = store_with_a_campaign_label(tmp_path / "labels.db", rattled_cells(1, 1, 0.05)[0])
     frames = rattled_cells(3, 2, 0.05)
     for k, a in enumerate(frames):
         a.info.update(time_ps=0.2 * (k + 1), max_gamma=1.5)
@@ -135,14 +141,11 @@ def test_request_takes_the_campaign_settings_and_names_missing_times(diagnostics
 def test_probe_draws_from_every_run_but_never_a_starting_frame(diagnostics, tmp_path, capsys):
     """Frames are drawn from all exploration dumps of the iteration, each run's first frame (its start,
     not a state the potential visited) excluded, and requested with their run and step as source."""
-    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.geometry import cellpar_to_cell
 
-    from mtpkit.active_learning.labellers import LabellerSpec
-    from mtpkit.active_learning.store import LabelStore
     from mtpkit.analysis.trajectory import write_lammps_dump
 
     explore = tmp_path / "camp" / "03_active_learning" / "iter_002" / "explore"
-    from ase.geometry import cellpar_to_cell
 
     cells = rattled_cells(6, 4, 0.05)
     for a in cells:  # LAMMPS's restricted triclinic orientation
@@ -153,11 +156,7 @@ def test_probe_draws_from_every_run_but_never_a_starting_frame(diagnostics, tmp_
                           np.array([f.cell[:] for f in frames]),
                           np.array([f.positions for f in frames]), timesteps=[0, 500, 1000],
                           type_map=diagnostics.SPECIES)
-    store = LabelStore(tmp_path / "labels.db")
-    done = cells[0].copy()
-    rid = store.request(done, LabellerSpec("emt", parameters={"x": 1}), source="al:it001:x", subset="al")
-    done.calc = SinglePointCalculator(done, energy=-1.0, forces=np.zeros((len(done), 3)), stress=np.zeros(6))
-    store.complete(rid, done, wall_s=1.0, code="test")
+    store, _ = store_with_a_campaign_label(tmp_path / "labels.db", cells[0])
     diagnostics.main(["probe", "--campaign", str(tmp_path / "camp"), "--iteration", "2", "--n", "10",
                       "--store", str(tmp_path / "labels.db")])
     assert "4 frames drawn from 2 runs of iteration 2" in capsys.readouterr().out
