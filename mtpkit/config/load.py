@@ -63,10 +63,12 @@ PACKAGE_PREFIX = "package:"
 
 
 def package_data(relative: str) -> Path:
-    """Path of ``relative`` inside the package's data folder (it may not exist)."""
-    from importlib.resources import files
+    """Path of ``relative`` inside the package's data folder (it may not exist). The folder beside
+    the package's ``__init__.py``: ``importlib.resources.files`` gives a multiplexed path under an
+    editable scikit-build install, whose ``str`` is not a path."""
+    import mtpkit
 
-    return Path(str(files("mtpkit"))) / "data" / relative
+    return Path(mtpkit.__file__).resolve().parent / "data" / relative
 
 
 def _one_path(value: str, folder: Path, source: Path | None, field: str) -> str:
