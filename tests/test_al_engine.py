@@ -503,3 +503,49 @@ def test_probes_are_labelled_reported_and_can_withhold_reliability(tmp_path, hel
         for a, b in itertools.pairwise(hist["iterations"]):
             assert b["n_train"] == a["n_train"] + b["n_labelled"]
         assert all(it["n_labelled"] >= 2 for it in its)
+
+
+def test_probes_count_against_the_label_budget(tmp_path, helpers_on_path):
+    """Probes that withhold reliability are labels: with max_labels = probes_per_iteration they spend
+    the whole budget, so nothing is selected beside them, they are trained on and learning stops on the
+    budget after one iteration (the main job's tiny label cap holds whatever the probes say)."""
+    from mtpkit.active_learning.explore import choose_engine
+
+    try:
+        choose_engine("lammps", "all")
+    except UserError:
+        pytest.skip("LAMMPS plugin not built")
+    path = make_campaign(tmp_path, max_iterations=3, engine="lammps", gamma_stop=1000.0, schedule="ladder",
+                         max_labels=2)
+    path.write_text(path.read_text().replace(
+        "[active_learning]", "[active_learning]\ngamma_break = 1000.0\nprobes_per_iteration = 2\n"
+                             "probe_energy_rmse = 1e-9"))
+    out = tmp_path / "run"
+    assert learn(path, out) == 0
+    hist = learning_history(out / "03_active_learning")
+    assert hist["stop_reason"].startswith("label budget spent (2 of max_labels = 2)"), hist["stop_reason"]
+    (it,) = hist["iterations"][1:]
+    assert it["converged"] is False and it["n_selected"] == 0 and it["n_labelled"] == 2
+    assert it["n_train"] == hist["iterations"][0]["n_train"] + 2
+    assert [r.keys["subset"] for r in LabelStore(out / "labels.db").rows(subset="probe", status="ok")] == ["probe"] * 2
+    assert not list(LabelStore(out / "labels.db").rows(subset="al"))
+    # the selection itself: rattled frames the potential has not seen, room 2 of the budget, 2 probes spent
+    from ase.io import read
+
+    from mtpkit.active_learning.engine import ActiveLearner
+    from mtpkit.campaign.orchestrator import learning_plan
+
+    plan = learning_plan(load_config(path, scale="tiny"), out.resolve())
+    engine = ActiveLearner(plan, out / "03_active_learning", LabelStore(out / "labels.db"))
+    frames = []
+    for s in range(4):
+        f = read(next(iter(plan.structures.values())))
+        f.rattle(0.2, seed=s)
+        f.info.update(run="cu/T300K/r0", md_step=10 * (s + 1), MV_grade=3.0)
+        frames.append(f)
+    for spent, k in ((0, 7), (2, 8)):
+        (out / "03_active_learning" / f"iter_{k:03d}").mkdir()
+        chosen, info = engine._select(k, engine.last_fit(k), [frames], {"labels_added": 0}, engine.rungs[0],
+                                      [{"run": "cu/T300K/r0", "structure": "cu"}], spent)
+        assert (len(chosen) > 0) is (spent == 0), info
+        assert spent == 0 or info["why_empty"] == "the label budget is spent"

@@ -23,7 +23,8 @@ settings. Each later iteration ``k``:
    its last good configuration), deduplicated against each other and the training set
    (``dedup_distance`` Å, across NPT cells).
 4. **select** — a D-optimal subset (MaxVol, :func:`~mtpkit.active_learning.selection.select_add`)
-   of at most ``labels_per_iteration`` and of what is left of the label budget ``max_labels``.
+   of at most ``labels_per_iteration`` and of what is left of the label budget ``max_labels``
+   (probes labelled this iteration count against it).
 5. **label** — the selection and the probes, through the label store
    (:class:`~mtpkit.active_learning.store.LabelStore`): in-process labellers one per worker,
    VASP/QE through job folders; failed labels are retried ``labeller.retries`` times, then stay
@@ -303,6 +304,7 @@ class ActiveLearner:
         log.info("iteration %d at %s: max γ %.3g; %s", k, rung.name, max_g,
                  ", ".join(f"{r['run']}: {r['status']} after {r['time_ps']:.2f} ps" for r in records))
         probes = self._probes(k, rung, records, d)
+        spent = 0  # probes labelled here and not yet counted: the selection's room is what is left
         if reliable and probes:  # the grades say reliable: do the probes' errors agree?
             t1 = time.perf_counter()
             ok_p, bad_p = label_configurations(self.store, self.plan, probes, probe_sources(k, probes),
@@ -313,6 +315,8 @@ class ActiveLearner:
             if reliable:  # otherwise the labelling below takes them again, and counts them
                 entry.update(n_labelled=len(ok_p), n_quarantined=len(bad_p))
                 state["labels_added"] = int(state.get("labels_added", 0)) + len(ok_p)
+            else:
+                spent = len(ok_p)
         if reliable:
             state["rung"] += 1
             if state["rung"] >= len(self.rungs):
@@ -323,7 +327,7 @@ class ActiveLearner:
             self._report(k, rung, records, entry)
             return
         t1 = time.perf_counter()
-        chosen, info = self._select(k, prev, frames, state, rung, records)
+        chosen, info = self._select(k, prev, frames, state, rung, records, spent)
         wall["select"] = time.perf_counter() - t1
         entry.update(n_candidates=info["candidates"], n_unique=info["unique"], n_selected=len(chosen))
         if not chosen and not probes:
@@ -391,7 +395,10 @@ class ActiveLearner:
         return records, frames
 
     def _select(self, k: int, prev: Path, frames: list[list[Atoms]], state: dict, rung: Rung,
-                records: list[dict]) -> tuple[list[Atoms], dict]:
+                records: list[dict], spent: int = 0) -> tuple[list[Atoms], dict]:
+        """Iteration ``k``'s candidates and the configurations selected from them for labelling, at most
+        ``labels_per_iteration`` and what ``max_labels`` leaves after ``state``'s labels and the ``spent``
+        probes of this iteration (saved: a resumed iteration gets the same)."""
         from mtpkit.active_learning.grades import rows_for
         from mtpkit.active_learning.selection import select_add
 
@@ -421,7 +428,7 @@ class ActiveLearner:
         cands = deduplicate(picked, self.training_set(), al.dedup_distance)
         room = al.labels_per_iteration
         if al.max_labels:
-            room = min(room, int(al.max_labels) - int(state.get("labels_added", 0)))
+            room = min(room, int(al.max_labels) - int(state.get("labels_added", 0)) - spent)
         info: dict[str, Any] = {"candidates": len(picked), "unique": len(cands), "selected": [], "grades": [],
                                 **info_cut}
         if not cands:
