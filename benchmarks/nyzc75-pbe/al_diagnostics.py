@@ -160,12 +160,40 @@ def _parse_matrix(text: str | None) -> np.ndarray | None:
     return np.array(values).reshape(3, 3)
 
 
-def cmd_npt(args) -> None:
-    from ase.build import make_supercell
-    from ase.io import read
+def start_md(atoms, potential: str, temperature: float, ensemble: str, seed: int, block: int = 100):
+    """A LAMMPS instance (mtpkit plugin, 2 fs) ready to run ``atoms`` at ``temperature`` (K): NVT
+    (``ensemble = "nvt"``) or NPT at 0 bar with the barostat ``ensemble`` (iso, aniso, tri), γ every 5
+    steps in ``v_g`` (never breaking), volume, pressure diagonal and T averaged per ``block`` steps in
+    fix ``av``, unwrapped positions in compute ``xu``."""
     from ase.io.lammpsdata import write_lammps_data
 
     from mtpkit.md.lammps_env import load_plugin, new_lammps
+
+    lmp = new_lammps()
+    load_plugin(lmp)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "structure.data"
+        write_lammps_data(data, atoms, specorder=SPECIES, masses=True)
+        for c in ["units metal", "atom_style atomic", "atom_modify map array", "boundary p p p",
+                  f"read_data {data}", "timestep 0.002", "neighbor 1.0 bin",
+                  f"pair_style mtp {potential} extrapolation_control every 5 break_threshold 1e12",
+                  "pair_coeff * * " + " ".join(SPECIES), "compute g all pair mtp", "variable g equal c_g[1]",
+                  (f"fix f all nvt temp {temperature} {temperature} 0.2" if ensemble == "nvt" else
+                   f"fix f all npt temp {temperature} {temperature} 0.2 {ensemble} 0.0 0.0 2.0"),
+                  f"velocity all create {temperature} {seed} mom yes rot no dist gaussian loop geom",
+                  "compute pr all pressure thermo_temp", "variable v equal vol",
+                  "variable pxx equal c_pr[1]", "variable pyy equal c_pr[2]", "variable pzz equal c_pr[3]",
+                  "variable t equal temp", "thermo_style custom step pe temp press vol", f"thermo {block}",
+                  f"fix av all ave/time 5 {block // 5} {block} v_v v_pxx v_pyy v_pzz v_t",
+                  "compute xu all property/atom xu yu zu"]:
+            lmp.command(c)
+    return lmp
+
+
+def cmd_npt(args) -> None:
+    from ase.build import make_supercell
+    from ase.io import read
+
     from mtpkit.md.structure import box_from_lammps
 
     atoms = read(args.structure)
@@ -174,53 +202,36 @@ def cmd_npt(args) -> None:
         atoms = make_supercell(atoms, matrix)
     steps = round(args.ps * 500)  # 2 fs
     block = 100  # 0.2 ps
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "structure.data"
-        write_lammps_data(data, atoms, specorder=SPECIES, masses=True)
-        lmp = new_lammps()
-        load_plugin(lmp)
-        for c in ["units metal", "atom_style atomic", "atom_modify map array", "boundary p p p",
-                  f"read_data {data}", "timestep 0.002", "neighbor 1.0 bin",
-                  f"pair_style mtp {args.potential} extrapolation_control every 5 break_threshold 1e12",
-                  "pair_coeff * * " + " ".join(SPECIES), "compute g all pair mtp", "variable g equal c_g[1]",
-                  (f"fix f all nvt temp {args.temperature} {args.temperature} 0.2" if args.ensemble == "nvt" else
-                   f"fix f all npt temp {args.temperature} {args.temperature} 0.2 {args.ensemble} 0.0 0.0 2.0"),
-                  f"velocity all create {args.temperature} {args.seed} mom yes rot no dist gaussian loop geom",
-                  "compute pr all pressure thermo_temp", "variable v equal vol",
-                  "variable pxx equal c_pr[1]", "variable pyy equal c_pr[2]", "variable pzz equal c_pr[3]",
-                  "variable t equal temp", "thermo_style custom step pe temp press vol", f"thermo {block}",
-                  f"fix av all ave/time 5 {block // 5} {block} v_v v_pxx v_pyy v_pzz v_t",
-                  "compute xu all property/atom xu yu zu"]:
-            lmp.command(c)
-        xs, cells, grades = [], [], []  # unwrapped positions (Å), cell rows (Å) and max γ, one per block
-        v0 = atoms.get_volume()
-        print(f"{len(atoms)} atoms, V0 {v0:.1f} Å^3, {args.temperature:g} K, {args.ps:g} ps")
-        print("| t (ps) | V / V0 | pxx, pyy, pzz (bar) | T (K) | max γ |")
-        print("|---:|---:|---|---:|---:|")
-        first: dict[float, float | None] = {5.0: None, 10.0: None}
-        stopped = None
-        for k in range(steps // block):
-            t = (k + 1) * block * 0.002  # ps at the end of this block
-            gmax = 0.0
-            try:
-                for _ in range(block // 5):
-                    lmp.command("run 5 post no")
-                    gmax = max(gmax, float(lmp.extract_variable("g")))
-            except Exception as exc:  # noqa: BLE001  # e.g. the barostat tilting the box too far
-                stopped = f"LAMMPS stopped in the block ending at {t:.1f} ps: {exc}"
-                break
-            for thr in first:
-                if first[thr] is None and gmax > thr:
-                    first[thr] = t
-            av = [lmp.extract_fix("av", 0, 1, i) for i in range(5)]
-            order = np.argsort(lmp.numpy.extract_atom("id")[:len(atoms)])  # LAMMPS sorts atoms in memory
-            xs.append(np.array(lmp.numpy.extract_compute("xu", 1, 2), dtype=float)[order])
-            cells.append(box_from_lammps(lmp))
-            grades.append(gmax)
-            if k % args.every == 0 or k == steps // block - 1:
-                pressure = f"{av[1]:.0f}, {av[2]:.0f}, {av[3]:.0f}"
-                print(f"| {t:.1f} | {av[0] / v0:.3f} | {pressure} | {av[4]:.0f} | {gmax:.2f} |")
-        lmp.close()
+    lmp = start_md(atoms, args.potential, args.temperature, args.ensemble, args.seed, block)
+    xs, cells, grades = [], [], []  # unwrapped positions (Å), cell rows (Å) and max γ, one per block
+    v0 = atoms.get_volume()
+    print(f"{len(atoms)} atoms, V0 {v0:.1f} Å^3, {args.temperature:g} K, {args.ps:g} ps")
+    print("| t (ps) | V / V0 | pxx, pyy, pzz (bar) | T (K) | max γ |")
+    print("|---:|---:|---|---:|---:|")
+    first: dict[float, float | None] = {5.0: None, 10.0: None}
+    stopped = None
+    for k in range(steps // block):
+        t = (k + 1) * block * 0.002  # ps at the end of this block
+        gmax = 0.0
+        try:
+            for _ in range(block // 5):
+                lmp.command("run 5 post no")
+                gmax = max(gmax, float(lmp.extract_variable("g")))
+        except Exception as exc:  # noqa: BLE001  # e.g. the barostat tilting the box too far
+            stopped = f"LAMMPS stopped in the block ending at {t:.1f} ps: {exc}"
+            break
+        for thr in first:
+            if first[thr] is None and gmax > thr:
+                first[thr] = t
+        av = [lmp.extract_fix("av", 0, 1, i) for i in range(5)]
+        order = np.argsort(lmp.numpy.extract_atom("id")[:len(atoms)])  # LAMMPS sorts atoms in memory
+        xs.append(np.array(lmp.numpy.extract_compute("xu", 1, 2), dtype=float)[order])
+        cells.append(box_from_lammps(lmp))
+        grades.append(gmax)
+        if k % args.every == 0 or k == steps // block - 1:
+            pressure = f"{av[1]:.0f}, {av[2]:.0f}, {av[3]:.0f}"
+            print(f"| {t:.1f} | {av[0] / v0:.3f} | {pressure} | {av[4]:.0f} | {gmax:.2f} |")
+    lmp.close()
     when = {thr: "never" if t is None else f"{t:.1f} ps" for thr, t in first.items()}
     tail = f" ({stopped.splitlines()[0]})" if stopped else ""
     print(f"γ first above 5: {when[5.0]}; above 10: {when[10.0]}{tail}")

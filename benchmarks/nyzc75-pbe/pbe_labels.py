@@ -16,8 +16,9 @@ This script only decides *what* to label and reads the results back:
                  convergence cell 13.8 x 7.35 x 10.1 Å), so one fixed mesh samples them unevenly.
 ``table``        the convergence table (Markdown) from the finished rows.
 ``ranking``      the 8 structures ranked by PBE energy of their annealed minima.
-``heldout``      held-out snapshots for the done-when test: NPT MD (MTK) of the campaign's cells at
-                 500-650 K with a given potential, requested as subset ``heldout`` (never trained on).
+``heldout``      held-out snapshots for the done-when test: NVT MD of the campaign's cells at 500-650 K
+                 in the minimum's cell (or at the production box's density at that temperature) with a
+                 given potential, requested as subset ``heldout`` (never trained on).
 ``export``       the training labels (production settings, every subset but ``convergence`` and
                  ``heldout``, or the subsets given) as extxyz with per-frame provenance, the stress
                  re-corrected with the measured dE/d ecut instead of GPAW's setup estimate.
@@ -275,32 +276,91 @@ def cmd_ranking(args) -> None:
         print(f"| {name} | {tag} | {1000 * (e - e0):.2f} | {v:.1f} |")
 
 
+def _campaign_box_matrix(name: str) -> np.ndarray:
+    """The production-box supercell matrix of a minimum (``campaign.toml``'s ``structures.md_supercell``)."""
+    import tomllib
+
+    boxes = tomllib.loads((HERE / "campaign.toml").read_text())["structures"]["md_supercell"]
+    if name not in boxes:
+        sys.exit(f"{HERE / 'campaign.toml'}: structures.md_supercell has no box for {name!r}")
+    return np.array(boxes[name], dtype=int)
+
+
+def _positions(lmp, n: int) -> np.ndarray:
+    """Unwrapped positions (Å) of the ``n`` atoms in the order of the data file (LAMMPS sorts them)."""
+    order = np.argsort(lmp.numpy.extract_atom("id")[:n])
+    return np.array(lmp.numpy.extract_compute("xu", 1, 2), dtype=float)[order]
+
+
+def heldout_cell(start: Atoms, S: np.ndarray, potential: str, T: float, steps: int, average: int,
+                 seed: int) -> np.ndarray:
+    """The 37-atom cell at the production density and shape at ``T`` (K): NPT (LAMMPS, full cell, 0 bar,
+    2 fs) of the production box ``S @ cell``, ``steps`` steps, then the box cell averaged every 100 steps
+    over ``average`` more, mapped back with ``S^-1`` (rows, Å)."""
+    from al_diagnostics import start_md
+    from ase.build import make_supercell
+
+    from mtpkit.md.structure import box_from_lammps
+
+    lmp = start_md(make_supercell(start, S), potential, T, "tri", seed)
+    lmp.command(f"run {steps} post no")
+    cells = []
+    for _ in range(max(1, average // 100)):
+        lmp.command("run 100 post no")
+        cells.append(box_from_lammps(lmp))
+    lmp.close()
+    return np.linalg.solve(S.astype(float), np.mean(cells, axis=0))
+
+
+def _nvt_snapshots(work: Atoms, args, T: float, seed: int) -> list[Atoms]:
+    """``args.per`` frames ``args.every`` steps apart after ``args.equilibrate`` steps of NVT at ``T``."""
+    from al_diagnostics import start_md
+
+    lmp = start_md(work, args.potential, T, "nvt", seed)
+    try:
+        lmp.command(f"run {args.equilibrate} post no")
+        snaps = []
+        for _ in range(args.per):
+            lmp.command(f"run {args.every} post no")
+            snap = Atoms(work.numbers, _positions(lmp, len(work)), cell=work.cell, pbc=True)
+            snap.wrap()
+            snaps.append(snap)
+        return snaps
+    finally:
+        lmp.close()
+
+
 def cmd_heldout(args) -> None:
-    """NPT snapshots at each temperature of each structure, requested as held-out PBE labels."""
-    from ase import units
-    from ase.md.nose_hoover_chain import MTKNPT
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    """Held-out snapshots at each temperature of each structure, requested as PBE labels (subset
+    ``heldout``, never trained on), from NVT (LAMMPS, 2 fs) of the 37-atom cell: in the annealed
+    minimum's cell (``--cell minimum``, the default) or at the density and shape the 296-atom production
+    box has at that temperature (``--cell box``, :func:`heldout_cell`). Not NPT of the small cell: a cell
+    one formula unit wide swells and flows where the production box stays a crystal (RESULTS.md,
+    session 10). The minimum's cell leaves the sampled volume independent of the potential being tested,
+    whose own box may swell where it has not learned (session 11)."""
 
-    from mtpkit import load_potential
-
-    calc = load_potential(args.potential, species=["Na", "Y", "Zr", "Cl"]).calculator()
     store = LabelStore(args.store)
-    dt = 2.0 * units.fs
     for name in args.structures:
         start = read(HERE / "minima" / f"{name}.extxyz")
+        S = _campaign_box_matrix(name) if args.cell == "box" else None
         for T in args.temperatures:
-            seed = int(np.random.SeedSequence([int(T), *map(ord, name)]).generate_state(1)[0])
+            seed = int(np.random.SeedSequence([int(T), *map(ord, name)]).generate_state(1)[0]) % 900_000 + 1
             work = start.copy()
-            work.calc = calc
-            MaxwellBoltzmannDistribution(work, temperature_K=T, rng=np.random.default_rng(seed))
-            Stationary(work)
-            md = MTKNPT(work, timestep=dt, temperature_K=T, pressure_au=0.0, tdamp=100 * dt, pdamp=1000 * dt)
-            md.run(args.equilibrate)
-            for k in range(args.per):
-                md.run(args.every)
-                snap = Atoms(work.numbers, work.positions, cell=work.cell, pbc=True)
+            if args.cell == "box":
+                work.set_cell(heldout_cell(start, S, args.potential, T, args.box_steps, args.box_average, seed),
+                              scale_atoms=True)
+            for attempt in range(3):  # a run the potential loses atoms in starts again with the next seed
+                try:
+                    snaps = _nvt_snapshots(work, args, T, seed + 1 + 1000 * attempt)
+                    break
+                except Exception as exc:  # noqa: BLE001  # LAMMPS raises a bare Exception
+                    print(f"{name} at {T:g} K, seed {seed + 1 + 1000 * attempt}: {str(exc).splitlines()[0]}")
+            else:
+                continue
+            for k, snap in enumerate(snaps):
                 store.request(snap, gpaw(), source=f"heldout:{name}:{T:g}K:{k}", subset="heldout", priority=50)
-            print(f"{name} at {T:g} K: {args.per} snapshots (V {work.get_volume():.1f} Å³)", flush=True)
+            print(f"{name} at {T:g} K: {len(snaps)} snapshot(s) at V {work.get_volume():.1f} Å³ "
+                  f"({work.get_volume() / start.get_volume() - 1:+.1%} from the minimum)", flush=True)
     print(json.dumps(store.counts(subset="heldout")))
 
 
@@ -417,19 +477,25 @@ def cmd_ship(args) -> None:
                 write(fh, frames, format="extxyz")
         elif (out / name).exists():
             (out / name).unlink()
+    structures = _ship_structures(out / "structures")
     by_subset = _by_subset(train)
     walls = np.array([f.info["wall_s"] for f in train + held])
     its = history["iterations"]
     rungs: dict[str, int] = {}
+    learned: list[str] = []
     for it in its:
         for run in it.get("runs", []):
             key = f"{run['temperature_K']:g} K" + (" (296-atom box)" if run.get("md_size") else "")
             rungs[key] = max(rungs.get(key, 0), it["iteration"])
+            if it.get("converged") and key not in learned:
+                learned.append(key)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=HERE, check=False).stdout.strip()
     e400, f400, _ = convergence_errors(_rows_by_source(store, "convergence"), "pw400", "pw800")
+    fitted_on = next((it["n_train"] for it in its if f"iter_{it['iteration']:03d}" == pot.parent.name), None)
     manifest = {
         "potential": {"file": "pot.almtp", "species": SPECIES, "from": str(pot.relative_to(args.campaign)),
+                      "fitted_on_configurations": fitted_on,
                       "sha256": _sha256(out / "pot.almtp")},
         "labeller": {"code": train[0].info["code"], "parameters": json.loads(train[0].info["labeller"]),
                      "pulay_dedecut_per_atom": DEDECUT_400_PER_ATOM,
@@ -440,17 +506,31 @@ def cmd_ship(args) -> None:
                      "errors": potential_errors(out / "pot.almtp", train)},
         "heldout": ({"file": "heldout.extxyz", "frames": len(held), "sha256": _sha256(out / "heldout.extxyz"),
                      "errors": potential_errors(out / "pot.almtp", held)} if held else None),
+        "structures": {"folder": "structures", "files": structures},
         "labelling_cost": {"labels": int(walls.size), "core_hours": float(walls.sum() / 3600),
                            "median_s": float(np.median(walls))},
         "active_learning": {"iterations": len(its) - 1, "finished": bool(history.get("finished")),
                             "stop_reason": history.get("stop_reason") or "",
-                            "last_iteration_of_each_rung": rungs,
+                            "last_iteration_of_each_rung": rungs, "rungs_learned": learned,
                             "labels_added": history.get("labels_added")},
         "commit": commit,
     }
     atomic_write_json(out / "manifest.json", manifest)
     atomic_write_text(out / "README.md", ship_readme(manifest))
     print(f"{out}: {len(train)} training and {len(held)} held-out frames; potential {pot}")
+
+
+def _ship_structures(folder: Path) -> list[str]:
+    """Copy the campaign's starting structures (``campaign.toml``'s ``structures.files``: the annealed
+    minima production starts from) into ``folder``; the file names, sorted."""
+    import tomllib
+
+    files = tomllib.loads((HERE / "campaign.toml").read_text())["structures"]["files"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for rel in files:
+        src = HERE / rel
+        atomic_write_text(folder / src.name, src.read_text())
+    return sorted(Path(rel).name for rel in files)
 
 
 def ship_readme(m: dict) -> str:
@@ -473,15 +553,20 @@ def ship_readme(m: dict) -> str:
         "`benchmarks/nyzc75-pbe/campaign.toml`; the numbers below are `manifest.json`'s.",
         "",
         "## Files",
-        f"- `pot.almtp`: the campaign's final potential ({m['potential']['from']}), MLIP-3 format with its active",
+        f"- `pot.almtp`: the campaign's {'final' if al['finished'] else 'current'} potential "
+        f"({m['potential']['from']}, fitted on {m['potential']['fitted_on_configurations']} configurations), "
+        "MLIP-3 format with its active",
         f"  set (extrapolation grade γ); species order {', '.join(m['potential']['species'])} (types 0-3):",
         "  `mtpkit.load_potential(path, species=['Na', 'Y', 'Zr', 'Cl'])`.",
-        f"- `training.extxyz`: the {tr['frames']} PBE labels it was trained on "
-        f"({', '.join(f'{k} {v}' for k, v in sorted(tr['by_subset'].items()))});",
+        f"- `training.extxyz`: every PBE label of the campaign at production settings, {tr['frames']} "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(tr['by_subset'].items()))}; labels made after the potential's fit"
+        " are the next fit's);",
         "  per frame: `source` (what asked for it), `subset`, `store_row`, `config_id`, `settings_id`, `code`,",
         "  `wall_s`, `labeller` (the GPAW parameters).",
         (f"- `heldout.extxyz`: {ho['frames']} PBE labels of MD snapshots never trained on." if ho else
          "- no held-out set yet."),
+        f"- `structures/`: the annealed minima the campaign learned from and production starts from "
+        f"({', '.join(m['structures']['files'])}).",
         "",
         "## Labels",
         f"{m['labeller']['code']}, {p.get('xc')}, plane waves {p.get('mode_ecut')} eV, k-point density "
@@ -508,8 +593,14 @@ def ship_readme(m: dict) -> str:
         "",
         "## Active learning",
         f"{al['iterations']} iterations; finished: {al['finished']}; stop reason: {al['stop_reason'] or 'n/a'}.",
+        *([] if al["finished"] else [
+            "**Active learning has not finished**: this is the campaign's current potential, shipped so that the",
+            "main job can start from PBE labels. Trust it only at the rungs listed below; the finished campaign",
+            "replaces it."]),
         "Last iteration at each exploration rung: "
         + ", ".join(f"{k}: {v}" for k, v in al["last_iteration_of_each_rung"].items()) + ".",
+        "Rungs learned (every run below γ_stop, probes within their bounds): "
+        + (", ".join(al["rungs_learned"]) or "none") + ".",
         "",
         "## Reproduce",
         "```",
@@ -535,9 +626,14 @@ def main() -> None:
             p.add_argument("--potential", required=True, help="MTP (.mtp/.almtp) whose MD makes the snapshots")
             p.add_argument("--structures", nargs="+", required=True, help="stems of files in minima/")
             p.add_argument("--temperatures", nargs="+", type=float, default=[500.0, 550.0, 600.0, 650.0])
-            p.add_argument("--equilibrate", type=int, default=3000, help="NPT steps of 2 fs before the first")
+            p.add_argument("--cell", choices=["minimum", "box"], default="minimum",
+                           help="NVT in the minimum's cell, or at the production box's density and shape at T")
+            p.add_argument("--box-steps", type=int, default=3000,
+                           help="NPT steps of 2 fs of the 296-atom box before its cell is averaged")
+            p.add_argument("--box-average", type=int, default=2000, help="NPT steps the box cell is averaged over")
+            p.add_argument("--equilibrate", type=int, default=2500, help="NVT steps of 2 fs before the first")
             p.add_argument("--every", type=int, default=2500, help="steps between snapshots")
-            p.add_argument("--per", type=int, default=2, help="snapshots per structure and temperature")
+            p.add_argument("--per", type=int, default=1, help="snapshots per structure and temperature")
         if name == "export":
             p.add_argument("--out", required=True, type=Path, help="extxyz file to write")
             p.add_argument("--subsets", nargs="*", help="subsets to export (default: all but convergence, heldout)")
@@ -545,7 +641,8 @@ def main() -> None:
             p.add_argument("--campaign", required=True, type=Path, help="the campaign folder (runs/pbe/campaign)")
             p.add_argument("--out", type=Path, default=HERE.parents[1] / "mtpkit" / "data" / "nyzc75-pbe")
             p.add_argument("--allow-unfinished", action="store_true",
-                           help="ship a campaign whose learning has not finished (trial folders only)")
+                           help="ship the current potential of a campaign whose learning has not finished "
+                                "(its README says so and names the rungs learned)")
         if name == "anneal":
             p.add_argument("--temperature", type=float, default=300.0, help="anneal temperature (K)")
             p.add_argument("--steps", type=int, default=1500, help="MTK NPT steps of 2 fs per seed")
