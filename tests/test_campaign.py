@@ -280,7 +280,7 @@ def test_example_tiny_scale_campaign(tmp_path):
     production run finishes, so the report has real D and σ at every production temperature,
     SRO from MD and O_oct(t)."""
     pytest.importorskip("chgnet")
-    cfg = load_config("examples/nyzc75.toml", "tiny")
+    cfg = load_config("examples/nyzc75-chgnet.toml", "tiny")
     out = tmp_path / "tiny"
     state = run_campaign(cfg, out, echo=False)
     assert all(state["stages"][s]["status"] == "done" for s in STAGES)
@@ -299,10 +299,34 @@ def test_example_tiny_scale_campaign(tmp_path):
 
 
 @pytest.mark.slow
+def test_main_job_tiny_scale_from_the_shipped_pbe_potential(tmp_path):
+    """README's main job (about 10 minutes on 2 cores): learning starts from the shipped PBE potential
+    as it is, GPAW labels at most the tiny label cap, production finishes, and the report says
+    which labeller made the labels the potential was trained on."""
+    pytest.importorskip("gpaw")
+    cfg = load_config("examples/nyzc75.toml", "tiny")
+    out = tmp_path / "tiny"
+    state = run_campaign(cfg, out, echo=False)
+    assert all(state["stages"][s]["status"] == "done" for s in STAGES if s != "fidelity")
+    learn = out / "03_active_learning"
+    assert (learn / "iter_000" / "pot.almtp").read_bytes() == cfg.potential.initial.read_bytes()
+    store = LabelStore(out / "labels.db")
+    made = [r for r in store.rows(status="ok") if r.keys.get("code") != "given"]
+    assert 0 < len(made) <= cfg.active_learning.max_labels + cfg.active_learning.probes_per_iteration
+    assert all(r.keys["code"].startswith("gpaw") for r in made)
+    md = (out / "report.md").read_text()
+    assert "Labels come from PBE DFT (GPAW" in md
+    assert re.search(r"given in `training\.extxyz`, labelled by gpaw [0-9.]+, PBE \(\d+\)", md)
+    summary = json.loads((out / "05_analysis" / "summary.json").read_text())
+    entry = summary["structures"]["layered-TM_oct25_annealed"]
+    assert entry["runs_done"] == entry["runs_total"] == len(cfg.production.temperatures)
+
+
+@pytest.mark.slow
 def test_example_default_scale_campaign(tmp_path):
     """The README's main job at the default scale (CHGNet labeller; tens of minutes)."""
     pytest.importorskip("chgnet")
-    cfg = load_config("examples/nyzc75.toml", "default")
+    cfg = load_config("examples/nyzc75-chgnet.toml", "default")
     state = run_campaign(cfg, tmp_path / "default", echo=False)
     assert all(state["stages"][s]["status"] == "done" for s in STAGES)
     summary = json.loads((tmp_path / "default" / "05_analysis" / "summary.json").read_text())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mtpkit.config import SCALES, build_config, load_config
@@ -11,22 +13,49 @@ from mtpkit.errors import InputFileError, UserError
 def test_example_resolves_at_every_scale():
     sizes = {}
     for scale in SCALES:
-        cfg = load_config("examples/nyzc75.toml", scale)
+        cfg = load_config("examples/nyzc75-chgnet.toml", scale)
         assert cfg.species == ["Na", "Y", "Zr", "Cl"]
         sizes[scale] = (len(cfg.structures.names) or 8, cfg.production.replicas,
                         cfg.production.steps * cfg.production.timestep)
     assert sizes["tiny"][0] == 1 and sizes["paper"][0] == 8
     assert sizes["paper"][1] == 5 and sizes["paper"][2] >= 2_000_000  # ≥ 2 ns in fs
     assert sizes["tiny"][2] < sizes["default"][2] < sizes["paper"][2]
-    tiny = load_config("examples/nyzc75.toml", "tiny")
+    tiny = load_config("examples/nyzc75-chgnet.toml", "tiny")
     # the tiny campaign relaxes its structure and seeds the starting set with labeller MD
     assert tiny.relax.steps > 0 and tiny.relax.cell
     assert tiny.starting_set.md_temperatures and tiny.starting_set.md_steps > 0
     assert len(tiny.production.temperatures) >= 2
-    paper = load_config("examples/nyzc75.toml", "paper")
+    paper = load_config("examples/nyzc75-chgnet.toml", "paper")
     assert paper.structures.size == "box"
     assert paper.active_learning.temperatures == [300.0, 600.0, 900.0, 1200.0]
     assert min(paper.production.temperatures) == 350 and max(paper.production.temperatures) == 700
+
+
+def test_main_job_starts_from_the_shipped_pbe_potential():
+    """README's main job (examples/nyzc75.toml): at every scale the shipped PBE potential (taken as it
+    is), its GPAW training set and annealed minima from the package's data folder, GPAW at the PBE
+    campaign's settings for anything new and no labeller work before learning; tiny caps the labels."""
+    import mtpkit
+    from mtpkit.config.load import package_data
+
+    data = Path(mtpkit.__file__).resolve().parent / "data" / "nyzc75-pbe"
+    assert package_data("nyzc75-pbe/pot.almtp") == data / "pot.almtp"  # a real path, also when editable
+    for scale in SCALES:
+        cfg = load_config("examples/nyzc75.toml", scale)
+        assert cfg.labeller.kind == "gpaw" and cfg.labeller.parameters["xc"] == "PBE"
+        assert cfg.potential.initial == data / "pot.almtp" and cfg.potential.initial.is_file()
+        assert cfg.potential.refit_initial is False
+        assert cfg.starting_set.initial_training == data / "training.extxyz"
+        assert cfg.starting_set.per_structure == 0 and not cfg.starting_set.md_temperatures
+        assert cfg.relax.steps == 0 and not cfg.fidelity.enabled
+        assert cfg.structures.files and all(Path(f).parent == data / "structures" and Path(f).is_file()
+                                            for f in cfg.structures.files)
+        assert cfg.species == ["Na", "Y", "Zr", "Cl"]
+    tiny = load_config("examples/nyzc75.toml", "tiny")
+    assert len(tiny.structures.files) == 1 and 0 < tiny.active_learning.max_labels <= 2
+    assert len(tiny.production.temperatures) >= 2
+    paper = load_config("examples/nyzc75.toml", "paper")
+    assert len(paper.structures.files) == 4 and paper.production.replicas == 5
 
 
 def test_precedence_scale_tables_override_top_level():
@@ -88,7 +117,7 @@ def test_bad_files(tmp_path):
     with pytest.raises(InputFileError, match="invalid TOML"):
         load_config(bad)
     with pytest.raises(UserError, match="scale"):
-        load_config("examples/nyzc75.toml", "huge")
+        load_config("examples/nyzc75-chgnet.toml", "huge")
 
 
 def test_cli_reports_bad_key_in_one_line(tmp_path, capsys):

@@ -245,13 +245,17 @@ def _starting_set(data: dict) -> list[Block]:
     ss = data["starting_set"]
     parts = [f"{ss['n_copies'] if ss.get('n_copies') is not None else ss['n_labelled']} of "
              f"{ss['per_structure']} strained/rattled copies of each relaxed structure (rattle σ up to "
-             f"{ss['rattle']} Å, strain ±{ss['strain']})"]
+             f"{ss['rattle']} Å, strain ±{ss['strain']})"] if ss.get("per_structure") else []
     if ss.get("n_relax_path"):
         parts.append(f"{ss['n_relax_path']} frames along the relaxations")
     if ss.get("n_md"):
         parts.append(f"{ss['n_md']} snapshots of labeller Langevin MD at "
                      f"{', '.join(f'{t:g}' for t in ss['md_temperatures'])} K ({ss['md_steps']} steps of "
                      f"{ss['md_timestep']:g} fs, every {ss['md_every']}th step kept)")
+    given = ss.get("initial_training")
+    if given:
+        parts.append(f"{ss['n_initial']} given in `{Path(given['file']).name}`, labelled by "
+                     + ", ".join(f"{who} ({n})" for who, n in sorted(given["labelled_by"].items())))
     return [("h", 2, "2. Starting set"),
             ("p", f"{ss['n_labelled']} labelled configurations ({ss['n_quarantined']} quarantined): "
                   + "; ".join(parts) + ".")]
@@ -285,6 +289,15 @@ def _probe_rule(ac: dict) -> str:
             f"labelled and trained on; the last two columns are the exploring potential's errors on them)")
 
 
+def _first_potential(pot: dict) -> str:
+    """Where iteration 0's potential came from, when it was given (``potential.initial``)."""
+    if not pot.get("initial"):
+        return ""
+    how = ("taken as it is (refit_initial = false); refits warm-start from it" if pot.get("refit_initial") is False
+           else "refitted on the starting set first")
+    return f" The first potential is the given `{Path(pot['initial']).name}` ({pot['initial']}), {how}."
+
+
 def _active_learning(data: dict) -> list[Block]:
     """3. Stop reason, thresholds, one row per iteration, first and last parity plots."""
     al, ac = data["learning"], data["al_cfg"]
@@ -293,7 +306,7 @@ def _active_learning(data: dict) -> list[Block]:
         ("p", f"Stop: {al.get('stop_reason') or 'not finished'}. γ_select = {ac['gamma_select']}, "
               f"γ_break = {ac['gamma_break']}, reliable when every run finishes "
               f"{ac['steps'] * ac['timestep'] / 1000:g} ps with max γ < {ac['gamma_stop']}"
-              + _probe_rule(ac) + "."),
+              + _probe_rule(ac) + "." + _first_potential(data["config"].get("potential") or {})),
         ("table", ["iter", "T (K)", "exploration runs", "max γ", "reliable", "candidates", "selected",
                    "labelled", "training set", "E RMSE train (meV/atom)", "F RMSE train (eV/Å)",
                    "E RMSE valid (meV/atom)", "F RMSE valid (eV/Å)", "E RMSE probes (meV/atom)",
