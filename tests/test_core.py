@@ -501,6 +501,25 @@ def test_bad_types_and_short_distances(motep_data):
         core.loss_and_grad(mtp, core.TrainingSet([atoms], [types], 4.0), 1.0, 0.0, 0.0)
 
 
+def test_a_pair_at_exactly_min_dist_is_inside(motep_data):
+    """min_dist = "data" makes the training set's shortest pair the bound; evaluating that frame again
+    must not warn, even where the distance comes out an ulp shorter; a pair 1e-6 Å shorter does."""
+    import dataclasses
+    import warnings
+
+    from mtpkit.potentials.training import smallest_distance
+
+    mtp = random_mtp(8, motep_data, seed=15)
+    atoms, types = nyzc_cell(seed=15)
+    dmin, _ = smallest_distance(core.TrainingSet([atoms], [types], mtp.max_dist))
+    for bound in (dmin, np.nextafter(dmin, 0.0), np.nextafter(dmin, 10.0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", core.ShortDistanceWarning)
+            core.evaluate(dataclasses.replace(mtp, min_dist=float(bound)), atoms, types)
+    with pytest.warns(core.ShortDistanceWarning):
+        core.evaluate(dataclasses.replace(mtp, min_dist=dmin + 1e-6), atoms, types)
+
+
 def test_wire_and_slab_with_zero_cell_vectors_in_open_directions(motep_data):
     mtp = core.compile_mtp(random_mtp(10, motep_data, seed=16))
     atoms, types = nyzc_cell(seed=16, shear=0.0)

@@ -74,6 +74,10 @@ class ShortDistanceError(ValueError):
     """Two atoms are closer than the potential's ``min_dist`` (or coincide)."""
 
 
+#: Å: a distance this close to min_dist counts as within it (rounding, not extrapolation)
+SHORT_DISTANCE_TOLERANCE = 1e-9
+
+
 class ShortDistanceWarning(UserWarning):
     """Two atoms are closer than the potential's ``min_dist``."""
 
@@ -196,7 +200,9 @@ def _check_short(min_r: float, i: int, j: int, min_dist: float, policy: str, whe
         raise ValueError(f"on_short_distance must be 'warn', 'raise' or 'ignore', not {policy!r}")
     if min_r == 0.0:
         raise ShortDistanceError(f"{where}atoms {i} and {j} coincide (distance 0)")
-    if policy == "ignore" or not (min_r < min_dist):
+    # min_dist is often the smallest distance of the training set ("data"): that pair, evaluated again,
+    # may come out an ulp shorter, which is not outside the fitted range
+    if policy == "ignore" or not (min_r < min_dist - SHORT_DISTANCE_TOLERANCE):
         return
     msg = (
         f"{where}atoms {i} and {j} are {min_r:.4f} Å apart, closer than the potential's "
