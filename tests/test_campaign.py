@@ -489,3 +489,38 @@ def test_report_shows_the_probes_and_their_bounds():
                                              "probe_force_rmse": 0}})
     assert "probe" not in next(b[1] for b in no_probes if b[0] == "p")
     assert next(b[2] for b in no_probes if b[0] == "table")[0][-2:] == ["—", "—"]
+
+
+def test_report_says_who_labelled_a_given_training_set_and_where_the_potential_came_from(tmp_path):
+    """A campaign that starts from a given potential and training set (the main job): the starting-set
+    paragraph counts the given frames by the labeller their provenance names, and the active-learning
+    paragraph names the first potential and whether it was refitted."""
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import read, write
+
+    from mtpkit.campaign.orchestrator import _made_by
+    from mtpkit.campaign.report import _active_learning, _starting_set
+
+    frames = []
+    for k, info in enumerate([{"code": "gpaw 26.7.0", "labeller": json.dumps({"xc": "PBE", "mode": "pw"})},
+                              {"code": "gpaw 26.7.0", "labeller": json.dumps({"xc": "PBE"})}, {}]):
+        a = bulk("Cu", cubic=True)
+        a.calc = SinglePointCalculator(a, energy=-1.0 * k, forces=np.zeros((len(a), 3)))
+        a.info.update(info)
+        frames.append(a)
+    write(tmp_path / "t.extxyz", frames)
+    assert [_made_by(a.info) for a in read(tmp_path / "t.extxyz", ":")] == ["gpaw 26.7.0, PBE"] * 2 + ["not stated"]
+    ss = {"n_labelled": 3, "n_quarantined": 0, "per_structure": 0, "n_initial": 3,
+          "initial_training": {"file": str(tmp_path / "t.extxyz"),
+                               "labelled_by": {"gpaw 26.7.0, PBE": 2, "not stated": 1}}}
+    para = _starting_set({"starting_set": ss})[1][1]
+    assert para == ("3 labelled configurations (0 quarantined): 3 given in `t.extxyz`, labelled by "
+                    "gpaw 26.7.0, PBE (2), not stated (1).")
+    cfg = {"gamma_select": 2.0, "gamma_break": 10.0, "gamma_stop": 5.0, "steps": 10000, "timestep": 2.0}
+    data = {"learning": {"iterations": [], "stop_reason": ""}, "al_cfg": cfg,
+            "config": {"potential": {"initial": "/x/nyzc75-pbe/pot.almtp", "refit_initial": False}}}
+    para = next(b[1] for b in _active_learning(data) if b[0] == "p")
+    assert "The first potential is the given `pot.almtp` (/x/nyzc75-pbe/pot.almtp), taken as it is" in para
+    data["config"]["potential"] = {"initial": None}
+    assert "first potential" not in next(b[1] for b in _active_learning(data) if b[0] == "p")

@@ -88,4 +88,10 @@ def test_ship_writes_the_folder_and_a_readme_of_the_manifests_numbers(pbe_labels
     e = manifest["heldout"]["errors"]
     assert f"| held-out | 2 | {e['energy_rmse_centered_mev_per_atom']:.2f} |" in readme
     assert f"{manifest['labelling_cost']['core_hours']:.1f} core-hours" in readme
-    assert "(al 6)" in readme and "finished: False" in readme
+    assert "production settings, 6 (al 6;" in readme and "finished: False" in readme
+    assert "**Active learning has not finished**" in readme and "Rungs learned" in readme
+    assert "the campaign's current potential (03_active_learning/iter_000/pot.almtp)" in readme
+    # the campaign's starting minima travel with it, for the main job to start from
+    assert manifest["structures"]["files"] == sorted(p.name for p in (out / "structures").iterdir())
+    shipped_files = manifest["structures"]["files"]
+    assert shipped_files and all(f.endswith("_annealed.extxyz") for f in shipped_files)

@@ -554,7 +554,8 @@ def ship_readme(m: dict) -> str:
         "",
         "## Files",
         f"- `pot.almtp`: the campaign's {'final' if al['finished'] else 'current'} potential "
-        f"({m['potential']['from']}, fitted on {m['potential']['fitted_on_configurations']} configurations), "
+        f"({m['potential']['from']}"
+        + (f", fitted on {n} configurations" if (n := m["potential"]["fitted_on_configurations"]) else "") + "), "
         "MLIP-3 format with its active",
         f"  set (extrapolation grade γ); species order {', '.join(m['potential']['species'])} (types 0-3):",
         "  `mtpkit.load_potential(path, species=['Na', 'Y', 'Zr', 'Cl'])`.",

@@ -306,7 +306,7 @@ def _active_learning(data: dict) -> list[Block]:
         ("p", f"Stop: {al.get('stop_reason') or 'not finished'}. γ_select = {ac['gamma_select']}, "
               f"γ_break = {ac['gamma_break']}, reliable when every run finishes "
               f"{ac['steps'] * ac['timestep'] / 1000:g} ps with max γ < {ac['gamma_stop']}"
-              + _probe_rule(ac) + "." + _first_potential(data["config"].get("potential") or {})),
+              + _probe_rule(ac) + "." + _first_potential((data.get("config") or {}).get("potential") or {})),
         ("table", ["iter", "T (K)", "exploration runs", "max γ", "reliable", "candidates", "selected",
                    "labelled", "training set", "E RMSE train (meV/atom)", "F RMSE train (eV/Å)",
                    "E RMSE valid (meV/atom)", "F RMSE valid (eV/Å)", "E RMSE probes (meV/atom)",
