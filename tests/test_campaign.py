@@ -512,8 +512,8 @@ def test_report_says_who_labelled_a_given_training_set_and_where_the_potential_c
     write(tmp_path / "t.extxyz", frames)
     assert [_made_by(a.info) for a in read(tmp_path / "t.extxyz", ":")] == ["gpaw 26.7.0, PBE"] * 2 + ["not stated"]
     ss = {"n_labelled": 3, "n_quarantined": 0, "per_structure": 0, "n_initial": 3,
-          "initial_training": {"file": str(tmp_path / "t.extxyz"),
-                               "labelled_by": {"gpaw 26.7.0, PBE": 2, "not stated": 1}}}
+          "initial_training": str(tmp_path / "t.extxyz"),  # the configuration's key, as the report data has it
+          "given": {"file": str(tmp_path / "t.extxyz"), "labelled_by": {"gpaw 26.7.0, PBE": 2, "not stated": 1}}}
     para = _starting_set({"starting_set": ss})[1][1]
     assert para == ("3 labelled configurations (0 quarantined): 3 given in `t.extxyz`, labelled by "
                     "gpaw 26.7.0, PBE (2), not stated (1).")

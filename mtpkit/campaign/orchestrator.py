@@ -287,8 +287,7 @@ def _starting_set(cfg, out, say) -> dict:
         f"relaxation path, {n_md} labeller-MD snapshots, {n_initial} given); {len(bad)} quarantined")
     return {"n_labelled": total, "n_quarantined": len(bad), "n_copies": len(ok), "n_relax_path": n_path,
             "n_md": n_md, "n_initial": n_initial, "store": str(store.path),
-            "initial_training": ({"file": str(ss.initial_training), "labelled_by": given_by}
-                                 if ss.initial_training else None)}
+            "given": {"file": str(ss.initial_training), "labelled_by": given_by} if ss.initial_training else None}
 
 
 def _made_by(info: dict) -> str:
@@ -388,7 +387,8 @@ def gather_report_data(cfg: PipelineConfig, out: Path) -> dict:
         "relax": load(FOLDERS["relax"], "relax.json"),
         "starting_set": {"n_labelled": start.get("n_labelled"), "n_quarantined": start.get("n_quarantined"),
                          "n_copies": start.get("n_copies"), "n_relax_path": start.get("n_relax_path"),
-                         "n_md": start.get("n_md"), **plain["starting_set"]},
+                         "n_md": start.get("n_md"), "n_initial": start.get("n_initial"), "given": start.get("given"),
+                         **plain["starting_set"]},
         "learning": learning_history(out / FOLDERS["active_learning"]),
         "al_cfg": plain["active_learning"], "production_cfg": plain["production"],
         "transport": load(FOLDERS["analysis"], "summary.json"), "fidelity": fid,

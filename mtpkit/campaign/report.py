@@ -252,13 +252,13 @@ def _starting_set(data: dict) -> list[Block]:
         parts.append(f"{ss['n_md']} snapshots of labeller Langevin MD at "
                      f"{', '.join(f'{t:g}' for t in ss['md_temperatures'])} K ({ss['md_steps']} steps of "
                      f"{ss['md_timestep']:g} fs, every {ss['md_every']}th step kept)")
-    given = ss.get("initial_training")
+    given = ss.get("given")
     if given:
         parts.append(f"{ss['n_initial']} given in `{Path(given['file']).name}`, labelled by "
                      + ", ".join(f"{who} ({n})" for who, n in sorted(given["labelled_by"].items())))
     return [("h", 2, "2. Starting set"),
-            ("p", f"{ss['n_labelled']} labelled configurations ({ss['n_quarantined']} quarantined): "
-                  + "; ".join(parts) + ".")]
+            ("p", f"{ss['n_labelled']} labelled configurations ({ss['n_quarantined']} quarantined)"
+                  + (": " + "; ".join(parts) if parts else "") + ".")]
 
 
 def _iteration_row(it: dict) -> list:
