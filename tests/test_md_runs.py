@@ -195,6 +195,17 @@ def test_blow_up_stops_with_last_good_frame(cu_pot, tmp_path):
     np.testing.assert_allclose(back.last_good.positions, last.positions, rtol=0, atol=1e-12)
 
 
+def test_default_blow_up_distance_is_a_collapse_not_a_contact():
+    """Without an explicit min_dist a run stops on a pair closer than COLLAPSE_FRACTION of the
+    potential's min_dist (the same bound in exploration and production), not on any pair inside it."""
+    from mtpkit.md.run import COLLAPSE_FRACTION, collapse_distance
+
+    assert 0.3 < COLLAPSE_FRACTION < 1.0
+    assert collapse_distance(None, 2.0555) == pytest.approx(COLLAPSE_FRACTION * 2.0555)
+    assert collapse_distance(None, 2.0555) < 2.045 < 2.0555  # session 11's 450 K contact goes on
+    assert collapse_distance(2.3, 2.0555) == 2.3 and collapse_distance(None, None) == 0.5
+
+
 def test_bad_inputs_name_the_field(cu_pot, tmp_path):
     with pytest.raises(UserError, match="timestep"):
         MDSettings(timestep=0.0)

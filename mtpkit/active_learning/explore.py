@@ -95,14 +95,14 @@ def explore_lammps(jobs: Sequence[tuple[str, str, Path, float, int, bool]], pote
     the last good configuration of a failed run that saved none).
     """
     from mtpkit.md.engines import potential_min_dist
-    from mtpkit.md.run import read_result
+    from mtpkit.md.run import collapse_distance, read_result
     from mtpkit.md.sweep import RunSpec, SweepSpec, run_sweep
 
     # only a real collapse is a blow-up here: contacts closer than the training data are what the
     # extrapolation grade is for (at the potential's own min_dist a relaxed start can stop at step 0)
     md = {"ensemble": s.ensemble, "timestep": s.timestep, "steps": s.steps, "pressure": s.pressure,
           "barostat": s.barostat, "thermo_every": s.grade_every, "dump_every": max(1, s.steps // 20),
-          "restart_every": s.steps, "min_dist": 0.6 * (potential_min_dist(potential) or 1.0)}
+          "restart_every": s.steps, "min_dist": collapse_distance(None, potential_min_dist(potential))}
     extra = {"every": s.grade_every, "select_threshold": s.gamma_select, "break_threshold": s.gamma_break,
              "save": "extrapolative.extxyz"}
     runs = [RunSpec(run_id=rid, structure=str(path), temperature=float(T), replica=0, seed=int(seed),

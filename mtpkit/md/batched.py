@@ -77,7 +77,8 @@ to its save file; above ``break_threshold`` that replica alone stops there with 
 ``"extrapolation_break"`` (final, checkpointed), the others go on.
 
 Failures: a replica whose energy or coordinates stop being finite, or with two atoms
-closer than ``min_dist`` (checked at every checkpoint), stops with status ``"failed"``
+closer than ``min_dist`` (checked at every checkpoint; default
+:func:`~mtpkit.md.run.collapse_distance`), stops with status ``"failed"``
 (``last_good.extxyz``: its last checkpointed configuration); a resume restarts it from
 that checkpoint. The rest of the batch goes on.
 
@@ -126,6 +127,7 @@ from mtpkit.md.run import (
     _read_state,
     _truncate_outputs,
     _write_state,
+    collapse_distance,
     read_result,
 )
 from mtpkit.md.structure import as_atoms, lammps_atoms, species_types, write_data
@@ -609,7 +611,7 @@ def _prepare(run) -> _Replica:
     settings = MDSettings(**run.md, temperature=run.temperature, seed=run.seed)
     extrapolation = Extrapolation(**run.extrapolation) if run.extrapolation else None
     save = folder / extrapolation.save if extrapolation and extrapolation.save else None
-    min_dist = settings.min_dist or potential_min_dist(run.potential) or 0.5
+    min_dist = collapse_distance(settings.min_dist, potential_min_dist(run.potential))
     state = _read_state(folder)
     ckpt = folder / CHECKPOINT
     common = dict(run=run, folder=folder, settings=settings, extrapolation=extrapolation,

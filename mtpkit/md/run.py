@@ -54,6 +54,23 @@ THERMO_COLUMNS = ["step", "time_ps", "temp_K", "pe_eV", "ke_eV", "etotal_eV", "p
                   "vol_A3", "lx", "ly", "lz", "xy", "xz", "yz"]
 
 
+#: the default blow-up distance as a fraction of the potential's min_dist, in production as in exploration.
+#: A pair just inside min_dist is a contact the extrapolation grade already reports, not fused atoms: with
+#: min_dist = "data" the bound is one training frame's closest pair, and a 296-atom NYZC75 box at 450 K met a
+#: Zr-Cl contact 0.5 % inside it after 12 ps and recovered (benchmarks/RESULTS.md, session 11)
+COLLAPSE_FRACTION = 0.6
+
+
+def collapse_distance(given: float | None, potential_min_dist: float | None) -> float:
+    """The distance (Å) below which a pair stops an MD run as a blow-up: ``given`` when set, else
+    :data:`COLLAPSE_FRACTION` of the potential's ``min_dist``, else 0.5 Å."""
+    if given:
+        return float(given)
+    if potential_min_dist:
+        return COLLAPSE_FRACTION * float(potential_min_dist)
+    return 0.5
+
+
 @dataclass
 class MDSettings:
     """Settings of one MD run.
@@ -70,8 +87,8 @@ class MDSettings:
     seed: velocity seed (positive int); replicas should use different seeds.
     init_velocities: draw Gaussian velocities at ``temperature`` (zero total momentum).
     thermo_every, dump_every, restart_every: output intervals in steps.
-    min_dist: Å; a pair closer than this stops the run as a blow-up (``None``: potential's
-        ``min_dist`` when known, else 0.5 Å).
+    min_dist: Å; a pair closer than this stops the run as a blow-up (``None``:
+        :func:`collapse_distance` of the potential's ``min_dist``).
     threads: OpenMP threads per MPI rank for LAMMPS (``package omp``); ``pair_style mtp``
         runs its site kernels on them (results do not depend on the count).
     """
@@ -298,7 +315,7 @@ class _Run:
 
     def open(self, screen: bool) -> None:
         s = self.settings
-        self.min_dist = s.min_dist or self.engine.default_min_dist() or 0.5
+        self.min_dist = collapse_distance(s.min_dist, self.engine.default_min_dist())
         self.lmp = lammps_env.new_lammps(log=None, screen=screen,
                                          extra_args=["-pk", "omp", str(s.threads)] if s.threads > 1 else None)
         self.lmp.command(f"log {self.folder / 'log.lammps'} append")
