@@ -44,6 +44,31 @@ class Outcome:
     wall_time: float = 0.0
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, ask the kernel to send this worker SIGTERM when the process that
+    started it dies, so a killed ``mtpkit label`` (or campaign) does not leave its DFT workers computing
+    labels nobody will store for up to an hour (seen in session 11). Elsewhere a no-op."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _process_pool(workers: int, mp_context: str) -> cf.ProcessPoolExecutor:
+    """Local worker processes that end with the process that started them."""
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(mp_context),
+                                  initializer=_die_with_parent)
+
+
 def _call(job: Job) -> Outcome:
     """Run one job in the worker, turning any exception into a failed :class:`Outcome`."""
     t0 = time.perf_counter()
@@ -160,8 +185,7 @@ class Executor:
             return n
         if self.scheduler is None:
             if self._pool is None:
-                self._pool = cf.ProcessPoolExecutor(
-                    max_workers=self.workers, mp_context=multiprocessing.get_context(self.mp_context))
+                self._pool = _process_pool(self.workers, self.mp_context)
             submit = lambda job: self._pool.submit(_call, job)  # noqa: E731
             wait_one = lambda running: next(iter(cf.wait(running, return_when=cf.FIRST_COMPLETED)[0]))  # noqa: E731
             slots = self.workers
@@ -190,15 +214,12 @@ class Executor:
             except BaseException as exc:  # noqa: BLE001  # worker died: a failed outcome, the stream goes on
                 out = Outcome(job.key, False, None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
                 if self.scheduler is None and getattr(self._pool, "_broken", False):
-                    self._pool = cf.ProcessPoolExecutor(
-                        max_workers=self.workers, mp_context=multiprocessing.get_context(self.mp_context))
+                    self._pool = _process_pool(self.workers, self.mp_context)
             finished(out)
 
     def _run_local(self, jobs: list[Job], progress: ProgressFn | None) -> list[Outcome]:
         if self._pool is None:
-            self._pool = cf.ProcessPoolExecutor(
-                max_workers=min(self.workers, len(jobs)),
-                mp_context=multiprocessing.get_context(self.mp_context))
+            self._pool = _process_pool(min(self.workers, len(jobs)), self.mp_context)
         futures = {self._pool.submit(_call, job): job for job in jobs}
         outcomes = []
         for fut in cf.as_completed(futures):

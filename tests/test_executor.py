@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
 
@@ -54,3 +58,45 @@ def test_dask_local_cluster():
     assert [o.ok for o in outs] == [True, True, True, False, True]
     assert outs[3].error.startswith("ValueError")
     assert [o.result for o in outs if o.ok] == [0, 1, 2, 4]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_end_with_a_killed_parent(tmp_path):
+    """kill -9 of the process running an Executor ends its workers too (a killed `mtpkit label` must not
+    leave DFT workers computing for an hour): each worker writes its pid, the parent is killed, and every
+    worker is gone within seconds."""
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, time
+        from mtpkit.executor import Executor, Job
+
+        def work(k):
+            open(os.path.join({str(tmp_path)!r}, f"w{{k}}.pid"), "w").write(str(os.getpid()))
+            time.sleep(120)
+
+        if __name__ == "__main__":
+            Executor(workers=2).run([Job(f"j{{k}}", work, (k,)) for k in range(2)])
+    """))
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
+    try:
+        deadline = time.time() + 60
+        while len(list(tmp_path.glob("w*.pid"))) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        pids = [int(p.read_text()) for p in tmp_path.glob("w*.pid")]
+        assert len(pids) == 2
+        parent.kill()
+        parent.wait()
+        deadline = time.time() + 10
+        while any(_alive(pid) for pid in pids) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in pids)
+    finally:
+        parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
