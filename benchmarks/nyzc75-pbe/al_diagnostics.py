@@ -160,11 +160,12 @@ def _parse_matrix(text: str | None) -> np.ndarray | None:
     return np.array(values).reshape(3, 3)
 
 
-def start_md(atoms, potential: str, temperature: float, ensemble: str, seed: int, block: int = 100):
+def start_md(atoms, potential: str, temperature: float, ensemble: str, seed: int, block: int = 100,
+             break_gamma: float = 1e12):
     """A LAMMPS instance (mtpkit plugin, 2 fs) ready to run ``atoms`` at ``temperature`` (K): NVT
     (``ensemble = "nvt"``) or NPT at 0 bar with the barostat ``ensemble`` (iso, aniso, tri), γ every 5
-    steps in ``v_g`` (never breaking), volume, pressure diagonal and T averaged per ``block`` steps in
-    fix ``av``, unwrapped positions in compute ``xu``."""
+    steps in ``v_g`` (a LAMMPS error above ``break_gamma``; by default never), volume, pressure diagonal
+    and T averaged per ``block`` steps in fix ``av``, unwrapped positions in compute ``xu``."""
     from ase.io.lammpsdata import write_lammps_data
 
     from mtpkit.md.lammps_env import load_plugin, new_lammps
@@ -176,7 +177,7 @@ def start_md(atoms, potential: str, temperature: float, ensemble: str, seed: int
         write_lammps_data(data, atoms, specorder=SPECIES, masses=True)
         for c in ["units metal", "atom_style atomic", "atom_modify map array", "boundary p p p",
                   f"read_data {data}", "timestep 0.002", "neighbor 1.0 bin",
-                  f"pair_style mtp {potential} extrapolation_control every 5 break_threshold 1e12",
+                  f"pair_style mtp {potential} extrapolation_control every 5 break_threshold {break_gamma:g}",
                   "pair_coeff * * " + " ".join(SPECIES), "compute g all pair mtp", "variable g equal c_g[1]",
                   (f"fix f all nvt temp {temperature} {temperature} 0.2" if ensemble == "nvt" else
                    f"fix f all npt temp {temperature} {temperature} 0.2 {ensemble} 0.0 0.0 2.0"),

@@ -313,16 +313,27 @@ def heldout_cell(start: Atoms, S: np.ndarray, potential: str, T: float, steps: i
 
 
 def _nvt_snapshots(work: Atoms, args, T: float, seed: int) -> list[Atoms]:
-    """``args.per`` frames ``args.every`` steps apart after ``args.equilibrate`` steps of NVT at ``T``."""
+    """``args.per`` frames ``args.every`` steps apart after ``args.equilibrate`` steps of NVT at ``T``; the
+    run stops (a LAMMPS error) where γ passes ``args.break_gamma``: session 11's first held-out runs, with no
+    such stop, collapsed in the mixed-TM cells (Na-Cl 0.45-1.45 Å) and the snapshots were labelled."""
     from al_diagnostics import start_md
 
-    lmp = start_md(work, args.potential, T, "nvt", seed)
+    from mtpkit.md.structure import box_from_lammps
+
+    lmp = start_md(work, args.potential, T, "nvt", seed, break_gamma=args.break_gamma)
+
+    def run(steps: int) -> None:  # the plugin ends a run early at the break, with γ still that high
+        lmp.command(f"run {steps} post no")
+        if (g := float(lmp.extract_variable("g"))) > args.break_gamma:
+            raise RuntimeError(f"γ {g:.3g} above {args.break_gamma:g}")
+
     try:
-        lmp.command(f"run {args.equilibrate} post no")
+        run(args.equilibrate)
         snaps = []
         for _ in range(args.per):
-            lmp.command(f"run {args.every} post no")
-            snap = Atoms(work.numbers, _positions(lmp, len(work)), cell=work.cell, pbc=True)
+            run(args.every)
+            # LAMMPS holds the cell rotated into its lower-triangular frame: positions and cell both from it
+            snap = Atoms(work.numbers, _positions(lmp, len(work)), cell=box_from_lammps(lmp), pbc=True)
             snap.wrap()
             snaps.append(snap)
         return snaps
@@ -635,6 +646,8 @@ def main() -> None:
             p.add_argument("--equilibrate", type=int, default=2500, help="NVT steps of 2 fs before the first")
             p.add_argument("--every", type=int, default=2500, help="steps between snapshots")
             p.add_argument("--per", type=int, default=1, help="snapshots per structure and temperature")
+            p.add_argument("--break-gamma", type=float, default=5.0,
+                           help="a run whose γ passes this starts again with the next seed (3 tries)")
         if name == "export":
             p.add_argument("--out", required=True, type=Path, help="extxyz file to write")
             p.add_argument("--subsets", nargs="*", help="subsets to export (default: all but convergence, heldout)")
