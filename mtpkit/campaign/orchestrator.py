@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -267,7 +268,7 @@ def _starting_set(cfg, out, say) -> dict:
                                                seed_for(cfg.campaign.seed, STARTING_COPIES, i))):
             images.append(a)
             sources.append(f"start:{name}:copy{j}")
-    given_by: dict[str, int] = {}
+    given_by: Counter[str] = Counter()
     if ss.initial_training:
         from mtpkit.potentials.convert import read_images
 
@@ -275,8 +276,7 @@ def _starting_set(cfg, out, say) -> dict:
             store.add(a, spec, source=f"initial-training:{Path(ss.initial_training).name}:{j}", subset="start",
                       code="given")
             n_initial += 1
-            made_by = _made_by(a.info)
-            given_by[made_by] = given_by.get(made_by, 0) + 1
+            given_by[_made_by(a.info)] += 1
     say(f"starting set: {len(images)} configurations to label with {spec.kind} (store {store.path})")
     ok, bad = label_configurations(store, learning_plan(cfg, out), images, sources, "start", folder / "jobs")
     total = len(ok) + n_path + n_md + n_initial
@@ -287,14 +287,12 @@ def _starting_set(cfg, out, say) -> dict:
         f"relaxation path, {n_md} labeller-MD snapshots, {n_initial} given); {len(bad)} quarantined")
     return {"n_labelled": total, "n_quarantined": len(bad), "n_copies": len(ok), "n_relax_path": n_path,
             "n_md": n_md, "n_initial": n_initial, "store": str(store.path),
-            "given": {"file": str(ss.initial_training), "labelled_by": given_by} if ss.initial_training else None}
+            "given": {"file": str(ss.initial_training), "labelled_by": dict(given_by)} if ss.initial_training else None}
 
 
 def _made_by(info: dict) -> str:
     """What labelled a given training frame, from its provenance (``code`` and the ``labeller``
     parameters that ``pbe_labels.py export`` writes), e.g. ``gpaw 26.7.0, PBE``; "not stated" without."""
-    import json
-
     code = str(info.get("code") or "").strip()
     try:
         params = json.loads(info["labeller"]) if isinstance(info.get("labeller"), str) else {}
